@@ -1,0 +1,321 @@
+"""Simulated listeners: they stream the room's audio and record what a person would hear.
+
+Each listener is an asyncio Protocol (no task per connection, no stream reader), reads
+Ogg pages without decoding (chaos.ogg), and runs a playout model: audio plays in real
+time from the first page; when the audio received falls behind the wall clock the
+buffer is empty and the listener hears dead air. Connection losses are retried with a
+backoff schedule like a real app's. Everything is recorded on the run's timeline.
+
+Events (kind, fields):
+    listener.join          attempt                    a connection attempt starts
+    listener.connected     attempt, status            HTTP response headers received
+    listener.first_audio   attempt, title             first audio page of a connection
+    listener.stream        title, serial              first audio page of a logical stream
+    listener.switch        from, to                   the stream title changed (hold <-> live)
+    listener.stall_start   -                          the playout buffer ran dry (dead air)
+    listener.stall_end     duration, open             audio again (open: still dry at the end)
+    listener.disconnect    reason, attempt            eof, reset, timeout, refused, http_404, ...
+    listener.reconnect     attempt, delay             a retry is scheduled after `delay`
+    listener.gave_up       attempts                   the backoff schedule is exhausted
+    listener.lost_pages    count                      page-sequence gaps (audio lost in transit)
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .ogg import OggFormatError, OggTracker
+from .timeline import Timeline
+
+# LiveKit's client reconnect schedule: 0, 0.3, 1.2, 2.7, 4.8 s, then 7 s, ten tries in all.
+DEFAULT_BACKOFF = (0.0, 0.3, 1.2, 2.7, 4.8, 7.0, 7.0, 7.0, 7.0, 7.0)
+
+
+@dataclass(frozen=True)
+class PlayoutSettings:
+    """How the simulated player turns received audio into heard audio."""
+
+    min_stall: float = 0.02  # shorter gaps (under one Opus frame) are not counted as dead air
+    read_timeout: float = 10.0  # no bytes for this long: the client declares the connection lost
+    connect_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    count: int
+    host: str
+    port: int
+    path: str = "/live"
+    backoff: Sequence[float] = DEFAULT_BACKOFF
+    playout: PlayoutSettings = field(default_factory=PlayoutSettings)
+
+
+class Playout:
+    """Real-time playout of received audio; reports the spans where the buffer ran dry."""
+
+    __slots__ = ("started", "start", "received", "stalled", "stall_open_at", "min_stall")
+
+    def __init__(self, min_stall: float = 0.02):
+        self.started = False
+        self.start = 0.0  # when playback began
+        self.received = 0.0  # seconds of audio received so far
+        self.stalled = 0.0  # seconds spent in dead air so far (playback paused)
+        self.stall_open_at: float | None = None  # set once a stall has been reported as started
+        self.min_stall = min_stall
+
+    def dry_at(self) -> float:
+        """The time at which the buffer runs (or ran) dry if no more audio arrives."""
+        return self.start + self.stalled + self.received
+
+    def add(self, seconds: float, now: float) -> tuple[float, float] | None:
+        """Audio arrived at `now`. Returns (start, end) of a dead-air span it ended, if any."""
+        if not self.started:
+            self.started = True
+            self.start = now
+            self.received = seconds
+            return None
+        if seconds <= 0.0:
+            return None
+        dry = self.start + self.stalled + self.received
+        span = None
+        if now - dry >= self.min_stall:
+            self.stalled += now - dry
+            span = (dry, now)
+        elif now > dry:
+            self.stalled += now - dry  # an inaudible gap: the clock still slips
+        self.received += seconds
+        self.stall_open_at = None
+        return span
+
+    def buffered(self, now: float) -> float:
+        return self.dry_at() - now if self.started else 0.0
+
+
+class Listener(asyncio.Protocol):
+    """One simulated listener. Reused across its reconnections."""
+
+    def __init__(self, lid: str, swarm: "Swarm"):
+        self.lid = lid
+        self.swarm = swarm
+        self.timeline = swarm.timeline
+        self.ogg = OggTracker()
+        self.playout = Playout(swarm.settings.playout.min_stall)
+        self.transport: asyncio.Transport | None = None
+        self.attempt = 0  # tries since the last successful audio
+        self.connected = False  # HTTP 200 received on the current connection
+        self.audio_on_connection = False
+        self.last_data = 0.0
+        self.closing_reason: str | None = None
+        self._head = bytearray()
+        self.gave_up = False
+        self.stopped = False
+        self.title: str | None = None
+        self._lost_reported = 0
+
+    # -- connection lifecycle ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.closing_reason = None
+        self._head.clear()
+        self.ogg.reset()
+        self.connected = False
+        self.audio_on_connection = False
+        self.last_data = self.timeline.clock.now()
+        s = self.swarm.settings
+        transport.write(  # type: ignore[attr-defined]
+            f"GET {s.path} HTTP/1.0\r\nHost: {s.host}:{s.port}\r\nUser-Agent: deadair-listener\r\n"
+            "Icy-MetaData: 0\r\n\r\n".encode())
+
+    def data_received(self, data: bytes) -> None:
+        now = self.timeline.clock.now()
+        self.last_data = now
+        if not self.connected:
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._head) > 16384:
+                    self._fail("bad_response")
+                return
+            status_line = bytes(self._head[: self._head.find(b"\r\n")])
+            parts = status_line.split()
+            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+            if status != 200:
+                self._fail(f"http_{status}" if status else "bad_response")
+                return
+            self.connected = True
+            self.timeline.record("listener.connected", self.lid, now, attempt=self.attempt, status=status)
+            data = bytes(self._head[end + 4:])
+            self._head.clear()
+            if not data:
+                return
+        try:
+            seconds = self.ogg.feed(data)
+        except OggFormatError:
+            self._fail("bad_ogg")
+            return
+        if self.ogg.switches:
+            self._on_streams(now)
+        if seconds > 0.0:
+            if not self.audio_on_connection:
+                self.audio_on_connection = True
+                self.timeline.record("listener.first_audio", self.lid, now, attempt=self.attempt,
+                                     title=self.ogg.title)
+                self.attempt = 0
+            if self.playout.stall_open_at is None and self.playout.started and now - self.playout.dry_at() >= self.playout.min_stall:
+                self.timeline.record("listener.stall_start", self.lid, self.playout.dry_at())
+            span = self.playout.add(seconds, now)
+            if span is not None:
+                self.timeline.record("listener.stall_end", self.lid, now, duration=round(span[1] - span[0], 6),
+                                     open=False)
+        if self.ogg.lost_pages != self._lost_reported:
+            self.timeline.record("listener.lost_pages", self.lid, now,
+                                 count=self.ogg.lost_pages - self._lost_reported)
+            self._lost_reported = self.ogg.lost_pages
+
+    def _on_streams(self, now: float) -> None:
+        for title in self.ogg.switches:
+            self.timeline.record("listener.stream", self.lid, now, title=title, serial=self.ogg.serial)
+            if title != self.title:
+                if self.title is not None or title is not None:
+                    self.timeline.record("listener.switch", self.lid, now, **{"from": self.title, "to": title})
+                self.title = title
+        self.ogg.switches.clear()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        reason = self.closing_reason
+        if reason is None:
+            if exc is None:
+                reason = "eof"
+            elif isinstance(exc, ConnectionResetError):
+                reason = "reset"
+            else:
+                reason = type(exc).__name__
+        self._disconnected(reason)
+
+    def _fail(self, reason: str) -> None:
+        self.closing_reason = reason
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _disconnected(self, reason: str) -> None:
+        now = self.timeline.clock.now()
+        self.connected = False
+        self.timeline.record("listener.disconnect", self.lid, now, reason=reason, attempt=self.attempt)
+        if self.stopped:
+            return
+        self.swarm.schedule_retry(self)
+
+    # -- watchdog ---------------------------------------------------------------------------------
+    def check(self, now: float) -> None:
+        """Called about twice a second: read timeouts and stalls that are still open."""
+        if self.transport is not None and now - self.last_data > self.swarm.settings.playout.read_timeout:
+            self._fail("timeout")
+        p = self.playout
+        if p.started and p.stall_open_at is None and now - p.dry_at() >= p.min_stall:
+            p.stall_open_at = p.dry_at()
+            self.timeline.record("listener.stall_start", self.lid, p.dry_at())
+
+    def close(self, now: float) -> None:
+        """End of the run: close the connection and close any open stall at `now`."""
+        self.stopped = True
+        p = self.playout
+        if p.started and now - p.dry_at() >= p.min_stall:
+            if p.stall_open_at is None:
+                self.timeline.record("listener.stall_start", self.lid, p.dry_at())
+            self.timeline.record("listener.stall_end", self.lid, now, duration=round(now - p.dry_at(), 6), open=True)
+        if self.transport is not None:
+            self.closing_reason = "closed"
+            self.transport.abort()
+
+
+class Swarm:
+    """Many listeners on one event loop, with one watchdog for all of them."""
+
+    def __init__(self, settings: ListenerSettings, timeline: Timeline, rng: random.Random | None = None,
+                 prefix: str = "L"):
+        self.settings = settings
+        self.timeline = timeline
+        self.rng = rng or random.Random(0)
+        width = max(4, len(str(settings.count)))
+        self.listeners = [Listener(f"{prefix}{i:0{width}d}", self) for i in range(settings.count)]
+        self._tasks: set[asyncio.Task] = set()
+        self._watchdog: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        """All listeners join at once (arrival patterns come with the swarm work)."""
+        self._loop = asyncio.get_running_loop()
+        for listener in self.listeners:
+            self._spawn(self._connect(listener))
+        self._watchdog = asyncio.create_task(self._watch())
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, listener: Listener) -> None:
+        if listener.stopped:
+            return
+        s = self.settings
+        self.timeline.record("listener.join", listener.lid, attempt=listener.attempt)
+        assert self._loop is not None
+        try:
+            await asyncio.wait_for(
+                self._loop.create_connection(lambda: listener, s.host, s.port),
+                timeout=s.playout.connect_timeout)
+        except asyncio.TimeoutError:
+            listener._disconnected("connect_timeout")
+        except ConnectionRefusedError:
+            listener._disconnected("refused")
+        except (OSError, socket.gaierror) as exc:
+            listener._disconnected(type(exc).__name__)
+
+    def schedule_retry(self, listener: Listener) -> None:
+        schedule = self.settings.backoff
+        if listener.attempt >= len(schedule):
+            listener.gave_up = True
+            self.timeline.record("listener.gave_up", listener.lid, attempts=listener.attempt)
+            return
+        delay = schedule[listener.attempt]
+        listener.attempt += 1
+        self.timeline.record("listener.reconnect", listener.lid, attempt=listener.attempt, delay=delay)
+        assert self._loop is not None
+        self._loop.call_later(delay, lambda: self._spawn(self._connect(listener)))
+
+    async def _watch(self) -> None:
+        clock = self.timeline.clock
+        while True:
+            await asyncio.sleep(0.25)
+            now = clock.now()
+            for listener in self.listeners:
+                listener.check(now)
+
+    def hearing(self) -> int:
+        """Listeners whose buffer holds audio right now."""
+        now = self.timeline.clock.now()
+        return sum(1 for lst in self.listeners if lst.playout.started and lst.playout.dry_at() > now)
+
+    async def wait_all_hearing(self, timeout: float) -> int:
+        """Wait until every listener hears audio (or the timeout); returns how many do."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            n = self.hearing()
+            if n == len(self.listeners) or loop.time() >= deadline:
+                return n
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        now = self.timeline.clock.now()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for listener in self.listeners:
+            listener.close(now)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.sleep(0)

@@ -1,0 +1,150 @@
+"""The pytest plugin (entry point `pytest11`): experiment YAML files become test items.
+
+As Tavern does for API tests, each experiment file under the folders named by the ini
+option `deadair_paths` (default: `experiments`) is collected as one item; an invalid
+file is a collection error with `file:line:column`. Experiment tags become markers, and
+every item carries the `deadair` marker, so `pytest -m "deadair and smoke"` works.
+
+Stacks are shared by the session: the first item (or the `deadair_stack` fixture) that
+needs a stack starts it, and the session takes down what it started unless
+`--deadair-keep-stack` is given.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from .errors import DeadairError, ExperimentError
+from .experiment import Experiment, load_experiment
+from .runner import RunOptions, RunResult, run
+from .stack import Stack, find_stack
+
+_STACKS = pytest.StashKey["_Stacks"]()
+
+
+class _Stacks:
+    """Stacks started by this session, shared by every item and fixture."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.started: dict[str, Stack] = {}
+        self.known: dict[str, Stack] = {}
+
+    def get(self, name: str = "audio-room", near: Path | None = None) -> Stack:
+        project = self.config.getoption("deadair_project")
+        stack = Stack(find_stack(name, near=near), project)
+        if stack.project in self.known:
+            return self.known[stack.project]
+        if not stack.is_running():
+            stack.up()
+            self.started[stack.project] = stack
+        self.known[stack.project] = stack
+        return stack
+
+    def close(self) -> None:
+        if self.config.getoption("deadair_keep_stack"):
+            return
+        for stack in self.started.values():
+            stack.down()
+        self.started.clear()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("deadair", "deadair chaos experiments")
+    group.addoption("--deadair-keep-stack", action="store_true", dest="deadair_keep_stack",
+                    help="leave stacks this session started running")
+    group.addoption("--deadair-journal-dir", dest="deadair_journal_dir", default=None,
+                    help="where run journals go (default: <rootdir>/.deadair/runs)")
+    group.addoption("--deadair-project", dest="deadair_project", default=None,
+                    help="compose project name of the stack (default deadair-<stack>)")
+    parser.addini("deadair_paths", type="linelist", default=["experiments"],
+                  help="folders whose *.yaml files are deadair experiments")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "deadair: a deadair experiment (collected from YAML)")
+    config.stash[_STACKS] = _Stacks(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stacks = config.stash.get(_STACKS, None)
+    if stacks is not None:
+        stacks.close()
+
+
+def _is_experiment_path(path: Path, config: pytest.Config) -> bool:
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    root = Path(str(config.rootpath))
+    for folder in config.getini("deadair_paths"):
+        base = (root / folder).resolve()
+        if base == path.resolve().parent or base in path.resolve().parents:
+            return True
+    return False
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if _is_experiment_path(file_path, parent.config):
+        return ExperimentFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ExperimentFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            exp = load_experiment(self.path)
+        except ExperimentError as exc:
+            raise self.CollectError(f"invalid deadair experiment:\n{exc}") from None
+        yield ExperimentItem.from_parent(self, name=exp.title, experiment=exp)
+
+
+class ExperimentFailed(Exception):
+    def __init__(self, result: RunResult):
+        self.result = result
+        super().__init__(result.status)
+
+
+class ExperimentItem(pytest.Item):
+    """One experiment run as a test: passes when every verdict passes."""
+
+    def __init__(self, *, experiment: Experiment, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.experiment = experiment
+        self.result: RunResult | None = None
+        self.add_marker("deadair")
+        for tag in experiment.tags:
+            self.config.addinivalue_line("markers", f"{tag}: deadair experiment tag")
+            self.add_marker(tag)
+
+    def runtest(self) -> None:
+        stacks: _Stacks = self.config.stash[_STACKS]
+        stacks.get(self.experiment.stack, near=self.path.parent)
+        journal = self.config.getoption("deadair_journal_dir") or str(Path(str(self.config.rootpath)) / ".deadair" / "runs")
+        lines: list[str] = []
+        self.result = run(self.experiment, RunOptions(keep_stack=True, journal_dir=Path(journal),
+                                                      project=self.config.getoption("deadair_project"),
+                                                      progress=lines.append))
+        self.add_report_section("call", "deadair", "\n".join(lines))
+        if self.result.exit_code != 0:
+            raise ExperimentFailed(self.result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
+        if isinstance(excinfo.value, ExperimentFailed):
+            from .report import render
+
+            return render(excinfo.value.result)
+        if isinstance(excinfo.value, DeadairError):
+            return f"deadair: {excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"deadair experiment: {self.name}"
+
+
+@pytest.fixture(scope="session")
+def deadair_stack(request: pytest.FixtureRequest) -> Stack:
+    """The audio-room stack, running and healthy; started once per session if needed."""
+    stacks: _Stacks = request.config.stash[_STACKS]
+    return stacks.get("audio-room", near=Path(str(request.config.rootpath)))

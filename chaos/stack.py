@@ -1,0 +1,372 @@
+"""The stack under test: a Docker Compose project whose nodes and links come from labels.
+
+Nodes are compose services. Links are Toxiproxy proxies declared on the service that
+carries the `deadair.toxiproxy` label, one label per link:
+
+    deadair.link.mic: "0.0.0.0:8001 -> origin:8000"
+
+so a user's own compose file can be described the same way, without Python constants.
+Compose (v2 `docker compose` or v1 `docker-compose`) starts and stops the project; the
+Docker SDK inspects it and acts on single containers.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from docker.errors import DockerException, ImageNotFound, NotFound
+
+from . import engine
+from .errors import EnvironmentNotReady
+from .toxiproxy import Toxiproxy, ToxiproxyError
+
+COMPOSE_FILE_NAMES = ("docker-compose.yml", "compose.yaml", "compose.yml", "docker-compose.yaml")
+_LINK_LABEL = re.compile(r"^deadair\.link\.([a-z0-9][a-z0-9_.-]*)$")
+_LINK_SPEC = re.compile(r"^\s*(\S+:\d+)\s*->\s*(\S+:\d+)\s*$")
+
+
+class StackError(EnvironmentNotReady):
+    """The stack could not be started, reached or inspected."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """A Toxiproxy proxy between two services (or between the host and a service)."""
+
+    name: str
+    listen: str  # host:port inside the stack's network
+    upstream: str  # service:port
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @property
+    def upstream_node(self) -> str:
+        return self.upstream.rsplit(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class StackDefinition:
+    """What a compose file declares: nodes, links, the Toxiproxy service and images."""
+
+    name: str
+    compose_file: Path
+    services: dict[str, dict[str, Any]]
+    toxiproxy_service: str
+    toxiproxy_api_port: int
+    links: dict[str, Link]
+
+    @property
+    def nodes(self) -> list[str]:
+        """Fault targets: every service but Toxiproxy, which is the instrument itself."""
+        return [s for s in self.services if s != self.toxiproxy_service]
+
+    @property
+    def images(self) -> list[str]:
+        return sorted({str(s["image"]) for s in self.services.values() if s.get("image")})
+
+    @classmethod
+    def load(cls, compose_file: Path, name: str | None = None) -> "StackDefinition":
+        try:
+            doc = yaml.safe_load(compose_file.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise StackError(f"cannot read the stack's compose file {compose_file}: {exc}") from exc
+        services = (doc or {}).get("services") or {}
+        if not isinstance(services, dict) or not services:
+            raise StackError(f"{compose_file}: no services")
+        tox_service, api_port, links = None, 8474, {}
+        for svc, spec in services.items():
+            labels = _labels(spec)
+            if "deadair.toxiproxy" in labels:
+                tox_service = svc
+                api_port = int(labels["deadair.toxiproxy"] or 8474)
+                for key, value in labels.items():
+                    m = _LINK_LABEL.match(key)
+                    if not m:
+                        continue
+                    spec_m = _LINK_SPEC.match(str(value))
+                    if not spec_m:
+                        raise StackError(
+                            f"{compose_file}: label {key}={value!r} is not 'LISTEN_HOST:PORT -> SERVICE:PORT'")
+                    links[m.group(1)] = Link(m.group(1), spec_m.group(1), spec_m.group(2))
+        if tox_service is None:
+            raise StackError(f"{compose_file}: no service carries the label deadair.toxiproxy")
+        for link in links.values():
+            if link.upstream_node not in services:
+                raise StackError(f"{compose_file}: link {link.name} goes to {link.upstream_node}, not a service")
+        return cls(name or compose_file.parent.name, compose_file, services, tox_service, api_port, links)
+
+
+def _labels(spec: dict[str, Any]) -> dict[str, str]:
+    labels = spec.get("labels") or {}
+    if isinstance(labels, list):  # ["a=b", ...]
+        return dict(str(item).split("=", 1) if "=" in str(item) else (str(item), "") for item in labels)
+    return {str(k): "" if v is None else str(v) for k, v in labels.items()}
+
+
+def repo_root() -> Path:
+    """The checkout this package runs from (holds compose/ and experiments/)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def find_stack(name_or_path: str, near: Path | None = None) -> StackDefinition:
+    """Resolve `audio-room` (a folder under some compose/) or a path to a compose file or folder."""
+    candidates: list[Path] = []
+    given = Path(name_or_path)
+    if given.is_absolute() or os.sep in name_or_path or name_or_path.endswith((".yml", ".yaml")):
+        base = given if given.is_absolute() else ((near or Path.cwd()) / given)
+        candidates.append(base)
+    else:
+        starts = [p for p in (near, Path.cwd(), repo_root()) if p is not None]
+        for start in starts:
+            for parent in [start.resolve(), *start.resolve().parents]:
+                candidates.append(parent / "compose" / name_or_path)
+    for cand in candidates:
+        if cand.is_file():
+            return StackDefinition.load(cand, name_or_path if not cand.suffix else cand.parent.name)
+        for fname in COMPOSE_FILE_NAMES:
+            if (cand / fname).is_file():
+                return StackDefinition.load(cand / fname, cand.name)
+    raise StackError(f"no stack named {name_or_path!r}: looked for compose/{name_or_path}/docker-compose.yml "
+                     f"from {near or Path.cwd()} upwards and in {repo_root()}")
+
+
+class Compose:
+    """The compose CLI: v2 (`docker compose`) where present, else v1 (`docker-compose`)."""
+
+    def __init__(self, project: str, compose_file: Path):
+        self.project = project
+        self.compose_file = compose_file
+        self.command = compose_command()
+
+    def run(self, *args: str, timeout: float = 180.0) -> str:
+        cmd = [*self.command, "-p", self.project, "-f", str(self.compose_file), *args]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise StackError(f"`{' '.join(cmd)}` did not finish within {timeout:.0f}s") from exc
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+            raise StackError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{tail}")
+        return proc.stdout
+
+
+def compose_command() -> list[str]:
+    """The compose CLI to use, or an error saying how to get one."""
+    override = os.environ.get("DEADAIR_COMPOSE")
+    if override:
+        return override.split()
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=20)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise EnvironmentNotReady("no Docker Compose found (neither `docker compose` nor `docker-compose`); "
+                              "run `deadair setup` or install Docker Compose")
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    state: str  # running, exited, paused, missing, ...
+    health: str  # healthy, unhealthy, starting, none
+    container_id: str | None = None
+
+
+@dataclass
+class LinkStatus:
+    name: str
+    listen: str
+    upstream: str
+    present: bool
+    enabled: bool
+    toxics: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StackStatus:
+    project: str
+    nodes: list[NodeStatus]
+    links: list[LinkStatus]
+
+    @property
+    def healthy(self) -> bool:
+        return all(n.state == "running" and n.health in ("healthy", "none") for n in self.nodes) and all(
+            link.present and link.enabled and not link.toxics for link in self.links)
+
+
+class Stack:
+    """A running (or startable) compose project of one stack definition."""
+
+    def __init__(self, definition: StackDefinition, project: str | None = None):
+        self.definition = definition
+        self.project = project or os.environ.get("DEADAIR_PROJECT") or f"deadair-{definition.name}"
+        self.project = re.sub(r"[^a-z0-9_-]", "", self.project.lower())
+
+    @cached_property
+    def docker(self):
+        return engine.connect()
+
+    @cached_property
+    def compose(self) -> Compose:
+        return Compose(self.project, self.definition.compose_file)
+
+    # -- inspection -------------------------------------------------------------------------
+    def containers(self, service: str | None = None, all: bool = True) -> list:
+        labels = [f"com.docker.compose.project={self.project}"]
+        if service:
+            labels.append(f"com.docker.compose.service={service}")
+        try:
+            return self.docker.containers.list(all=all, filters={"label": labels})
+        except DockerException as exc:
+            raise StackError(f"cannot list the containers of {self.project}: {exc}") from exc
+
+    def container(self, node: str):
+        """The container of a node; an error when the node is not part of this stack."""
+        if node not in self.definition.services:
+            raise StackError(f"{node!r} is not a node of stack {self.definition.name} "
+                             f"(nodes: {', '.join(self.definition.nodes)})")
+        found = self.containers(node)
+        if not found:
+            raise StackError(f"node {node} of {self.project} has no container; is the stack up?")
+        return found[0]
+
+    def is_running(self) -> bool:
+        """Every service has a running container."""
+        running = {c.labels.get("com.docker.compose.service") for c in self.containers(all=False)}
+        return set(self.definition.services) <= running
+
+    def published(self, service: str, container_port: int) -> tuple[str, int]:
+        """The host address where a container port is published (ports are never fixed)."""
+        c = self.container(service)
+        c.reload()
+        bindings = (c.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{container_port}/tcp") or []
+        for b in bindings:
+            host = b.get("HostIp") or "127.0.0.1"
+            if host in ("0.0.0.0", "::", ""):
+                host = "127.0.0.1"
+            if ":" in host:  # skip IPv6 bindings
+                continue
+            return host, int(b["HostPort"])
+        raise StackError(f"port {container_port} of {service} is not published on the host; "
+                         f"add \"127.0.0.1::{container_port}\" to its ports")
+
+    def toxiproxy(self) -> Toxiproxy:
+        host, port = self.published(self.definition.toxiproxy_service, self.definition.toxiproxy_api_port)
+        return Toxiproxy(f"http://{host}:{port}")
+
+    def link(self, name: str) -> Link:
+        try:
+            return self.definition.links[name]
+        except KeyError:
+            raise StackError(f"{name!r} is not a link of stack {self.definition.name} "
+                             f"(links: {', '.join(self.definition.links)})") from None
+
+    def link_address(self, name: str) -> tuple[str, int]:
+        """Where a process on the host reaches a link (for the listeners' entry points)."""
+        return self.published(self.definition.toxiproxy_service, self.link(name).listen_port)
+
+    def status(self) -> StackStatus:
+        nodes = []
+        by_service = {c.labels.get("com.docker.compose.service"): c for c in self.containers()}
+        for svc in self.definition.services:
+            c = by_service.get(svc)
+            if c is None:
+                nodes.append(NodeStatus(svc, "missing", "none"))
+                continue
+            state = c.attrs.get("State", {})
+            health = (state.get("Health") or {}).get("Status", "none")
+            nodes.append(NodeStatus(svc, state.get("Status", c.status), health, c.id))
+        links = []
+        proxies = {}
+        if self.definition.toxiproxy_service in by_service and by_service[self.definition.toxiproxy_service].status == "running":
+            try:
+                proxies = self.toxiproxy().proxies()
+            except (ToxiproxyError, StackError):
+                proxies = {}
+        for link in self.definition.links.values():
+            p = proxies.get(link.name)
+            links.append(LinkStatus(link.name, link.listen, link.upstream, p is not None,
+                                    bool(p and p.enabled),
+                                    [f"{t.name}({t.type})" for t in p.toxics] if p else []))
+        return StackStatus(self.project, nodes, links)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def check_images(self) -> None:
+        missing = []
+        for image in self.definition.images:
+            try:
+                self.docker.images.get(image)
+            except ImageNotFound:
+                missing.append(image)
+            except DockerException as exc:
+                raise StackError(f"cannot inspect image {image}: {exc}") from exc
+        if missing:
+            raise EnvironmentNotReady(f"image(s) {', '.join(missing)} not built; run `deadair setup`")
+
+    def up(self, timeout: float = 120.0) -> float:
+        """Start the stack and wait until every node is healthy and every link exists.
+
+        Toxiproxy starts first so that its proxies exist before any service dials them.
+        Returns the seconds it took.
+        """
+        t0 = time.monotonic()
+        self.check_images()
+        self.compose.run("up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout)
+        self.create_links(deadline=t0 + timeout)
+        self.compose.run("up", "-d", "--no-build", timeout=timeout)
+        self.wait_healthy(deadline=t0 + timeout)
+        return time.monotonic() - t0
+
+    def create_links(self, deadline: float) -> None:
+        tox = self.toxiproxy()
+        while True:
+            try:
+                tox.version()
+                break
+            except ToxiproxyError as exc:
+                if time.monotonic() > deadline:
+                    raise StackError(f"Toxiproxy of {self.project} did not come up: {exc}") from exc
+                time.sleep(0.1)
+        tox.populate([{"name": link.name, "listen": link.listen, "upstream": link.upstream, "enabled": True}
+                      for link in self.definition.links.values()])
+
+    def wait_healthy(self, deadline: float, nodes: list[str] | None = None) -> None:
+        """Wait until the given nodes (default all) run and pass their healthchecks."""
+        wanted = set(nodes or self.definition.services)
+        last: list[str] = []
+        while True:
+            status = self.status()
+            last = [f"{n.name}: {n.state}/{n.health}" for n in status.nodes
+                    if n.name in wanted and not (n.state == "running" and n.health in ("healthy", "none"))]
+            if not last:
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"stack {self.project} not healthy in time: {'; '.join(last)}")
+            time.sleep(0.2)
+
+    def down(self, timeout: float = 120.0) -> None:
+        self.compose.run("down", "--remove-orphans", "-v", "-t", "2", timeout=timeout)
+
+    def logs(self, service: str | None = None, tail: int = 200) -> str:
+        args = ["logs", "--no-color", f"--tail={tail}"]
+        if service:
+            args.append(service)
+        return self.compose.run(*args, timeout=60)
+
+    def node_exists(self, node: str) -> bool:
+        try:
+            self.container(node)
+            return True
+        except (StackError, NotFound):
+            return False

@@ -1,0 +1,131 @@
+"""A small Toxiproxy v2 API client with a timeout on every call.
+
+Why not toxiproxy-python (named in the design): its 0.1.1 release (2019) keeps the
+server address in class attributes (one server per process), sets no request
+timeouts, lets 500/503 answers pass silently and has no toxic update or
+/populate. Every call here has a timeout and every non-2xx answer raises.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from .errors import EnvironmentNotReady
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class ToxiproxyError(Exception):
+    """Toxiproxy answered with an error, or did not answer in time."""
+
+
+@dataclass
+class Toxic:
+    name: str
+    type: str
+    stream: str = "downstream"
+    toxicity: float = 1.0
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Proxy:
+    name: str
+    listen: str
+    upstream: str
+    enabled: bool
+    toxics: list[Toxic] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Proxy":
+        return cls(
+            name=data["name"],
+            listen=data["listen"],
+            upstream=data["upstream"],
+            enabled=bool(data["enabled"]),
+            toxics=[
+                Toxic(t["name"], t["type"], t.get("stream", "downstream"),
+                      float(t.get("toxicity", 1.0)), dict(t.get("attributes") or {}))
+                for t in data.get("toxics") or []
+            ],
+        )
+
+
+class Toxiproxy:
+    """One Toxiproxy server, addressed by its API URL (e.g. http://127.0.0.1:32768)."""
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._http = requests.Session()
+
+    def _call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        try:
+            r = self._http.request(method, self.url + path, json=body,
+                                   timeout=timeout or self.timeout)
+        except requests.RequestException as exc:
+            raise ToxiproxyError(f"Toxiproxy at {self.url} did not answer {method} {path}: {exc}") from exc
+        if not 200 <= r.status_code < 300:
+            try:
+                detail = r.json().get("error") or r.text
+            except ValueError:
+                detail = r.text or "(empty body)"
+            raise ToxiproxyError(f"Toxiproxy {method} {path}: HTTP {r.status_code}: {detail}")
+        if r.status_code == 204 or not r.content:
+            return None
+        return r.json()
+
+    def ensure_reachable(self) -> str:
+        """Return the server version, or raise an error that says what to do."""
+        try:
+            return str(self._call("GET", "/version")["version"])
+        except (ToxiproxyError, KeyError, TypeError) as exc:
+            raise EnvironmentNotReady(
+                f"Toxiproxy is unreachable at {self.url} ({exc}); start the stack with `deadair stack up`"
+            ) from exc
+
+    def version(self) -> str:
+        return str(self._call("GET", "/version")["version"])
+
+    def proxies(self) -> dict[str, Proxy]:
+        return {name: Proxy.from_json(p) for name, p in self._call("GET", "/proxies").items()}
+
+    def proxy(self, name: str) -> Proxy:
+        return Proxy.from_json(self._call("GET", f"/proxies/{name}"))
+
+    def populate(self, proxies: list[dict[str, Any]]) -> None:
+        """Create or update proxies; unchanged ones keep their toxics (server semantics)."""
+        self._call("POST", "/populate", proxies)
+
+    def set_enabled(self, name: str, enabled: bool) -> Proxy:
+        return Proxy.from_json(self._call("PATCH", f"/proxies/{name}", {"enabled": enabled}))
+
+    def add_toxic(self, proxy: str, toxic: Toxic) -> Toxic:
+        self._call("POST", f"/proxies/{proxy}/toxics", {
+            "name": toxic.name, "type": toxic.type, "stream": toxic.stream,
+            "toxicity": toxic.toxicity, "attributes": toxic.attributes,
+        })
+        return toxic
+
+    def update_toxic(self, proxy: str, name: str, attributes: dict[str, Any],
+                     toxicity: float | None = None) -> None:
+        body: dict[str, Any] = {"attributes": attributes}
+        if toxicity is not None:
+            body["toxicity"] = toxicity
+        self._call("PATCH", f"/proxies/{proxy}/toxics/{name}", body)
+
+    def remove_toxic(self, proxy: str, name: str) -> bool:
+        """Remove a toxic; False when it was already gone (idempotent rollback)."""
+        try:
+            self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
+        except ToxiproxyError as exc:
+            if "HTTP 404" in str(exc):
+                return False
+            raise
+        return True
+
+    def reset(self) -> None:
+        """Enable every proxy and remove every toxic."""
+        self._call("POST", "/reset")
