@@ -8,11 +8,11 @@ Undo actions are idempotent and each has a verification.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from docker.errors import APIError, DockerException, NotFound
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from . import engine
 from .errors import TargetError
@@ -155,16 +155,17 @@ def _start_container(action: dict[str, Any]) -> None:
 
 def _verify_container(action: dict[str, Any]) -> None:
     client = engine.connect()
-    deadline = time.monotonic() + VERIFY_TIMEOUT
-    while True:
-        c = client.containers.get(action["container"])
-        state = c.attrs.get("State", {})
+
+    def check() -> None:
+        state = client.containers.get(action["container"]).attrs.get("State", {})
         health = (state.get("Health") or {}).get("Status", "none")
-        if state.get("Status") == "running" and health in ("healthy", "none"):
-            return
-        if time.monotonic() > deadline:
+        if not (state.get("Status") == "running" and health in ("healthy", "none")):
             raise FaultError(f"node {action.get('node')} is {state.get('Status')}/{health}, not running and healthy")
-        time.sleep(0.2)
+
+    for attempt in Retrying(stop=stop_after_delay(VERIFY_TIMEOUT), wait=wait_fixed(0.2),
+                            retry=retry_if_exception_type(FaultError), reraise=True):
+        with attempt:
+            check()
 
 
 UNDO: dict[str, tuple[Callable[[dict], None], Callable[[dict], None]]] = {

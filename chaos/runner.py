@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, engine
+from . import __version__
 from .errors import DeadairError, EnvironmentNotReady
 from .experiment import Experiment
 from .faults import Fault, FaultError, make_fault
@@ -207,9 +207,29 @@ class _Run:
                 signal.signal(signum, handler)
 
 
+def _signals_raise() -> dict[int, Any]:
+    """Outside the event loop, SIGINT and SIGTERM raise Interrupted so clean-up still runs."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+
+    return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
 def run(experiment: Experiment, options: RunOptions | None = None) -> RunResult:
     """Run one experiment against its stack; always rolls back; never leaves a stack it started."""
     opt = options or RunOptions()
+    saved = _signals_raise()
+    try:
+        return _run(experiment, opt)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
     r = _Run(experiment, opt)
     result = RunResult(experiment, r.ledger.run_id, "error", EXIT_ENVIRONMENT)
     stack: Stack | None = None
@@ -231,9 +251,14 @@ def run(experiment: Experiment, options: RunOptions | None = None) -> RunResult:
             r.timings["stack_up"] = stack.up()
             r.say(f"  stack {stack.project} up in {r.timings['stack_up']:.1f}s")
         result.versions = _versions(stack)
-        asyncio.run(r.main(stack, faults))
+        try:
+            asyncio.run(r.main(stack, faults))
+        finally:
+            _signals_raise()  # closing the loop reset them to the defaults
     except asyncio.CancelledError:
         pass  # a signal cancelled the run; handled below
+    except Interrupted as exc:
+        r.interrupted = r.interrupted or exc.signum
     except KeyboardInterrupt:
         r.interrupted = r.interrupted or signal.SIGINT
     except (DeadairError, FaultError) as exc:

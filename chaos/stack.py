@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 from docker.errors import DockerException, ImageNotFound, NotFound
 
 from . import engine
@@ -330,14 +331,13 @@ class Stack:
 
     def create_links(self, deadline: float) -> None:
         tox = self.toxiproxy()
-        while True:
-            try:
-                tox.version()
-                break
-            except ToxiproxyError as exc:
-                if time.monotonic() > deadline:
-                    raise StackError(f"Toxiproxy of {self.project} did not come up: {exc}") from exc
-                time.sleep(0.1)
+        try:
+            for attempt in Retrying(stop=stop_after_delay(max(0.0, deadline - time.monotonic())),
+                                    wait=wait_fixed(0.1), retry=retry_if_exception_type(ToxiproxyError), reraise=True):
+                with attempt:
+                    tox.version()
+        except ToxiproxyError as exc:
+            raise StackError(f"Toxiproxy of {self.project} did not come up: {exc}") from exc
         tox.populate([{"name": link.name, "listen": link.listen, "upstream": link.upstream, "enabled": True}
                       for link in self.definition.links.values()])
 

@@ -122,3 +122,21 @@ def test_target_outside_the_stack_is_refused_before_anything_starts(stack, tmp_p
     assert proc.returncode == 2
     assert "'db-primary' is not a link of stack audio-room" in proc.stderr
     assert stack.toxiproxy().proxy("mic").enabled
+
+
+def test_sigterm_while_the_stack_starts_leaves_nothing_behind(stack, tmp_path, state_dir):
+    """A run that started its own stack takes it down on every exit path, even mid-start."""
+    project = "deadair-sigterm-probe"
+    proc = subprocess.Popen([sys.executable, "-m", "chaos", "run", str(FLAGSHIP), "--project", project,
+                             "--journal-dir", str(tmp_path / "runs")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    label = {"label": f"com.docker.compose.project={project}"}
+    deadline = time.monotonic() + 60
+    while not stack.docker.containers.list(all=True, filters=label):
+        assert time.monotonic() < deadline, "the run never started its stack"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out + err
+    assert not stack.docker.containers.list(all=True, filters=label)
+    assert not stack.docker.networks.list(filters=label)
