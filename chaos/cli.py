@@ -89,7 +89,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
     for link in status.links:
         state = "missing" if not link.present else ("up" if link.enabled else "DOWN")
         toxics = f"  toxics: {', '.join(link.toxics)}" if link.toxics else ""
-        print(f"  link {link.name:<14} {state:<10} {link.listen} -> {link.upstream}{toxics}")
+        host = f"  (host: {link.host_url})" if link.host_url else ""
+        print(f"  link {link.name:<14} {state:<10} {link.listen} -> {link.upstream}{host}{toxics}")
     return 0 if status.healthy else 1
 
 

@@ -69,8 +69,9 @@ class Step:
 @dataclass(frozen=True)
 class ListenersSpec:
     count: int = 20
-    via: str = "entry"
-    path: str = "/live"
+    join: str = "room-api"  # join through room-api, then stream the URL it returns; or "direct"
+    via: str = "entry-api"  # the link joins go through (room-api) or streams come from (direct)
+    path: str = "/live"  # direct only
     backoff: tuple[float, ...] = DEFAULT_BACKOFF
     read_timeout: float = 10.0
     min_stall: float = 0.02
@@ -310,8 +311,10 @@ def parse_experiment(text: str, path: Path, check_stack: bool = True) -> Experim
     problems += more
 
     lst = data.get("listeners") or {}
+    join = lst.get("join", "room-api")
     listeners = ListenersSpec(
-        count=lst.get("count", 20), via=lst.get("via", "entry"), path=lst.get("path", "/live"),
+        count=lst.get("count", 20), join=join, via=lst.get("via", "entry-api" if join == "room-api" else "entry-lb"),
+        path=lst.get("path", "/live"),
         backoff=tuple(parse_duration(b) for b in lst["backoff"]) if "backoff" in lst else DEFAULT_BACKOFF,
         read_timeout=parse_duration(lst["read_timeout"]) if "read_timeout" in lst else 10.0,
         min_stall=parse_duration(lst["min_stall"]) if "min_stall" in lst else 0.02,

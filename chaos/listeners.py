@@ -7,8 +7,13 @@ buffer is empty and the listener hears dead air. Connection losses are retried w
 backoff schedule like a real app's. Everything is recorded on the run's timeline.
 
 Events (kind, fields):
-    listener.join          attempt                    a connection attempt starts
-    listener.connected     attempt, status            HTTP response headers received
+    listener.join          attempt                    join request sent to room-api (or, joining
+                                                      directly, the first stream connection starts)
+    listener.joined        status, latency            room-api answered the join with a stream URL
+    listener.join_failed   status, reason, latency    room-api refused or did not answer
+    listener.connect       attempt                    a stream connection attempt starts
+    listener.connected     attempt, status, server    HTTP response headers received (server: the
+                                                      load balancer's X-Served-By, if any)
     listener.first_audio   attempt, title             first audio page of a connection
     listener.stream        title, serial              first audio page of a logical stream
     listener.switch        from, to                   the stream title changed (hold <-> live)
@@ -22,10 +27,14 @@ Events (kind, fields):
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import json
 import random
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
+from urllib.parse import urlsplit
 
 from .ogg import OggFormatError, OggTracker
 from .timeline import Timeline
@@ -44,13 +53,40 @@ class PlayoutSettings:
 
 
 @dataclass(frozen=True)
-class ListenerSettings:
-    count: int
+class StreamAddress:
     host: str
     port: int
-    path: str = "/live"
+    path: str
+
+    @classmethod
+    def from_url(cls, url: str) -> "StreamAddress":
+        """Parse a stream URL; only loopback addresses are accepted (the stack's published links)."""
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or not parts.port:
+            raise ValueError(f"not an http://host:port/path stream URL: {url!r}")
+        host = parts.hostname
+        if host != "localhost":
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(f"stream URL host {host!r} is not an IP address") from None
+            if not ip.is_loopback:
+                raise ValueError(f"stream URL {url!r} is not on loopback; listeners only go to the stack")
+        return cls(host, parts.port, parts.path or "/")
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    """Where listeners go. With `join_api` and `room`, each listener joins through room-api and
+    streams from the URL it is given; otherwise it streams from `stream` directly."""
+
+    count: int
+    stream: StreamAddress | None = None
+    join_api: tuple[str, int] | None = None
+    room: str | None = None
     backoff: Sequence[float] = DEFAULT_BACKOFF
     playout: PlayoutSettings = field(default_factory=PlayoutSettings)
+    join_timeout: float = 5.0
 
 
 class Playout:
@@ -114,6 +150,8 @@ class Listener(asyncio.Protocol):
         self.stopped = False
         self.title: str | None = None
         self._lost_reported = 0
+        self.stream: StreamAddress | None = swarm.settings.stream  # learned from the join when None
+        self.listener_id: str | None = None
 
     # -- connection lifecycle ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -124,7 +162,8 @@ class Listener(asyncio.Protocol):
         self.connected = False
         self.audio_on_connection = False
         self.last_data = self.timeline.clock.now()
-        s = self.swarm.settings
+        s = self.stream
+        assert s is not None
         transport.write(  # type: ignore[attr-defined]
             f"GET {s.path} HTTP/1.0\r\nHost: {s.host}:{s.port}\r\nUser-Agent: deadair-listener\r\n"
             "Icy-MetaData: 0\r\n\r\n".encode())
@@ -139,14 +178,19 @@ class Listener(asyncio.Protocol):
                 if len(self._head) > 16384:
                     self._fail("bad_response")
                 return
-            status_line = bytes(self._head[: self._head.find(b"\r\n")])
-            parts = status_line.split()
+            lines = bytes(self._head[:end]).split(b"\r\n")
+            parts = lines[0].split()
             status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
             if status != 200:
                 self._fail(f"http_{status}" if status else "bad_response")
                 return
+            server = None
+            for line in lines[1:]:
+                if line[:13].lower() == b"x-served-by: ":
+                    server = line[13:].decode("latin-1").strip()
             self.connected = True
-            self.timeline.record("listener.connected", self.lid, now, attempt=self.attempt, status=status)
+            self.timeline.record("listener.connected", self.lid, now, attempt=self.attempt, status=status,
+                                 server=server)
             data = bytes(self._head[end + 4:])
             self._head.clear()
             if not data:
@@ -258,15 +302,50 @@ class Swarm:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _join(self, listener: Listener) -> bool:
+        """Ask room-api for a stream URL. False (and a retry scheduled) when it fails."""
+        s = self.settings
+        assert s.join_api is not None and s.room is not None
+        t0 = time.monotonic()
+        self.timeline.record("listener.join", listener.lid, attempt=listener.attempt)
+        status, reason, answer = 0, "", {}
+        try:
+            status, answer = await asyncio.wait_for(
+                post_json(s.join_api[0], s.join_api[1], f"/rooms/{s.room}/join", {"user": listener.lid}),
+                timeout=s.join_timeout)
+            if status == 200:
+                listener.stream = StreamAddress.from_url(str(answer.get("stream_url")))
+                listener.listener_id = answer.get("listener_id")
+                self.timeline.record("listener.joined", listener.lid, status=status,
+                                     latency=round(time.monotonic() - t0, 6))
+                return True
+            reason = str(answer.get("error", ""))[:200]
+        except asyncio.TimeoutError:
+            reason = "timeout"
+        except ValueError as exc:
+            reason = str(exc)
+        except OSError as exc:
+            reason = type(exc).__name__
+        self.timeline.record("listener.join_failed", listener.lid, status=status, reason=reason,
+                             latency=round(time.monotonic() - t0, 6))
+        self.schedule_retry(listener)
+        return False
+
     async def _connect(self, listener: Listener) -> None:
         if listener.stopped:
             return
         s = self.settings
-        self.timeline.record("listener.join", listener.lid, attempt=listener.attempt)
-        assert self._loop is not None
+        if listener.stream is None:
+            if not await self._join(listener):
+                return
+        elif s.join_api is None and listener.attempt == 0 and not listener.playout.started:
+            self.timeline.record("listener.join", listener.lid, attempt=0)
+        self.timeline.record("listener.connect", listener.lid, attempt=listener.attempt)
+        stream = listener.stream
+        assert self._loop is not None and stream is not None
         try:
             await asyncio.wait_for(
-                self._loop.create_connection(lambda: listener, s.host, s.port),
+                self._loop.create_connection(lambda: listener, stream.host, stream.port),
                 timeout=s.playout.connect_timeout)
         except asyncio.TimeoutError:
             listener._disconnected("connect_timeout")
@@ -319,3 +398,23 @@ class Swarm:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.sleep(0)
+
+
+async def post_json(host: str, port: int, path: str, body: dict) -> tuple[int, dict]:
+    """A one-shot HTTP/1.1 POST with a JSON body; returns (status, parsed JSON or {})."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        payload = json.dumps(body).encode()
+        writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+        raw = await reader.read(-1)
+    finally:
+        writer.close()
+    head, _, content = raw.partition(b"\r\n\r\n")
+    parts = head.split(b"\r\n", 1)[0].split()
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    try:
+        answer = json.loads(content) if content else {}
+    except ValueError:
+        answer = {}
+    return status, answer if isinstance(answer, dict) else {}

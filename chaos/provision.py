@@ -293,4 +293,31 @@ def setup(say: Progress, root: Path | None = None) -> SetupResult:
         return None, f"{', '.join(built) or 'nothing to build'} (BASE={base})"
 
     step("images", images)
+    step("fixtures", lambda: (None, copy_fixtures(client, (root or repo_root()) / "fixtures" / "generated")))
     return SetupResult(steps, base)
+
+
+def copy_fixtures(client: docker.DockerClient, dest: Path, image: str = "deadair/audio-room:latest",
+                  source: str = "/usr/share/deadair/audio") -> str:
+    """Copy the audio generated at build time out of the image, for people to listen to."""
+    import io
+    import tarfile
+
+    try:
+        container = client.containers.create(image, command=["true"])
+    except (APIError, DockerException) as exc:
+        return f"not copied ({exc})"
+    try:
+        stream, _ = container.get_archive(source)
+        data = io.BytesIO(b"".join(stream))
+    finally:
+        container.remove(force=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    names = []
+    with tarfile.open(fileobj=data) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                member.name = Path(member.name).name
+                tar.extract(member, dest, filter="data")
+                names.append(member.name)
+    return f"{', '.join(sorted(names))} -> {dest}"

@@ -29,7 +29,8 @@ from .experiment import Experiment
 from .faults import Fault, FaultError, make_fault
 from .hypotheses import History, Verdict, Window, check, resolve_measure
 from .ledger import Ledger, RollbackReport, sweep
-from .listeners import ListenerSettings, PlayoutSettings, Swarm
+from .listeners import ListenerSettings, PlayoutSettings, StreamAddress, Swarm
+from .room import RoomApi, RoomApiError
 from .stack import Stack, find_stack
 from .timeline import Timeline
 
@@ -126,14 +127,22 @@ class _Run:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self._on_signal, signum, me)
         exp, tl, clock = self.exp, self.timeline, self.timeline.clock
-        host, port = stack.link_address(exp.listeners.via)
-        settings = ListenerSettings(
-            count=exp.listeners.count, host=host, port=port, path=exp.listeners.path,
-            backoff=exp.listeners.backoff,
-            playout=PlayoutSettings(min_stall=exp.listeners.min_stall, read_timeout=exp.listeners.read_timeout))
+        spec = exp.listeners
+        host, port = stack.link_address(spec.via)
+        common = dict(count=spec.count, backoff=spec.backoff,
+                      playout=PlayoutSettings(min_stall=spec.min_stall, read_timeout=spec.read_timeout))
+        room_api = None
+        if spec.join == "room-api":
+            room_api = RoomApi(f"http://{host}:{port}")
+            room = await self.blocking(lambda: room_api.live_room(f"deadair: {exp.title}"))
+            tl.record("run.room", "runner", room=room, api=room_api.base_url)
+            settings = ListenerSettings(join_api=(host, port), room=room, **common)
+        else:
+            settings = ListenerSettings(stream=StreamAddress(host, port, spec.path), **common)
         swarm = Swarm(settings, tl, random.Random(exp.seed))
         try:
-            tl.record("run.listeners", "runner", count=settings.count, via=exp.listeners.via, address=f"{host}:{port}")
+            tl.record("run.listeners", "runner", count=settings.count, join=spec.join, via=spec.via,
+                      address=f"{host}:{port}")
             joined = clock.now()
             await swarm.start()
             heard = await swarm.wait_all_hearing(exp.windows.warmup)
@@ -158,6 +167,11 @@ class _Run:
             self.status = "judged"
         finally:
             await swarm.stop()
+            if room_api is not None and settings.room:
+                try:
+                    await self.blocking(lambda: room_api.transition(settings.room, "end"), timeout=5)
+                except (RoomApiError, asyncio.TimeoutError):
+                    pass  # the room outlives the run only in room-api's store
             tl.record("run.end", "runner")
             if threading.current_thread() is threading.main_thread():
                 for signum in (signal.SIGINT, signal.SIGTERM):

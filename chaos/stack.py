@@ -114,6 +114,10 @@ def _labels(spec: dict[str, Any]) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in labels.items()}
 
 
+def _link_env(name: str) -> str:
+    return f"DEADAIR_LINK_{re.sub('[^A-Z0-9]', '_', name.upper())}_URL"
+
+
 def repo_root() -> Path:
     """The checkout this package runs from (holds compose/ and experiments/)."""
     return Path(__file__).resolve().parent.parent
@@ -149,10 +153,11 @@ class Compose:
         self.compose_file = compose_file
         self.command = compose_command()
 
-    def run(self, *args: str, timeout: float = 180.0) -> str:
+    def run(self, *args: str, timeout: float = 180.0, env: dict[str, str] | None = None) -> str:
         cmd = [*self.command, "-p", self.project, "-f", str(self.compose_file), *args]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                  env={**os.environ, **(env or {})})
         except subprocess.TimeoutExpired as exc:
             raise StackError(f"`{' '.join(cmd)}` did not finish within {timeout:.0f}s") from exc
         if proc.returncode != 0:
@@ -192,6 +197,7 @@ class LinkStatus:
     present: bool
     enabled: bool
     toxics: list[str] = field(default_factory=list)
+    host_url: str | None = None  # where a process on the host reaches the link, if published
 
 
 @dataclass
@@ -277,6 +283,17 @@ class Stack:
         """Where a process on the host reaches a link (for the listeners' entry points)."""
         return self.published(self.definition.toxiproxy_service, self.link(name).listen_port)
 
+    def link_urls(self) -> dict[str, str]:
+        """DEADAIR_LINK_<NAME>_URL for every link published on the host (compose interpolates them)."""
+        out = {}
+        for link in self.definition.links.values():
+            try:
+                host, port = self.link_address(link.name)
+            except StackError:
+                continue
+            out[_link_env(link.name)] = f"http://{host}:{port}"
+        return out
+
     def status(self) -> StackStatus:
         nodes = []
         by_service = {c.labels.get("com.docker.compose.service"): c for c in self.containers()}
@@ -295,11 +312,13 @@ class Stack:
                 proxies = self.toxiproxy().proxies()
             except (ToxiproxyError, StackError):
                 proxies = {}
+        urls = self.link_urls() if proxies else {}
         for link in self.definition.links.values():
             p = proxies.get(link.name)
             links.append(LinkStatus(link.name, link.listen, link.upstream, p is not None,
                                     bool(p and p.enabled),
-                                    [f"{t.name}({t.type})" for t in p.toxics] if p else []))
+                                    [f"{t.name}({t.type})" for t in p.toxics] if p else [],
+                                    urls.get(_link_env(link.name))))
         return StackStatus(self.project, nodes, links)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -323,10 +342,19 @@ class Stack:
         """
         t0 = time.monotonic()
         self.check_images()
-        self.compose.run("up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout)
-        self.create_links(deadline=t0 + timeout)
-        self.compose.run("up", "-d", "--no-build", timeout=timeout)
-        self.wait_healthy(deadline=t0 + timeout)
+        was_running = bool(self.containers())
+        try:
+            self.compose.run("up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout)
+            self.create_links(deadline=t0 + timeout)
+            self.compose.run("up", "-d", "--no-build", timeout=timeout, env=self.link_urls())
+            self.wait_healthy(deadline=t0 + timeout)
+        except BaseException:
+            if not was_running:  # leave nothing behind from a start that failed
+                try:
+                    self.down()
+                except StackError:
+                    pass
+            raise
         return time.monotonic() - t0
 
     def create_links(self, deadline: float) -> None:
@@ -338,8 +366,22 @@ class Stack:
                     tox.version()
         except ToxiproxyError as exc:
             raise StackError(f"Toxiproxy of {self.project} did not come up: {exc}") from exc
-        tox.populate([{"name": link.name, "listen": link.listen, "upstream": link.upstream, "enabled": True}
-                      for link in self.definition.links.values()])
+        self.ensure_links(tox)
+
+    def ensure_links(self, tox: Toxiproxy) -> None:
+        """Create missing links; leave existing ones alone (their connections and state).
+
+        Not /populate: Toxiproxy reports `0.0.0.0:8001` back as `[::]:8001`, so populate would
+        see every proxy as changed and recreate it, dropping every connection through it.
+        """
+        existing = tox.proxies()
+        for link in self.definition.links.values():
+            p = existing.get(link.name)
+            if p is not None and p.upstream == link.upstream and p.listen.rsplit(":", 1)[1] == str(link.listen_port):
+                continue
+            if p is not None:
+                tox.delete_proxy(link.name)
+            tox.create_proxy(link.name, link.listen, link.upstream)
 
     def wait_healthy(self, deadline: float, nodes: list[str] | None = None) -> None:
         """Wait until the given nodes (default all) run and pass their healthchecks."""

@@ -95,9 +95,12 @@ class Toxiproxy:
     def proxy(self, name: str) -> Proxy:
         return Proxy.from_json(self._call("GET", f"/proxies/{name}"))
 
-    def populate(self, proxies: list[dict[str, Any]]) -> None:
-        """Create or update proxies; unchanged ones keep their toxics (server semantics)."""
-        self._call("POST", "/populate", proxies)
+    def create_proxy(self, name: str, listen: str, upstream: str) -> Proxy:
+        return Proxy.from_json(self._call("POST", "/proxies", {"name": name, "listen": listen,
+                                                              "upstream": upstream, "enabled": True}))
+
+    def delete_proxy(self, name: str) -> None:
+        self._call("DELETE", f"/proxies/{name}")
 
     def set_enabled(self, name: str, enabled: bool) -> Proxy:
         return Proxy.from_json(self._call("PATCH", f"/proxies/{name}", {"enabled": enabled}))

@@ -55,3 +55,53 @@ def deadair(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: floa
     """The CLI as a user runs it, in a child process."""
     return subprocess.run([sys.executable, "-m", "chaos", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def listen(stack: Stack, count: int, seconds: float, during=None, warmup: float = 15.0):
+    """Run `count` listeners that join a fresh live room through room-api; call `during()` (blocking,
+    in a thread) once they all hear audio; keep listening `seconds` more. Returns the timeline."""
+    import asyncio
+
+    from chaos.listeners import ListenerSettings, Swarm
+    from chaos.room import RoomApi
+    from chaos.timeline import Timeline
+
+    host, port = stack.link_address("entry-api")
+    room = RoomApi(f"http://{host}:{port}").live_room("integration test")
+    tl = Timeline()
+
+    async def main():
+        swarm = Swarm(ListenerSettings(count=count, join_api=(host, port), room=room), tl)
+        await swarm.start()
+        heard = await swarm.wait_all_hearing(warmup)
+        assert heard == count, f"only {heard} of {count} listeners hear audio"
+        tl.record("test.ready", "test")
+        if during is not None:
+            await asyncio.to_thread(during)
+        await asyncio.sleep(seconds)
+        await swarm.stop()
+
+    asyncio.run(main())
+    return tl
+
+
+def icecast_stats(stack: Stack, node: str) -> dict:
+    """Icecast's own numbers, read on its published port (not through any link)."""
+    import requests
+
+    host, port = stack.published(node, 8000)
+    sources = requests.get(f"http://{host}:{port}/status-json.xsl", timeout=5).json()["icestats"].get("source", [])
+    sources = [sources] if isinstance(sources, dict) else sources
+    return {s["listenurl"].rsplit("/", 1)[1]: s for s in sources}
+
+
+def haproxy_status(stack: Stack) -> dict[str, str]:
+    """Server name -> status (UP, DOWN, ...) from HAProxy's stats CSV."""
+    import csv
+    import io
+
+    import requests
+
+    host, port = stack.published("lb", 8404)
+    text = requests.get(f"http://{host}:{port}/stats;csv", timeout=5).text.lstrip("# ")
+    return {row["svname"]: row["status"] for row in csv.DictReader(io.StringIO(text)) if row["pxname"] == "edges"}

@@ -16,11 +16,7 @@ from chaos.stack import Stack
 from conftest import FLAGSHIP, ROOT, deadair
 
 
-def test_stack_is_healthy_and_links_come_from_labels(stack: Stack):
-    status = stack.status()
-    assert status.healthy, status
-    assert {n.name for n in status.nodes} == {"toxiproxy", "origin", "mic", "hold-music"}
-    assert {link.name for link in status.links} >= {"mic", "hold", "entry"}
+def test_stack_status_from_the_cli(stack: Stack):
     proc = deadair("stack", "status")
     assert proc.returncode == 0, proc.stderr
     assert "link mic" in proc.stdout and "healthy" in proc.stdout
@@ -98,7 +94,7 @@ def test_signal_during_the_cut_rolls_back_before_exit(stack, tmp_path, state_dir
 
 def test_invalid_experiment_exits_2_and_starts_nothing(stack, tmp_path, state_dir):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(FLAGSHIP.read_text().replace("for: 8s", "for: 8 seconds").replace("via: entry", "via: entry\n  colour: red"))
+    bad.write_text(FLAGSHIP.read_text().replace("for: 8s", "for: 8 seconds").replace("  join: room-api", "  colour: red\n  join: room-api"))
     project = "deadair-invalid-probe"
     proc = deadair("run", str(bad), "--project", project, "--journal-dir", str(tmp_path / "runs"))
     assert proc.returncode == 2
