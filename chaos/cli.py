@@ -12,11 +12,24 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import DeadairError, ExperimentError
+from .errors import DeadairError, ExperimentError, Problem
 
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    from .experiment import parse_var
+
+    out = {}
+    for text in getattr(args, "var", None) or []:
+        try:
+            key, value = parse_var(text)
+        except ValueError as exc:
+            raise ExperimentError([Problem("--var", 0, 0, str(exc))]) from None
+        out[key] = value
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -24,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report import render
     from .runner import RunOptions, run
 
-    exp = load_experiment(args.file)
+    exp = load_experiment(args.file, overrides=_overrides(args))
     result = run(exp, RunOptions(keep_stack=args.keep_stack, journal_dir=Path(args.journal_dir),
                                  project=args.project, progress=_say))
     if args.json and result.summary:
@@ -42,12 +55,81 @@ def cmd_validate(args: argparse.Namespace) -> int:
     code = 0
     for f in args.files:
         try:
-            exp = load_experiment(f)
+            exp = load_experiment(f, overrides=_overrides(args))
             print(f"{f}: ok ({exp.title}; {len(exp.method)} step(s), {exp.listeners.count} listeners)")
         except ExperimentError as exc:
             print(exc, file=sys.stderr)
             code = exc.exit_code
     return code
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .experiment import load_experiment
+    from .report import render_plan
+
+    print(render_plan(load_experiment(args.file, overrides=_overrides(args))))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .experiment import load_experiment
+    from .faults import FAULTS
+    from .hypotheses import MEASURES
+    from .plan import method_length
+
+    if args.what == "faults":
+        for name, cls in FAULTS.items():
+            params = ", ".join(f"{k}{'' if p.required else '?'}" for k, p in cls.params_spec.items())
+            print(f"{name:<18} {cls.target_kind:<5} {cls.summary}" + (f"  [{params}]" if params else ""))
+        return 0
+    if args.what == "measures":
+        for name, m in MEASURES.items():
+            print(f"{name:<28} {m.unit:<9} default {m.default_stat:<4} {m.doc}")
+        return 0
+    code = 0
+    files = []
+    for folder in args.paths or ["experiments"]:
+        p = Path(folder)
+        files += sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml")) + sorted(p.glob("*.json")) if p.is_dir() else [p]
+    for f in files:
+        try:
+            exp = load_experiment(f)
+            length = method_length(exp.plan())
+            tags = f"  [{', '.join(exp.tags)}]" if exp.tags else ""
+            print(f"{str(f):<48} {exp.title}{tags}  ({len(exp.method)} steps, {length:g}s method, "
+                  f"{exp.listeners.count} listeners)")
+        except ExperimentError as exc:
+            print(f"{str(f):<48} INVALID: {len(exc.problems)} problem(s); `deadair validate {f}`")
+            code = 2
+    return code
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Translate a Chaos Toolkit experiment to deadair YAML (to read, edit and keep)."""
+    import yaml as _yaml
+
+    from . import chaostoolkit
+    from .experiment import load_experiment, load_yaml
+
+    text = Path(args.file).read_text() if Path(args.file).is_file() else None
+    if text is None:
+        raise ExperimentError([Problem(args.file, 0, 0, "no such file")])
+    data, pos, problems = load_yaml(text, args.file)
+    if problems:
+        raise ExperimentError(problems)
+    if not chaostoolkit.looks_like(data):
+        raise ExperimentError([Problem(args.file, 1, 1, "not a Chaos Toolkit experiment "
+                                                        "(no steady-state-hypothesis, no activities with a provider)")])
+    load_experiment(args.file)  # every problem, located in the original file
+    out, _, _ = chaostoolkit.translate(data, pos, args.file)
+    rendered = f"# translated from the Chaos Toolkit experiment {args.file} by `deadair import`\n" + \
+        _yaml.safe_dump(out, sort_keys=False, allow_unicode=True)
+    if args.output:
+        Path(args.output).write_text(rendered)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        print(rendered, end="")
+    return 0
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -115,8 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"deadair {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
+    var_help = "set a variable, or any key by its dotted path (listeners.count=500); repeatable"
     r = sub.add_parser("run", help="run an experiment and judge its hypotheses")
     r.add_argument("file")
+    r.add_argument("--var", action="append", metavar="NAME=VALUE", help=var_help)
     r.add_argument("--keep-stack", action="store_true", help="leave a stack this run started running")
     r.add_argument("--journal-dir", default=".deadair/runs", help="where journals go (default .deadair/runs)")
     r.add_argument("--project", help="compose project name (default deadair-<stack>)")
@@ -125,7 +209,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check experiment files; touches nothing")
     v.add_argument("files", nargs="+")
+    v.add_argument("--var", action="append", metavar="NAME=VALUE", help=var_help)
     v.set_defaults(fn=cmd_validate)
+
+    pl = sub.add_parser("plan", help="print an experiment's timeline; touches nothing")
+    pl.add_argument("file")
+    pl.add_argument("--var", action="append", metavar="NAME=VALUE", help=var_help)
+    pl.set_defaults(fn=cmd_plan)
+
+    ls = sub.add_parser("list", help="list experiments (default folder experiments/), or the faults or measures")
+    ls.add_argument("paths", nargs="*")
+    ls.add_argument("--faults", dest="what", action="store_const", const="faults")
+    ls.add_argument("--measures", dest="what", action="store_const", const="measures")
+    ls.set_defaults(fn=cmd_list, what="experiments")
+
+    im = sub.add_parser("import", help="translate a Chaos Toolkit experiment (JSON or YAML) to deadair YAML")
+    im.add_argument("file")
+    im.add_argument("-o", "--output")
+    im.set_defaults(fn=cmd_import)
 
     s = sub.add_parser("setup", help="engine, compose, Toxiproxy and images (idempotent)")
     s.set_defaults(fn=cmd_setup)

@@ -1,16 +1,22 @@
 """Experiments: YAML files loaded into a typed model, or rejected with every problem located.
 
-Loading is three passes, each reporting `file:line:column: what is wrong, what was expected`:
-  1. YAML, composed node by node so every value and key keeps its position (and duplicate
-     keys, which PyYAML would silently overwrite, are errors);
-  2. the JSON Schema shipped in chaos/schema/ (the one editors can use), all errors at once;
-  3. meaning: durations, expectations, measure and fault names, and targets against the
-     stack's compose file, so a bad target is refused before anything starts.
+Loading is a series of passes, each reporting `file:line:column: what is wrong, what was expected`:
+  1. YAML, composed node by node so every value and key keeps its position (duplicate keys,
+     which PyYAML would silently overwrite, are errors). A Chaos Toolkit experiment (JSON or
+     YAML) is recognised here and translated (chaos.chaostoolkit), keeping positions;
+  2. variables: `--var` overrides, then `${name}` replaced by values declared under `vars`
+     (`${links.NAME}`, a link's host URL, stays for run time);
+  3. the JSON Schema shipped in chaos/schema/ (the one editors can use), all errors at once;
+  4. meaning: durations, expectations, measure and fault names and parameters, probes and
+     tolerances, repeats, and targets against the stack's compose file, so that a bad target
+     is refused before anything starts.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -24,10 +30,13 @@ from .errors import EnvironmentNotReady, ExperimentError, Problem
 from .faults import FAULTS
 from .hypotheses import MEASURES, parse_expectation, resolve_measure
 from .listeners import DEFAULT_BACKOFF
+from .probes import DEFAULT_TIMEOUT, ProbeSpec, link_names, tolerance_problems
 from .stack import StackDefinition, find_stack
 from .units import parse_duration
 
 Path_ = tuple[Any, ...]
+PHASES = ("before", "during", "after")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
 
 @lru_cache(maxsize=1)
@@ -42,24 +51,47 @@ def schema() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Check:
-    """An expectation on a measure, where it was written."""
+    """A steady-state check: an expectation on a measure, or a probe with a tolerance."""
 
-    measure: str
-    expect: str
+    measure: str | None = None
+    expect: str | None = None
+    probe: ProbeSpec | None = None
+    tolerance: Any = None
+    every: float | None = 2.0  # probes: sampling interval during the method; None: once, at its end
+    when: tuple[str, ...] = PHASES
     line: int = 0
     column: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.measure if self.measure else f"probe {self.probe.name}"  # type: ignore[union-attr]
+
+    @property
+    def bound(self) -> str:
+        return self.expect if self.measure else f"tolerance {json.dumps(self.tolerance)}"
 
 
 @dataclass(frozen=True)
 class Step:
     index: int
     at: float
-    fault: str
-    duration: float | None  # `for`; None: the fault is reverted right after it acts
-    target: str | None
-    params: dict[str, Any]
-    expect: tuple[Check, ...]
+    kind: str  # fault, probe or action
+    fault: str | None = None
+    probe: ProbeSpec | None = None  # for probe and action steps
+    duration: float | None = None  # `for`; None: a fault is reverted right after it acts
+    every: float | None = None
+    times: int | None = None
+    until: float | None = None
+    target: str | None = None
+    one_of: tuple[str, ...] | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # converted for the fault
+    raw_params: dict[str, Any] = field(default_factory=dict)  # as written
+    expect: tuple[Check, ...] = ()
     line: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.fault or (self.probe.name if self.probe else "")
 
     @property
     def end(self) -> float:
@@ -96,23 +128,42 @@ class Experiment:
     listeners: ListenersSpec = field(default_factory=ListenersSpec)
     windows: Windows = field(default_factory=Windows)
     steady_state: tuple[Check, ...] = ()
+    abort_when: tuple[Check, ...] = ()
     method: tuple[Step, ...] = ()
+    rollbacks: tuple[ProbeSpec, ...] = ()
+    variables: dict[str, Any] = field(default_factory=dict)
+    source: str = "deadair"  # or "chaostoolkit" (translated on load)
 
-    @property
-    def method_length(self) -> float:
-        return max((s.end for s in self.method), default=0.0)
+    def plan(self):
+        from .plan import plan
+
+        return plan(self)
 
 
 # ---------------------------------------------------------------------------------------------
 # pass 1: YAML with positions
 
 
-class _Positions:
+class Positions:
     """Line and column (1-based) of every value and every mapping key, by path."""
 
     def __init__(self) -> None:
         self.values: dict[Path_, tuple[int, int]] = {}
         self.keys: dict[Path_, tuple[int, int]] = {}
+        self.overridden: dict[Path_, str] = {}  # path -> "--var KEY=VALUE" that set it
+
+    def origin(self, path: Path_, file: str) -> tuple[str, int, int] | None:
+        """(label, 0, 0) when a --var override set this path or one of its parents."""
+        for i in range(len(path), 0, -1):
+            if path[:i] in self.overridden:
+                return self.overridden[path[:i]], 0, 0
+        return None
+
+    def problem(self, file: str, path: Path_, message: str, key: bool = False) -> Problem:
+        where = self.origin(tuple(path), file)
+        if where:
+            return Problem(where[0], 0, 0, message)
+        return Problem(file, *self.of(path, key=key), message)
 
     def of(self, path: Path_, key: bool = False) -> tuple[int, int]:
         table = self.keys if key else self.values
@@ -126,8 +177,9 @@ class _Positions:
         return self.values.get((), (1, 1))
 
 
-def _load_yaml(text: str, file: str) -> tuple[Any, _Positions, list[Problem]]:
-    pos = _Positions()
+def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
+    """Parse YAML (or JSON), keeping the position of every node; duplicate keys are problems."""
+    pos = Positions()
     problems: list[Problem] = []
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -150,7 +202,7 @@ def _load_yaml(text: str, file: str) -> tuple[Any, _Positions, list[Problem]]:
             out: dict[Any, Any] = {}
             for knode, vnode in node.value:
                 key = build(knode, path + ("<key>",))
-                if not isinstance(key, (str, int, float, bool)) or isinstance(key, bool):
+                if not isinstance(key, (str, int, float)) or isinstance(key, bool):
                     key = str(key)
                 if key in out:
                     line, col = knode.start_mark.line + 1, knode.start_mark.column + 1
@@ -162,18 +214,105 @@ def _load_yaml(text: str, file: str) -> tuple[Any, _Positions, list[Problem]]:
             return [build(child, path + (i,)) for i, child in enumerate(node.value)]
         try:
             return scalar_loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
             problems.append(Problem(file, *pos.values[path], f"bad value: {exc}"))
             return None
 
-    return build(root, ()), pos, problems
+    try:
+        data = build(root, ())
+    except RecursionError:
+        problems.append(Problem(file, 1, 1, "the document is nested too deeply"))
+        return None, pos, problems
+    return data, pos, problems
 
 
 # ---------------------------------------------------------------------------------------------
-# pass 2: schema
+# pass 2: variables
 
 
-def _schema_problems(data: Any, pos: _Positions, file: str) -> list[Problem]:
+def _apply_overrides(data: dict, overrides: dict[str, str], pos: Positions) -> list[Problem]:
+    """--var KEY=VALUE: a declared variable, or a key of the experiment by its dotted path
+    (missing mappings on the way are created: windows.gate=1s works without a windows key)."""
+    problems = []
+    variables = data.get("vars") if isinstance(data.get("vars"), dict) else None
+    for key, raw in overrides.items():
+        where = f"--var {key}={raw}"
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (dict, list)) or value is None:
+            value = raw
+        if variables is not None and key in variables:
+            variables[key] = value
+            continue
+        parts: list[Any] = [int(p) if p.isdigit() else p for p in key.split(".")]
+        node: Any = data
+        ok = len(parts) > 1 or key in schema()["properties"]  # a bare name must be a variable or a top key
+        for part in parts[:-1] if ok else []:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, dict) and not isinstance(part, int):
+                node[part] = {}
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                ok = False
+                break
+        last = parts[-1]
+        if ok and isinstance(node, dict) and not isinstance(last, int):
+            node[last] = value
+            pos.overridden[tuple(parts)] = where
+        elif ok and isinstance(node, list) and isinstance(last, int) and last < len(node):
+            node[last] = value
+            pos.overridden[tuple(parts)] = where
+        else:
+            declared = ", ".join(variables) if variables else "none"
+            problems.append(Problem(where, 0, 0, f"no variable {key!r} (declared: {declared}) and no key "
+                                                  f"{key!r} in the experiment"))
+    return problems
+
+
+def _interpolate(data: Any, pos: Positions, file: str) -> list[Problem]:
+    """Replace ${name} by the variable's value (typed when it is the whole value)."""
+    variables = data.get("vars") if isinstance(data.get("vars"), dict) else {}
+    problems: list[Problem] = []
+
+    def sub(value: Any, path: Path_) -> Any:
+        if isinstance(value, dict):
+            return {k: sub(v, path + (k,)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [sub(v, path + (i,)) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        whole = _VAR.fullmatch(value)
+        names = _VAR.findall(value)
+        for name in names:
+            if name.startswith("links."):
+                if not {"http", "process"} & set(path):
+                    problems.append(Problem(file, *pos.of(path), f"${{{name}}} is known only when the stack runs: "
+                                                                 "use it in a probe's or action's http or process"))
+            elif name not in variables:
+                hint = difflib.get_close_matches(name, list(variables), n=1)
+                did = f" (did you mean ${{{hint[0]}}}?)" if hint else ""
+                problems.append(Problem(file, *pos.of(path), f"undefined variable ${{{name}}}{did}; "
+                                                             f"declared under vars: {', '.join(variables) or 'none'}"))
+        if whole and whole.group(1) in variables:
+            return variables[whole.group(1)]
+        return _VAR.sub(lambda m: str(variables[m.group(1)]) if m.group(1) in variables else m.group(0), value)
+
+    for key in list(data):
+        if key != "vars":
+            data[key] = sub(data[key], (key,))
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# pass 3: schema
+
+
+def _schema_problems(data: Any, pos: Positions, file: str) -> list[Problem]:
     validator = jsonschema.Draft202012Validator(schema())
     problems = []
     for err in validator.iter_errors(data):
@@ -184,20 +323,21 @@ def _schema_problems(data: Any, pos: _Positions, file: str) -> list[Problem]:
             for key in extra:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
                 did = f" (did you mean {hint[0]!r}?)" if hint else ""
-                problems.append(Problem(file, *pos.of(path + (key,), key=True),
-                                        f"unknown key {key!r}{did}; expected one of: {', '.join(allowed)}"))
+                problems.append(pos.problem(file, path + (key,),
+                                            f"unknown key {key!r}{did}; expected one of: {', '.join(allowed)}", key=True))
             continue
-        line, col = pos.of(path)
         if err.validator == "required":
-            problems.append(Problem(file, line, col, f"{_where(path)}{err.message.replace('is a required property', 'is required')}"))
+            problems.append(pos.problem(file, path, f"{_where(path)}{err.message.replace('is a required property', 'is required')}"))
             continue
         expected = err.schema.get("x-expected") if isinstance(err.schema, dict) else None
         if expected is None and err.validator in ("type", "minItems") and isinstance(err.schema, dict):
             expected = {"array": "a list", "object": "a mapping", "string": "a string",
                         "integer": "a whole number"}.get(str(err.schema.get("type")), err.message)
+        if expected is None and err.validator == "enum":
+            expected = "one of " + ", ".join(map(str, err.schema["enum"]))
         value = err.instance
         shown = repr(value) if not isinstance(value, (dict, list)) else ("a mapping" if isinstance(value, dict) else "a list")
-        problems.append(Problem(file, line, col, f"{_where(path)}{shown} is not valid; expected {expected or err.message}"))
+        problems.append(pos.problem(file, path, f"{_where(path)}{shown} is not valid; expected {expected or err.message}"))
     return problems
 
 
@@ -211,89 +351,183 @@ def _where(path: Path_) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# pass 3: meaning
+# pass 4: meaning
 
 
-def _check_expectations(items: list[dict], base: Path_, pos: _Positions, file: str, scope: str) -> tuple[list[Check], list[Problem]]:
-    checks, problems = [], []
-    for i, item in enumerate(items):
-        path = base + (i,)
-        name, expect = item["measure"], item["expect"]
+class _Meaning:
+    """The semantic pass: builds the model while collecting problems."""
+
+    def __init__(self, data: dict, pos: Positions, file: str, stack_def: StackDefinition | None):
+        self.data, self.pos, self.file, self.stack_def = data, pos, file, stack_def
+        self.problems: list[Problem] = []
+
+    def problem(self, path: Path_, message: str, key: bool = False) -> None:
+        self.problems.append(self.pos.problem(self.file, path, message, key=key))
+
+    def measure_check(self, item: dict, path: Path_, scope: str) -> Check | None:
+        name, expect = item["measure"], item.get("expect")
+        if expect is None:
+            self.problem(path, f"measure {name!r} needs an expect")
+            return None
         try:
             measure, name_stat = resolve_measure(name)
         except KeyError:
             hint = difflib.get_close_matches(name, list(MEASURES), n=1)
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
-            problems.append(Problem(file, *pos.of(path + ("measure",)),
-                                    f"unknown measure {name!r}{did}; expected one of: {', '.join(MEASURES)}, "
-                                    "optionally with a statistic (dead_air.max, reconnect_time.p95)"))
-            continue
+            self.problem(path + ("measure",), f"unknown measure {name!r}{did}; expected one of: {', '.join(MEASURES)}, "
+                                              "optionally with a statistic (dead_air.max, reconnect_time.p95)")
+            return None
         try:
             exp = parse_expectation(expect)
         except ValueError as exc:
-            problems.append(Problem(file, *pos.of(path + ("expect",)), str(exc)))
-            continue
+            self.problem(path + ("expect",), str(exc))
+            return None
         if exp.stat and name_stat and exp.stat != name_stat:
-            problems.append(Problem(file, *pos.of(path + ("expect",)),
-                                    f"{expect!r} asks for {exp.stat} but the measure {name!r} already names {name_stat}"))
-        if measure.unit == "duration" and exp.unit not in ("duration",) and not (exp.low == 0 and exp.unit is None):
-            problems.append(Problem(file, *pos.of(path + ("expect",)),
-                                    f"{name} is a duration; write the bound with a unit, such as \"< 2s\" or \"p95 < 300ms\""))
+            self.problem(path + ("expect",), f"{expect!r} asks for {exp.stat} but the measure {name!r} already names {name_stat}")
+        if measure.unit == "duration" and exp.unit != "duration" and not (exp.low == 0 and exp.unit is None):
+            self.problem(path + ("expect",), f"{name} is a duration; write the bound with a unit, such as \"< 2s\" or \"p95 < 300ms\"")
         if measure.unit == "ratio" and exp.unit == "duration":
-            problems.append(Problem(file, *pos.of(path + ("expect",)),
-                                    f"{name} is a ratio; write the bound as a number or a percentage, such as \">= 0.99\" or \">= 99%\""))
+            self.problem(path + ("expect",), f"{name} is a ratio; write the bound as a number or a percentage, such as \">= 0.99\" or \">= 99%\"")
         if measure.scope != "window" and scope != "step":
-            problems.append(Problem(file, *pos.of(path + ("measure",)),
-                                    f"{name} is measured from a fault's start or end; put it under a method step's expect"))
-        line, col = pos.of(path)
-        checks.append(Check(name, expect, line, col))
-    return checks, problems
+            self.problem(path + ("measure",), f"{name} is measured from a fault's start or end; put it under a method step's expect")
+        when = tuple(item.get("when", PHASES))
+        return Check(measure=name, expect=expect, when=when, line=self.pos.of(path)[0], column=self.pos.of(path)[1])
+
+    def probe_spec(self, item: dict, path: Path_, name: str) -> ProbeSpec | None:
+        kinds = [k for k in ("http", "process") if k in item]
+        if len(kinds) != 1:
+            self.problem(path, f"{name!r} needs exactly one of http or process")
+            return None
+        kind = kinds[0]
+        spec = copy.deepcopy(item[kind])
+        timeout = parse_duration(spec.pop("timeout")) if "timeout" in spec else DEFAULT_TIMEOUT
+        text = json.dumps(spec)
+        for link in link_names(text):
+            if self.stack_def is not None and link not in self.stack_def.links:
+                self.problem(path + (kind,), f"${{links.{link}}}: {link!r} is not a link of stack "
+                                             f"{self.stack_def.name}; links: {', '.join(self.stack_def.links)}")
+        return ProbeSpec(name, kind, spec if kind == "http" else {}, spec if kind == "process" else {}, timeout)
+
+    def steady_check(self, item: dict, path: Path_) -> Check | None:
+        if ("measure" in item) == ("probe" in item):
+            self.problem(path, "a steady-state check has either measure and expect, or probe, http|process and tolerance")
+            return None
+        if "measure" in item:
+            for key in ("http", "process", "tolerance", "every"):
+                if key in item:
+                    self.problem(path + (key,), f"{key!r} belongs to probes, not to measure checks", key=True)
+            return self.measure_check(item, path, "steady")
+        if "expect" in item:
+            self.problem(path + ("expect",), "a probe is judged by its tolerance, not expect", key=True)
+        if "tolerance" not in item:
+            self.problem(path, f"probe {item['probe']!r} needs a tolerance (such as 200 for an HTTP status)")
+            return None
+        for msg in tolerance_problems(item["tolerance"]):
+            self.problem(path + ("tolerance",), msg)
+        spec = self.probe_spec(item, path, item["probe"])
+        every = item.get("every", "2s")
+        return Check(probe=spec, tolerance=item["tolerance"], every=None if every == "end" else parse_duration(every),
+                     when=tuple(item.get("when", PHASES)), line=self.pos.of(path)[0], column=self.pos.of(path)[1]) if spec else None
+
+    def step(self, i: int, raw: dict) -> Step | None:
+        path: Path_ = ("method", i)
+        kinds = [k for k in ("fault", "probe", "action") if k in raw]
+        if len(kinds) != 1:
+            self.problem(path, "a step has exactly one of fault, probe or action")
+            return None
+        kind = kinds[0]
+        at = parse_duration(raw["at"])
+        duration = parse_duration(raw["for"]) if "for" in raw else None
+        every = parse_duration(raw["every"]) if "every" in raw else None
+        until = parse_duration(raw["until"]) if "until" in raw else None
+        times = raw.get("times")
+        if every is not None:
+            if (times is None) == (until is None):
+                self.problem(path + ("every",), "a repeating step needs times or until (not both)", key=True)
+            if every <= 0:
+                self.problem(path + ("every",), "every must be longer than 0s")
+            if duration is not None and duration >= every:
+                self.problem(path + ("for",), f"for ({raw['for']}) must be shorter than every ({raw['every']}): "
+                                              "occurrences of one step may not overlap")
+            if until is not None and until < at:
+                self.problem(path + ("until",), f"until ({raw['until']}) is before at ({raw['at']})")
+        elif times is not None or until is not None:
+            self.problem(path + ("times" if times is not None else "until",), "times and until need every", key=True)
+        target, one_of = None, None
+        if isinstance(raw.get("target"), dict):
+            one_of = tuple(raw["target"]["one_of"])
+        else:
+            target = raw.get("target")
+        if kind == "fault":
+            for key in ("http", "process"):
+                if key in raw:
+                    self.problem(path + (key,), f"{key!r} belongs to probe and action steps", key=True)
+            expects = []
+            for j, item in enumerate(raw.get("expect") or []):
+                c = self.measure_check(item, path + ("expect", j), "step")
+                if c:
+                    expects.append(c)
+            cls = FAULTS.get(raw["fault"])
+            if cls is None:
+                hint = difflib.get_close_matches(raw["fault"], list(FAULTS), n=1)
+                did = f" (did you mean {hint[0]!r}?)" if hint else ""
+                self.problem(path + ("fault",), f"unknown fault {raw['fault']!r}{did}; expected one of: {', '.join(FAULTS)}")
+                return None
+            target = target if (target or one_of) else cls.default_target
+            if self.stack_def is not None:
+                for t in (one_of or (target,)):
+                    for msg in cls.check_target(self.stack_def, t):
+                        self.problem(path + ("target",) if "target" in raw else path + ("fault",), msg)
+            params, more = cls.check_params(raw.get("with") or {})
+            for msg in more:
+                self.problem(path + ("with",) if "with" in raw else path + ("fault",), msg)
+            return Step(i, at, "fault", fault=raw["fault"], duration=duration, every=every, times=times, until=until,
+                        target=target, one_of=one_of, params=params, raw_params=dict(raw.get("with") or {}),
+                        expect=tuple(expects), line=self.pos.of(path)[0])
+        for key in ("target", "with", "expect", "for"):
+            if key in raw:
+                self.problem(path + (key,), f"{key!r} belongs to fault steps, not {kind} steps", key=True)
+        spec = self.probe_spec(raw, path, raw[kind])
+        if spec is None:
+            return None
+        return Step(i, at, kind, probe=spec, every=every, times=times, until=until, line=self.pos.of(path)[0])
 
 
-def _check_steps(data: dict, pos: _Positions, file: str, stack_def: StackDefinition | None) -> tuple[list[Step], list[Problem]]:
-    steps, problems = [], []
-    for i, raw in enumerate(data.get("method") or []):
-        path = ("method", i)
-        name = raw["fault"]
-        cls = FAULTS.get(name)
-        if cls is None:
-            hint = difflib.get_close_matches(name, list(FAULTS), n=1)
-            did = f" (did you mean {hint[0]!r}?)" if hint else ""
-            problems.append(Problem(file, *pos.of(path + ("fault",)),
-                                    f"unknown fault {name!r}{did}; expected one of: {', '.join(FAULTS)}"))
-        elif stack_def is not None:
-            for msg in cls.validate(stack_def, raw.get("target"), raw.get("with") or {}):
-                where = "target" if "target" in raw else ("with" if "with" in raw else "fault")
-                problems.append(Problem(file, *pos.of(path + (where,)), msg))
-        checks, more = _check_expectations(raw.get("expect") or [], path + ("expect",), pos, file, "step")
-        problems += more
-        steps.append(Step(i, parse_duration(raw["at"]), name,
-                          parse_duration(raw["for"]) if "for" in raw else None,
-                          raw.get("target") or (cls.default_target if cls else None),
-                          dict(raw.get("with") or {}), tuple(checks), pos.of(path)[0]))
-    return steps, problems
-
-
-def load_experiment(path: str | Path, check_stack: bool = True) -> Experiment:
-    """Load and validate an experiment file; ExperimentError lists every problem."""
+def load_experiment(path: str | Path, check_stack: bool = True, overrides: dict[str, str] | None = None) -> Experiment:
+    """Load and validate an experiment file (deadair or Chaos Toolkit); ExperimentError lists every problem."""
     p = Path(path)
     file = str(path)
     try:
         text = p.read_text()
     except FileNotFoundError:
         raise ExperimentError([Problem(file, 0, 0, "no such file")]) from None
+    except IsADirectoryError:
+        raise ExperimentError([Problem(file, 0, 0, "is a directory, not an experiment file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ExperimentError([Problem(file, 0, 0, f"cannot read the file: {exc}")]) from None
-    return parse_experiment(text, p, check_stack=check_stack)
+    return parse_experiment(text, p, check_stack=check_stack, overrides=overrides)
 
 
-def parse_experiment(text: str, path: Path, check_stack: bool = True) -> Experiment:
+def parse_experiment(text: str, path: Path, check_stack: bool = True,
+                     overrides: dict[str, str] | None = None) -> Experiment:
     file = str(path)
-    data, pos, problems = _load_yaml(text, file)
+    data, pos, problems = load_yaml(text, file)
     if problems:
         raise ExperimentError(problems)
     if not isinstance(data, dict):
         raise ExperimentError([Problem(file, 1, 1, "expected an experiment: a mapping with title and method")])
+    source = "deadair"
+    from . import chaostoolkit
+
+    if chaostoolkit.looks_like(data):
+        data, pos, problems = chaostoolkit.translate(data, pos, file)
+        source = "chaostoolkit"
+        if problems:
+            raise ExperimentError(problems)
+    problems += _apply_overrides(data, overrides or {}, pos)
+    problems += _interpolate(data, pos, file)
+    if problems:
+        raise ExperimentError(problems)
     problems += _schema_problems(data, pos, file)
     if problems:
         raise ExperimentError(problems)
@@ -305,10 +539,15 @@ def parse_experiment(text: str, path: Path, check_stack: bool = True) -> Experim
             stack_def = find_stack(stack_name, near=path.resolve().parent)
         except EnvironmentNotReady as exc:
             problems.append(Problem(file, *pos.of(("stack",)), str(exc)))
-    steady, more = _check_expectations(data.get("steady_state") or [], ("steady_state",), pos, file, "steady")
-    problems += more
-    steps, more = _check_steps(data, pos, file, stack_def)
-    problems += more
+    m = _Meaning(data, pos, file, stack_def)
+    steady = [c for i, item in enumerate(data.get("steady_state") or [])
+              if (c := m.steady_check(item, ("steady_state", i)))]
+    guards = [c for i, item in enumerate(data.get("abort_when") or [])
+              if (c := m.measure_check(item, ("abort_when", i), "steady"))]
+    steps = [s for i, raw in enumerate(data.get("method") or []) if (s := m.step(i, raw))]
+    rollbacks = [r for i, raw in enumerate(data.get("rollbacks") or [])
+                 if (r := m.probe_spec(raw, ("rollbacks", i), raw["action"]))]
+    problems += m.problems
 
     lst = data.get("listeners") or {}
     join = lst.get("join", "room-api")
@@ -319,16 +558,28 @@ def parse_experiment(text: str, path: Path, check_stack: bool = True) -> Experim
         read_timeout=parse_duration(lst["read_timeout"]) if "read_timeout" in lst else 10.0,
         min_stall=parse_duration(lst["min_stall"]) if "min_stall" in lst else 0.02,
     )
-    if stack_def is not None and listeners.via not in stack_def.links:
+    if stack_def is not None and listeners.count and listeners.via not in stack_def.links:
         problems.append(Problem(file, *pos.of(("listeners", "via")),
                                 f"{listeners.via!r} is not a link of stack {stack_def.name}; "
                                 f"links: {', '.join(stack_def.links)}"))
-    win = data.get("windows") or {}
-    windows = Windows(**{k: parse_duration(v) for k, v in win.items()})
+    uses_listeners = [c for c in [*steady, *guards, *(e for s in steps for e in s.expect)] if c.measure]
+    if listeners.count == 0 and uses_listeners:
+        problems.append(Problem(file, *pos.of(("listeners", "count")),
+                                f"listeners.count is 0 but {uses_listeners[0].measure} is measured from listeners"))
+    windows = Windows(**{k: parse_duration(v) for k, v in (data.get("windows") or {}).items()})
     if problems:
         raise ExperimentError(problems)
     return Experiment(
         path=path, title=data["title"], description=data.get("description", ""),
         tags=tuple(data.get("tags") or ()), seed=int(data.get("seed", 0)), stack=stack_name,
-        listeners=listeners, windows=windows, steady_state=tuple(steady), method=tuple(steps),
+        listeners=listeners, windows=windows, steady_state=tuple(steady), abort_when=tuple(guards),
+        method=tuple(steps), rollbacks=tuple(rollbacks), variables=dict(data.get("vars") or {}), source=source,
     )
+
+
+def parse_var(text: str) -> tuple[str, str]:
+    """`name=value` from the command line; ValueError otherwise."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--var {text!r}: expected NAME=VALUE (a variable, or a dotted key such as listeners.count=500)")
+    return key.strip(), value

@@ -8,7 +8,10 @@ Undo actions are idempotent and each has a verification.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from docker.errors import APIError, DockerException, NotFound
@@ -17,11 +20,66 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 from . import engine
 from .errors import TargetError
 from .stack import Stack, StackError
-from .toxiproxy import Toxiproxy, ToxiproxyError
+from .toxiproxy import Toxic, Toxiproxy, ToxiproxyError
+from .units import parse_duration
 
 
 class FaultError(Exception):
     """A fault could not be applied, reverted or verified."""
+
+
+# -- parameters ------------------------------------------------------------------------------------
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB)?\s*$", re.I)
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(KB/s|kbit/s|MB/s|Mbit/s)\s*$", re.I)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A fault parameter: its kind decides what is accepted and what the fault receives."""
+
+    kind: str  # ms (a duration -> milliseconds), us, bytes, rate (-> KB/s), stream, toxicity, count
+    required: bool = False
+    default: Any = None
+    help: str = ""
+
+    def convert(self, value: Any) -> Any:
+        k = self.kind
+        if k in ("ms", "us"):
+            seconds = parse_duration(value)
+            return int(round(seconds * (1000 if k == "ms" else 1_000_000)))
+        if k == "bytes":
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
+            m = _SIZE.match(str(value)) if isinstance(value, str) else None
+            if not m:
+                raise ValueError(f"{value!r} is not a size such as 1024, 64KB or 1MB")
+            return int(float(m.group(1)) * {"b": 1, "kb": 1024, "mb": 1024 * 1024}[(m.group(2) or "B").lower()])
+        if k == "rate":
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+                return int(value)
+            m = _RATE.match(str(value)) if isinstance(value, str) else None
+            if not m:
+                raise ValueError(f"{value!r} is not a rate such as 64KB/s, 512kbit/s or 1MB/s (a number means KB/s)")
+            scale = {"kb/s": 1.0, "kbit/s": 1 / 8, "mb/s": 1024.0, "mbit/s": 1024 / 8}[m.group(2).lower()]
+            return int(round(float(m.group(1)) * scale))
+        if k == "stream":
+            if value not in ("upstream", "downstream", "both"):
+                raise ValueError(f"{value!r} is not upstream, downstream or both")
+            return value
+        if k == "toxicity":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{value!r} is not a toxicity between 0 and 1")
+            return float(value)
+        if k == "count":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{value!r} is not a whole number of at least 1")
+            return value
+        raise ValueError(f"unknown parameter kind {k}")
+
+    def show(self, value: Any) -> str:
+        unit = {"ms": "ms", "us": "us", "bytes": "B", "rate": "KB/s"}.get(self.kind, "")
+        return f"{value}{unit}"
 
 
 @dataclass
@@ -33,27 +91,55 @@ class Fault:
     default_target: ClassVar[str | None] = None
     summary: ClassVar[str] = ""
 
+    params_spec: ClassVar[dict[str, Param]] = {}
+
     stack: Stack
     target: str
-    params: dict[str, Any]
+    params: dict[str, Any]  # converted (see Param)
+    token: str = "x"  # unique per occurrence in a run: names what the fault creates
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def validate(cls, stack_def, target: str | None, params: dict[str, Any]) -> list[str]:
-        """Problems with a step's target and parameters, checked before anything starts."""
-        problems = []
-        target = target or cls.default_target
+    def check_target(cls, stack_def, target: str | None) -> list[str]:
+        """Problems with a target, checked against the stack's compose file before anything starts."""
         if target is None:
-            problems.append(f"fault {cls.name} needs a target ({cls.target_kind})")
-        elif cls.target_kind == "link" and target not in stack_def.links:
-            problems.append(f"{target!r} is not a link of stack {stack_def.name}; links: {', '.join(stack_def.links)}")
-        elif cls.target_kind == "node" and target not in stack_def.nodes:
-            problems.append(f"{target!r} is not a node of stack {stack_def.name}; nodes: {', '.join(stack_def.nodes)}")
-        if params:
-            problems.append(f"fault {cls.name} takes no parameters (got {', '.join(params)})")
-        return problems
+            return [f"fault {cls.name} needs a target ({cls.target_kind})"]
+        if cls.target_kind == "link" and target not in stack_def.links:
+            return [f"{target!r} is not a link of stack {stack_def.name}; links: {', '.join(stack_def.links)}"]
+        if cls.target_kind == "node" and target not in stack_def.nodes:
+            return [f"{target!r} is not a node of stack {stack_def.name}; nodes: {', '.join(stack_def.nodes)}"]
+        return []
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Converted parameters (defaults filled in) and the problems found."""
+        out: dict[str, Any] = {}
+        problems: list[str] = []
+        for key in params:
+            if key not in cls.params_spec:
+                if not cls.params_spec:
+                    problems.append(f"fault {cls.name} takes no parameters (got {key!r})")
+                    continue
+                hint = difflib.get_close_matches(str(key), list(cls.params_spec), n=1)
+                did = f" (did you mean {hint[0]!r}?)" if hint else ""
+                problems.append(f"fault {cls.name} has no parameter {key!r}{did}; "
+                                f"parameters: {', '.join(cls.params_spec)}")
+        for key, spec in cls.params_spec.items():
+            if key in params:
+                try:
+                    out[key] = spec.convert(params[key])
+                except ValueError as exc:
+                    problems.append(f"{cls.name} {key}: {exc}")
+            elif spec.required:
+                problems.append(f"fault {cls.name} needs parameter {key!r} ({spec.help})")
+            elif spec.default is not None:
+                out[key] = spec.convert(spec.default)
+        return out, problems
 
     def describe(self) -> str:
-        return f"{self.name} {self.target}"
+        shown = ", ".join(f"{k} {spec.show(self.params[k])}" for k, spec in self.params_spec.items()
+                          if k in self.params and self.params[k] != (spec.convert(spec.default) if spec.default is not None else None))
+        return f"{self.name} {self.target}" + (f" ({shown})" if shown else "")
 
     def undo(self) -> dict[str, Any]:
         """The undo action, computed before apply() (so it is on disk before the fault acts)."""
@@ -92,6 +178,60 @@ class MicCut(LinkDown):
     summary: ClassVar[str] = "cut the microphone uplink (mic -> origin link down)"
 
 
+@dataclass
+class ToxicFault(Fault):
+    """A Toxiproxy toxic on a link; `stream: both` puts one on each direction."""
+
+    toxic_type: ClassVar[str] = ""
+    common: ClassVar[dict[str, Param]] = {
+        "stream": Param("stream", default="downstream", help="upstream, downstream or both"),
+        "toxicity": Param("toxicity", default=1.0, help="the chance, per connection, that the toxic applies"),
+    }
+
+    def attributes(self) -> dict[str, Any]:
+        return {k: v for k, v in self.params.items() if k not in ("stream", "toxicity")}
+
+    def _names(self) -> list[tuple[str, str]]:
+        streams = ["upstream", "downstream"] if self.params.get("stream") == "both" else [self.params.get("stream", "downstream")]
+        return [(f"deadair_{self.token}_{s}", s) for s in streams]
+
+    def undo(self) -> dict[str, Any]:
+        return {"action": "toxics.remove", "toxiproxy": self.stack.toxiproxy().url, "proxy": self.target,
+                "toxics": [n for n, _ in self._names()]}
+
+    def apply(self) -> None:
+        tox = self.stack.toxiproxy()
+        for name, stream in self._names():
+            tox.add_toxic(self.target, Toxic(name, self.toxic_type, stream, self.params.get("toxicity", 1.0),
+                                             self.attributes()))
+
+
+def _toxic(name: str, toxic_type: str, summary: str, **params: Param) -> type[ToxicFault]:
+    cls = type(name.replace(".", "_").title().replace("_", ""), (ToxicFault,), {
+        "__annotations__": {}, "name": name, "toxic_type": toxic_type, "summary": summary,
+        "params_spec": {**params, **ToxicFault.common}, "__doc__": summary})
+    return dataclass(cls)
+
+
+LinkLatency = _toxic("link.latency", "latency", "add latency (and jitter) to every chunk of data on a link",
+                     latency=Param("ms", required=True, help="a duration such as 500ms"),
+                     jitter=Param("ms", default="0ms", help="a duration such as 50ms"))
+LinkBandwidth = _toxic("link.bandwidth", "bandwidth", "cap a link's throughput (0 stalls it without closing)",
+                       rate=Param("rate", required=True, help="a rate such as 64KB/s or 512kbit/s"))
+LinkSlowClose = _toxic("link.slow_close", "slow_close", "delay the close of connections on a link",
+                       delay=Param("ms", required=True, help="a duration"))
+LinkTimeout = _toxic("link.timeout", "timeout", "drop all data; close after the timeout (0ms: never)",
+                     timeout=Param("ms", required=True, help="a duration, 0ms for never"))
+LinkResetPeer = _toxic("link.reset_peer", "reset_peer", "reset connections (TCP RST) after the timeout",
+                       timeout=Param("ms", default="0ms", help="a duration"))
+LinkSlicer = _toxic("link.slicer", "slicer", "slice data into small delayed chunks",
+                    average_size=Param("bytes", required=True, help="bytes"),
+                    size_variation=Param("bytes", default=0, help="bytes"),
+                    delay=Param("us", default="0ms", help="a duration between chunks"))
+LinkLimitData = _toxic("link.limit_data", "limit_data", "close connections after a number of bytes",
+                       bytes=Param("bytes", required=True, help="a size such as 64KB"))
+
+
 # -- nodes -------------------------------------------------------------------------------------
 
 
@@ -114,17 +254,21 @@ class NodeStop(Fault):
             raise FaultError(f"could not stop {self.target}: {exc}") from exc
 
 
-FAULTS: dict[str, type[Fault]] = {f.name: f for f in (LinkDown, MicCut, NodeStop)}
+FAULTS: dict[str, type[Fault]] = {f.name: f for f in (
+    LinkDown, MicCut, LinkLatency, LinkBandwidth, LinkSlowClose, LinkTimeout, LinkResetPeer, LinkSlicer,
+    LinkLimitData, NodeStop)}
 
 
-def make_fault(stack: Stack, name: str, target: str | None, params: dict[str, Any]) -> Fault:
+def make_fault(stack: Stack, name: str, target: str | None, params: dict[str, Any], token: str = "x") -> Fault:
+    """A fault bound to a running stack; TargetError when the target is not part of it."""
     cls = FAULTS[name]
     target = target or cls.default_target
-    problems = cls.validate(stack.definition, target, params)
-    if problems:
-        raise TargetError("; ".join(problems))
+    problems = cls.check_target(stack.definition, target)
+    converted, more = cls.check_params(params)
+    if problems or more:
+        raise TargetError("; ".join(problems + more))
     assert target is not None
-    return cls(stack, target, dict(params))
+    return cls(stack, target, converted, token)
 
 
 # -- undo actions --------------------------------------------------------------------------------
@@ -142,6 +286,18 @@ def _verify_link(action: dict[str, Any]) -> None:
     p = Toxiproxy(action["toxiproxy"]).proxy(action["proxy"])
     if not p.enabled:
         raise FaultError(f"link {action['proxy']} is still down")
+
+
+def _remove_toxics(action: dict[str, Any]) -> None:
+    tox = Toxiproxy(action["toxiproxy"])
+    for name in action["toxics"]:
+        tox.remove_toxic(action["proxy"], name)
+
+
+def _verify_toxics(action: dict[str, Any]) -> None:
+    left = {t.name for t in Toxiproxy(action["toxiproxy"]).proxy(action["proxy"]).toxics} & set(action["toxics"])
+    if left:
+        raise FaultError(f"toxics {', '.join(sorted(left))} still on link {action['proxy']}")
 
 
 def _start_container(action: dict[str, Any]) -> None:
@@ -168,9 +324,23 @@ def _verify_container(action: dict[str, Any]) -> None:
             check()
 
 
+def _stack_down(action: dict[str, Any]) -> None:
+    from .stack import Compose
+
+    Compose(action["project"], Path(action["compose_file"])).run("down", "--remove-orphans", "-v", "-t", "2")
+
+
+def _verify_stack_down(action: dict[str, Any]) -> None:
+    left = engine.connect().containers.list(all=True, filters={"label": f"com.docker.compose.project={action['project']}"})
+    if left:
+        raise FaultError(f"{len(left)} container(s) of {action['project']} still exist")
+
+
 UNDO: dict[str, tuple[Callable[[dict], None], Callable[[dict], None]]] = {
     "link.enable": (_enable_link, _verify_link),
+    "toxics.remove": (_remove_toxics, _verify_toxics),
     "container.start": (_start_container, _verify_container),
+    "stack.down": (_stack_down, _verify_stack_down),
 }
 
 

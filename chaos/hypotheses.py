@@ -154,6 +154,7 @@ class FaultSpan:
     """A fault as it happened: from the moment it was applied to the moment it was reverted."""
 
     step: int
+    occurrence: str  # "step.n"
     fault: str
     target: str | None
     start: float
@@ -161,30 +162,44 @@ class FaultSpan:
 
 
 class History:
-    """The timeline, indexed for measures: per-listener events, faults and phases."""
+    """The timeline, indexed for measures: per-listener events, faults, probe samples, phases.
 
-    def __init__(self, events: Iterable[Event]):
+    `end` closes what is still open (a stall, a fault): the run's end, or `now` for a history
+    of a run still going (guardrails).
+    """
+
+    def __init__(self, events: Iterable[Event], end: float | None = None):
         self.events = sorted(events, key=lambda e: e.t)
         self.by_listener: dict[str, list[Event]] = defaultdict(list)
+        self.probes: dict[str, list[Event]] = defaultdict(list)
         self.phases: dict[str, Window] = {}
-        starts: dict[int, Event] = {}
-        self.faults: dict[int, FaultSpan] = {}
+        starts: dict[str, Event] = {}
+        self.faults: dict[str, FaultSpan] = {}
         self.end = self.events[-1].t if self.events else 0.0
         for ev in self.events:
             if ev.kind.startswith("listener."):
                 self.by_listener[ev.src].append(ev)
+            elif ev.kind == "probe.sample":
+                self.probes[ev.src].append(ev)
             elif ev.kind == "run.phase":
                 self.phases[ev.data["name"]] = Window(float(ev.data["start"]), float(ev.data["end"]))
             elif ev.kind == "fault.start":
-                starts[int(ev.data["step"])] = ev
+                starts[str(ev.data["occurrence"])] = ev
             elif ev.kind == "fault.end":
-                s = starts.get(int(ev.data["step"]))
+                s = starts.pop(str(ev.data["occurrence"]), None)
                 if s is not None:
-                    self.faults[s.data["step"]] = FaultSpan(int(s.data["step"]), s.data["fault"],
-                                                            s.data.get("target"), s.t, ev.t)
+                    self.faults[str(s.data["occurrence"])] = FaultSpan(
+                        int(s.data["step"]), str(s.data["occurrence"]), s.data["fault"], s.data.get("target"), s.t, ev.t)
             elif ev.kind == "run.end":
                 self.end = ev.t
+        if end is not None:
+            self.end = end
+        for key, s in starts.items():  # applied and never reverted (yet)
+            self.faults[key] = FaultSpan(int(s.data["step"]), key, s.data["fault"], s.data.get("target"), s.t, self.end)
         self._spans: dict[str, list[tuple[float, float]]] | None = None
+
+    def spans_of_step(self, step: int) -> list[FaultSpan]:
+        return sorted((f for f in self.faults.values() if f.step == step), key=lambda f: f.start)
 
     @property
     def listeners(self) -> list[str]:
@@ -419,12 +434,18 @@ class Verdict:
 
 
 def check(h: History, measure_name: str, expect: str, window: Window, phase: str,
-          fault: FaultSpan | None = None, step: int | None = None) -> Verdict:
-    """Judge one expectation over one window of the history."""
+          fault: FaultSpan | None = None, step: int | None = None,
+          more: list[tuple[FaultSpan, Window]] | None = None) -> Verdict:
+    """Judge one expectation over one window of the history (or, for a repeating step, over the
+    windows of all its occurrences, their samples pooled)."""
     measure, name_stat = resolve_measure(measure_name)
     exp = parse_expectation(expect)
     stat = exp.stat or name_stat or measure.default_stat
     dist = measure.compute(h, window, fault)
+    for f, w in more or []:
+        extra = measure.compute(h, w, f)
+        dist.samples.extend(extra.samples)
+        dist.missing += extra.missing
     value = dist.stat(stat)
     passed = exp.holds(value)
     note = ""
@@ -434,3 +455,39 @@ def check(h: History, measure_name: str, expect: str, window: Window, phase: str
         note = f"{dist.missing} of {dist.count} listeners {what.get(measure.name, 'gave no sample')}"
     return Verdict(phase, measure_name, exp.text, stat, value, passed, window, measure.unit, dist.summary(),
                    step, note)
+
+
+def check_probe(h: History, name: str, tolerance, window: Window, phase: str) -> Verdict:
+    """A probe check holds in a window when it was sampled there and every sample was within tolerance.
+
+    The tolerance is applied again to each recorded output, so a journal can be re-judged."""
+    from .probes import within_tolerance
+
+    eps = 0.05
+    samples = [e for e in h.probes.get(name, []) if window.start - eps <= e.t <= window.end + eps
+               and e.data.get("phase") == phase]
+    ok = [("output" in e.data and within_tolerance(tolerance, e.data["output"])) for e in samples]
+    failed = ok.count(False)
+    note = ""
+    if not samples:
+        note = "no sample taken"
+    elif failed:
+        bad = next(e for e, good in zip(samples, ok) if not good)
+        detail = bad.data.get("error") or _short_output(bad.data.get("output"))
+        note = f"{failed} of {len(samples)} samples outside tolerance; first at t={bad.t:.2f}s: {detail}"
+    import json as _json
+
+    return Verdict(phase, f"probe {name}", f"tolerance {_json.dumps(tolerance)}", "failed", float(failed),
+                   bool(samples) and not failed, window, "probe", {"count": len(samples), "missing": 0,
+                                                                    "p50": float("nan"), "p95": float("nan"),
+                                                                    "p99": float("nan"), "max": float(failed)}, None, note)
+
+
+def _short_output(output) -> str:
+    if isinstance(output, dict):
+        parts = [f"status {output.get('status')}"]
+        body = output.get("body", output.get("stdout"))
+        if body not in (None, ""):
+            parts.append(str(body)[:80].replace("\n", " "))
+        return ", ".join(parts)
+    return str(output)[:80]

@@ -63,11 +63,11 @@ class Ledger:
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
 
-    def intend(self, description: str, undo: dict[str, Any]) -> int:
+    def intend(self, description: str, undo: dict[str, Any], **extra: Any) -> int:
         """Record an undo action before its fault acts. Returns the entry id."""
         with self._lock:
             entry = {"id": len(self.entries), "fault": description, "undo": undo, "status": "applying",
-                     "at": time.time()}
+                     "at": time.time(), **extra}
             self.entries.append(entry)
             self._write()
             return entry["id"]
@@ -93,9 +93,12 @@ class Ledger:
         self.mark(entry["id"], "reverted")
         return None
 
-    def rollback(self) -> RollbackReport:
+    def rollback(self, exclude: tuple[str, ...] = ()) -> RollbackReport:
+        """Revert every pending entry, newest first (but those whose undo action is excluded)."""
         report = RollbackReport()
         for entry in self.pending():
+            if entry["undo"]["action"] in exclude:
+                continue
             err = self.revert_entry(entry)
             if err is None:
                 report.reverted.append(entry)

@@ -59,6 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where run journals go (default: <rootdir>/.deadair/runs)")
     group.addoption("--deadair-project", dest="deadair_project", default=None,
                     help="compose project name of the stack (default deadair-<stack>)")
+    group.addoption("--deadair-var", dest="deadair_var", action="append", default=[], metavar="NAME=VALUE",
+                    help="set an experiment variable, or a key by its dotted path (listeners.count=500)")
     parser.addini("deadair_paths", type="linelist", default=["experiments"],
                   help="folders whose *.yaml files are deadair experiments")
 
@@ -75,7 +77,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _is_experiment_path(path: Path, config: pytest.Config) -> bool:
-    if path.suffix not in (".yaml", ".yml"):
+    if path.suffix not in (".yaml", ".yml", ".json"):
         return False
     root = Path(str(config.rootpath))
     for folder in config.getini("deadair_paths"):
@@ -93,8 +95,14 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class ExperimentFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
+        from .experiment import parse_var
+
         try:
-            exp = load_experiment(self.path)
+            overrides = dict(parse_var(v) for v in self.config.getoption("deadair_var"))
+        except ValueError as exc:
+            raise self.CollectError(str(exc)) from None
+        try:
+            exp = load_experiment(self.path, overrides=overrides)
         except ExperimentError as exc:
             raise self.CollectError(f"invalid deadair experiment:\n{exc}") from None
         yield ExperimentItem.from_parent(self, name=exp.title, experiment=exp)

@@ -1,22 +1,28 @@
-"""Human-readable reports of a run: every verdict with the numbers it was judged on."""
+"""Human-readable output: every verdict with the numbers it was judged on, and the plan."""
 from __future__ import annotations
 
+from .experiment import Experiment
 from .hypotheses import Verdict
 from .runner import RunResult
 
-_PHASE_ORDER = {"before": 0, "step": 1, "during": 2, "after": 3}
+_PHASE_ORDER = {"before": 0, "step": 1, "during": 2, "abort": 3, "after": 4}
 
 
 def verdict_line(v: Verdict) -> str:
     mark = "PASS" if v.passed else "FAIL"
     s = v.summary
-    if v.unit == "duration" or v.measure.startswith(("dead_air", "reconnect", "hold", "live", "time_to")):
-        dist = (f"n={s['count']}, p50 {v.describe_value(s['p50'])}, p95 {v.describe_value(s['p95'])}, "
-                f"p99 {v.describe_value(s['p99'])}, max {v.describe_value(s['max'])}")
+    if v.unit == "probe":
+        line = f"{v.measure} {v.expect}".ljust(40) + f" {mark}  {s['count'] - int(v.value)}/{s['count']} samples ok"
+    elif v.phase == "abort":
+        line = f"abort_when {v.measure} {v.expect}".ljust(40) + f" TRIPPED  {v.stat}={v.describe_value()}"
     else:
-        dist = f"n={s['count']}"
-    line = f"{v.measure} {v.expect}".ljust(40) + f" {mark}  {v.stat}={v.describe_value()}  ({dist})"
-    if v.note:
+        if v.unit == "duration":
+            dist = (f"n={s['count']}, p50 {v.describe_value(s['p50'])}, p95 {v.describe_value(s['p95'])}, "
+                    f"p99 {v.describe_value(s['p99'])}, max {v.describe_value(s['max'])}")
+        else:
+            dist = f"n={s['count']}"
+        line = f"{v.measure} {v.expect}".ljust(40) + f" {mark}  {v.stat}={v.describe_value()}  ({dist})"
+    if v.note and not (v.phase == "abort"):
         line += f"  [{v.note}]"
     return line
 
@@ -31,13 +37,17 @@ def render(result: RunResult) -> str:
         if v.phase == "step":
             if v.step != shown_step:
                 st = steps[v.step]  # type: ignore[index]
-                lines.append(f"  step {v.step} {st.fault} {st.target or ''}".rstrip() + ":")
+                target = st.target or ("one of " + "/".join(st.one_of) if st.one_of else "")
+                repeat = " (every occurrence)" if st.every else ""
+                lines.append(f"  step {v.step} {st.fault} {target}{repeat}".rstrip() + ":")
                 shown_step = v.step
             lines.append(f"    {verdict_line(v)}")
         else:
             lines.append(f"  {v.phase:<7} {verdict_line(v)}")
     if result.status == "not_steady":
         lines.append("  not steady before the method: no fault was injected")
+    if result.status == "aborted":
+        lines.append("  a guardrail tripped: the method was stopped and every fault rolled back at once")
     if result.error:
         lines.append(f"  error: {result.error}")
     if result.rollback and result.rollback.reverted:
@@ -45,4 +55,37 @@ def render(result: RunResult) -> str:
     if result.journal:
         lines.append(f"  journal: {result.journal}")
         lines.append(f"  summary: {result.summary}")
+    return "\n".join(lines)
+
+
+def render_plan(exp: Experiment) -> str:
+    """What a run would do, step by step; reads the experiment and nothing else."""
+    from .plan import method_length
+
+    occurrences = exp.plan()
+    length = method_length(occurrences)
+    w = exp.windows
+    lines = [f"{exp.title}  (seed {exp.seed}, stack {exp.stack})"]
+    if exp.variables:
+        lines.append("  vars: " + ", ".join(f"{k}={v}" for k, v in exp.variables.items()))
+    if exp.listeners.count:
+        how = f"join through room-api ({exp.listeners.via})" if exp.listeners.join == "room-api" else \
+            f"stream {exp.listeners.path} from {exp.listeners.via}"
+        lines.append(f"  listeners  {exp.listeners.count}, {how}; warm-up until all hear audio (at most {w.warmup:g}s)")
+    lines.append(f"  gate       {w.gate:g}s: steady state must hold, else no fault is injected")
+    for c in exp.steady_state:
+        lines.append(f"             {c.name} {c.bound}  [{', '.join(c.when)}]")
+    lines.append(f"  method     {length:g}s" + (f" (during-checks start after {w.grace:g}s)" if w.grace else ""))
+    for o in occurrences:
+        lines.append(f"    t+{o.at:6.1f}s  {o.describe()}")
+        if o.n == 0:
+            for c in o.step.expect:
+                lines.append(f"               expect {c.measure} {c.expect}")
+    for c in exp.abort_when:
+        lines.append(f"  abort when {c.measure} {c.expect}")
+    lines.append(f"  recovery   {w.recovery:g}s: steady state must hold again")
+    for r in exp.rollbacks:
+        lines.append(f"  rollback   {r.name}: {r.describe()}")
+    total = w.gate + length + w.recovery
+    lines.append(f"  about {total:g}s after the listeners hear audio (plus stack start and warm-up)")
     return "\n".join(lines)

@@ -1,13 +1,17 @@
-"""The runner: stack, listeners, fault timeline, rollback, verdicts.
+"""The runner: stack, listeners, the fault timeline, probes, guardrails, rollback, verdicts.
 
 A run, on one clock:
     stack up (or reuse) -> listeners join -> warm-up (every listener hears audio)
-    -> gate: steady state observed for `windows.gate`; not steady: no fault is injected
-    -> method: steps at their offsets, each fault reverted after its `for`
-    -> recovery: steady state observed for `windows.recovery`
+    -> gate: steady state observed for `windows.gate` (probes sampled at its end); if it does
+       not hold, no fault is injected
+    -> method: the plan's occurrences at their offsets, each fault reverted after its `for`;
+       probes sampled every `every` and once at the method's end, before the faults that last
+       to the end are reverted; guardrails (abort_when) checked twice a second
+    -> recovery: steady state observed for `windows.recovery` (probes sampled at its end)
     -> verdicts, journal, summary
-Every exit path (pass, failure, exception, Ctrl-C, SIGTERM) reverts what the ledger holds,
-newest first, verified, before the process leaves; a stack the run started is taken down.
+Every exit path (pass, failure, abort, exception, step timeout, Ctrl-C, SIGTERM) reverts what
+the ledger holds, newest first, verified, before the process leaves; a stack the run started is
+in the ledger too, so it is taken down even after a SIGKILL (by the next run or `deadair sweep`).
 """
 from __future__ import annotations
 
@@ -23,19 +27,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from docker.errors import DockerException
+
 from . import __version__
 from .errors import DeadairError, EnvironmentNotReady
-from .experiment import Experiment
+from .experiment import Check, Experiment
 from .faults import Fault, FaultError, make_fault
-from .hypotheses import History, Verdict, Window, check, resolve_measure
+from .hypotheses import History, Verdict, Window, check, check_probe, resolve_measure
 from .ledger import Ledger, RollbackReport, sweep
 from .listeners import ListenerSettings, PlayoutSettings, StreamAddress, Swarm
+from .plan import Occurrence, method_length
+from .probes import ProbeError, ProbeSpec, run_probe
 from .room import RoomApi, RoomApiError
 from .stack import Stack, find_stack
 from .timeline import Timeline
+from .toxiproxy import ToxiproxyError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
-STEP_TIMEOUT = 30.0  # an apply or revert that takes longer is abandoned (its own calls time out too)
+STEP_TIMEOUT = 30.0  # an apply or revert that takes longer is abandoned (its own calls time out sooner)
+GUARD_INTERVAL = 0.5
 
 
 @dataclass
@@ -50,7 +60,7 @@ class RunOptions:
 class RunResult:
     experiment: Experiment
     run_id: str
-    status: str  # passed, failed, not_steady, interrupted, error
+    status: str  # passed, failed, not_steady, aborted, interrupted, error
     exit_code: int
     verdicts: list[Verdict] = field(default_factory=list)
     journal: Path | None = None
@@ -60,6 +70,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     stack_started: bool = False  # this run started the stack (and, unless kept, took it down)
+    abort: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -72,30 +83,52 @@ class Interrupted(Exception):
         super().__init__(signal.Signals(signum).name)
 
 
+class Aborted(Exception):
+    """A guardrail tripped."""
+
+
 def judge(experiment: Experiment, history: History) -> list[Verdict]:
     """Every verdict of an experiment, from the recorded history alone."""
     verdicts: list[Verdict] = []
-    phases = history.phases
     for phase in ("before", "during", "after"):
-        w = phases.get(phase)
+        w = history.phases.get(phase)
         if w is None:
             continue
         for c in experiment.steady_state:
-            verdicts.append(check(history, c.measure, c.expect, w, phase))
+            if phase not in c.when:
+                continue
+            if c.measure:
+                verdicts.append(check(history, c.measure, c.expect or "", w, phase))
+            else:
+                assert c.probe is not None
+                verdicts.append(check_probe(history, c.probe.name, c.tolerance, w, phase))
     recovery = experiment.windows.recovery
     for step in experiment.method:
-        span = history.faults.get(step.index)
-        if span is None:
+        spans = history.spans_of_step(step.index)
+        if not spans:
             continue
         for c in step.expect:
-            scope = resolve_measure(c.measure)[0].scope
-            if scope == "fault_start":
-                w = Window(span.start, max(span.end, span.start + recovery) if step.duration is None else span.end)
-            elif scope == "fault_end":
-                w = Window(span.end, span.end + recovery)
-            else:
-                w = Window(span.start, span.end + recovery)
-            verdicts.append(check(history, c.measure, c.expect, w, "step", fault=span, step=step.index))
+            scope = resolve_measure(c.measure or "")[0].scope
+            pairs = []
+            for span in spans:
+                if scope == "fault_start":
+                    w = Window(span.start, span.end if step.duration else span.start + recovery)
+                elif scope == "fault_end":
+                    w = Window(span.end, span.end + recovery)
+                else:
+                    w = Window(span.start, span.end + recovery)
+                pairs.append((span, w))
+            (first, w0), rest = pairs[0], pairs[1:]
+            verdicts.append(check(history, c.measure or "", c.expect or "", w0, "step", fault=first,
+                                  step=step.index, more=rest))
+    for ev in history.events:
+        if ev.kind == "run.abort":
+            verdicts.append(Verdict("abort", ev.data["measure"], ev.data["expect"], ev.data["stat"],
+                                    float(ev.data["value"]), False, Window(ev.data["start"], ev.t),
+                                    ev.data.get("unit", ""), {"count": 0, "missing": 0, "p50": float("nan"),
+                                                              "p95": float("nan"), "p99": float("nan"),
+                                                              "max": float("nan")}, None,
+                                    "guardrail tripped: the method was stopped and rolled back"))
     return verdicts
 
 
@@ -107,10 +140,14 @@ class _Run:
         self.opt = options
         self.timeline = Timeline()
         self.ledger = Ledger(meta={"experiment": str(experiment.path)})
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="deadair-fault")
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="deadair")
         self.status = "error"
         self.interrupted: int | None = None
         self.timings: dict[str, float] = {}
+        self.plan: list[Occurrence] = experiment.plan()
+        self.method_len = method_length(self.plan)
+        self.links: dict[str, str] = {}
+        self.abort: dict[str, Any] | None = None
 
     def say(self, msg: str) -> None:
         self.opt.progress(msg)
@@ -119,19 +156,85 @@ class _Run:
         loop = asyncio.get_running_loop()
         return await asyncio.wait_for(loop.run_in_executor(self.pool, fn), timeout)
 
+    # -- probes ----------------------------------------------------------------------------------
+    async def sample(self, spec: ProbeSpec, phase: str, kind: str = "probe.sample", keep_body: bool = False,
+                     **extra: Any) -> None:
+        t = self.timeline.clock.now()
+        data: dict[str, Any] = {"phase": phase, **extra}
+        try:
+            output = await self.blocking(lambda: run_probe(spec, self.links), timeout=spec.timeout + 2)
+            data["elapsed"] = round(self.timeline.clock.now() - t, 6)
+            data["output"] = output if keep_body else _trim(output)
+            if isinstance(output, dict):
+                data["output"] = {k: v for k, v in data["output"].items() if k != "headers"}
+        except (ProbeError, asyncio.TimeoutError) as exc:
+            data["error"] = str(exc) or "timed out"
+        self.timeline.record(kind, spec.name, t=t, **data)
+
+    async def sample_checks(self, phase: str, only_every: bool | None = None) -> None:
+        checks = [c for c in self.exp.steady_state if c.probe and phase in c.when
+                  and (only_every is None or (c.every is not None) == only_every)]
+        await asyncio.gather(*(self.sample(c.probe, phase, keep_body=_needs_body(c)) for c in checks))
+
+    async def sampler(self, c: Check, start: float, end: float) -> None:
+        """Sample one probe every `c.every` seconds during the method (the end sample is separate)."""
+        clock = self.timeline.clock
+        t = start
+        while t < end - 1e-6:
+            await asyncio.sleep(max(0.0, t - clock.now()))
+            await self.sample(c.probe, "during", keep_body=_needs_body(c))  # type: ignore[arg-type]
+            t += c.every  # type: ignore[operator]
+
     # -- the async part --------------------------------------------------------------------------
-    async def main(self, stack: Stack, faults: list[Fault]) -> None:
+    async def main(self, stack: Stack, faults: dict[str, Fault]) -> None:
         loop = asyncio.get_running_loop()
         me = asyncio.current_task()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self._on_signal, signum, me)
         exp, tl, clock = self.exp, self.timeline, self.timeline.clock
+        self.links = {name: url for name, url in _links_by_name(stack).items()}
+        swarm, room_api, room = None, None, None
+        try:
+            if exp.listeners.count:
+                swarm, room_api, room = await self._listeners(stack)
+            g0 = clock.now()
+            await asyncio.sleep(exp.windows.gate)
+            await self.sample_checks("before")
+            self._phase("before", g0, clock.now())
+            history = History(tl.events, end=clock.now())
+            gate = [v for v in judge(exp, history) if v.phase == "before"]
+            if not all(v.passed for v in gate):
+                self.status = "not_steady"
+                self.say("  not steady before the method: no fault injected")
+                return
+            await self._method(faults)
+            if self.abort is None:
+                m1 = clock.now()
+                await asyncio.sleep(exp.windows.recovery)
+                await self.sample_checks("after")
+                self._phase("after", m1, clock.now())
+            self.status = "aborted" if self.abort else "judged"
+        finally:
+            if swarm is not None:
+                await swarm.stop()
+            if room_api is not None and room:
+                try:
+                    await self.blocking(lambda: room_api.transition(room, "end"), timeout=5)
+                except (RoomApiError, asyncio.TimeoutError):
+                    pass  # the room outlives the run only in room-api's store
+            tl.record("run.end", "runner")
+            if threading.current_thread() is threading.main_thread():
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+
+    async def _listeners(self, stack: Stack):
+        exp, tl, clock = self.exp, self.timeline, self.timeline.clock
         spec = exp.listeners
         host, port = stack.link_address(spec.via)
         common = dict(count=spec.count, backoff=spec.backoff,
                       playout=PlayoutSettings(min_stall=spec.min_stall, read_timeout=spec.read_timeout))
-        room_api = None
+        room_api, room = None, None
         if spec.join == "room-api":
             room_api = RoomApi(f"http://{host}:{port}")
             room = await self.blocking(lambda: room_api.live_room(f"deadair: {exp.title}"))
@@ -140,42 +243,99 @@ class _Run:
         else:
             settings = ListenerSettings(stream=StreamAddress(host, port, spec.path), **common)
         swarm = Swarm(settings, tl, random.Random(exp.seed))
+        tl.record("run.listeners", "runner", count=settings.count, join=spec.join, via=spec.via, address=f"{host}:{port}")
+        joined = clock.now()
+        await swarm.start()
+        heard = await swarm.wait_all_hearing(exp.windows.warmup)
+        self.timings["warmup"] = clock.now() - joined
+        self.say(f"  {heard}/{settings.count} listeners hear audio {self.timings['warmup']:.2f}s after joining")
+        return swarm, room_api, room
+
+    async def _method(self, faults: dict[str, Fault]) -> None:
+        exp, tl, clock = self.exp, self.timeline, self.timeline.clock
+        m0 = clock.now()
+        tl.record("run.method", "runner", start=m0, length=self.method_len)
+        end_sampled = asyncio.Event()
+        samplers = [asyncio.ensure_future(self.sampler(c, m0 + exp.windows.grace, m0 + self.method_len))
+                    for c in exp.steady_state if c.probe and "during" in c.when and c.every is not None]
+
+        async def end_of_method() -> None:
+            await asyncio.sleep(max(0.0, m0 + self.method_len - clock.now()))
+            for s in samplers:
+                s.cancel()
+            await self.sample_checks("during")
+            end_sampled.set()
+
+        work = asyncio.gather(end_of_method(), *(self._occurrence(o, faults.get(o.key), m0, end_sampled)
+                                                 for o in self.plan))
+        guard = asyncio.ensure_future(self._guard(m0, work)) if exp.abort_when else None
         try:
-            tl.record("run.listeners", "runner", count=settings.count, join=spec.join, via=spec.via,
-                      address=f"{host}:{port}")
-            joined = clock.now()
-            await swarm.start()
-            heard = await swarm.wait_all_hearing(exp.windows.warmup)
-            self.timings["warmup"] = clock.now() - joined
-            self.say(f"  {heard}/{settings.count} listeners hear audio {self.timings['warmup']:.2f}s after joining")
-            g0 = clock.now()
-            await asyncio.sleep(exp.windows.gate)
-            self._phase("before", g0, clock.now())
-            history = History(tl.events)
-            gate = [check(history, c.measure, c.expect, history.phases["before"], "before") for c in exp.steady_state]
-            if not all(v.passed for v in gate):
-                self.status = "not_steady"
-                self.say("  not steady before the method: no fault injected")
-                return
-            m0 = clock.now()
-            tl.record("run.method", "runner", start=m0)
-            await asyncio.gather(*(self._step(step, fault, m0) for step, fault in zip(exp.method, faults)))
-            m1 = clock.now()
-            self._phase("during", min(m0 + exp.windows.grace, m1), m1)
-            await asyncio.sleep(exp.windows.recovery)
-            self._phase("after", m1, clock.now())
-            self.status = "judged"
+            await work
+        except asyncio.CancelledError:
+            if self.abort is None:
+                raise
+            self.say(f"  guardrail tripped: {self.abort['measure']} {self.abort['expect']} "
+                     f"({self.abort['stat']}={self.abort['value']:.4g}); rolling back now")
+            report = await self.blocking(lambda: self.ledger.rollback(exclude=("stack.down",)),
+                                         timeout=4 * STEP_TIMEOUT)
+            for entry in report.reverted:
+                tl.record("fault.end", "runner", step=entry.get("step"), occurrence=entry.get("occurrence"),
+                          fault=entry["fault"], aborted=True)
         finally:
-            await swarm.stop()
-            if room_api is not None and settings.room:
-                try:
-                    await self.blocking(lambda: room_api.transition(settings.room, "end"), timeout=5)
-                except (RoomApiError, asyncio.TimeoutError):
-                    pass  # the room outlives the run only in room-api's store
-            tl.record("run.end", "runner")
-            if threading.current_thread() is threading.main_thread():
-                for signum in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(signum)
+            if guard is not None:
+                guard.cancel()
+            for s in samplers:
+                s.cancel()
+        m1 = clock.now()
+        self._phase("during", min(m0 + exp.windows.grace, m1), m1)
+
+    async def _guard(self, m0: float, work: asyncio.Future) -> None:
+        """Check every guardrail twice a second over the method so far; trip: stop and roll back."""
+        clock = self.timeline.clock
+        while not work.done():
+            await asyncio.sleep(GUARD_INTERVAL)
+            now = clock.now()
+            events = list(self.timeline.events)
+            history = await self.blocking(lambda: History(events, end=now), timeout=10)
+            for c in self.exp.abort_when:
+                v = check(history, c.measure or "", c.expect or "", Window(m0, now), "abort")
+                if v.passed:  # the abort condition holds
+                    self.abort = {"measure": c.measure, "expect": c.expect, "stat": v.stat, "value": v.value,
+                                  "start": m0, "unit": v.unit}
+                    self.timeline.record("run.abort", "runner", t=now, **self.abort)
+                    work.cancel()
+                    return
+
+    async def _occurrence(self, occ: Occurrence, fault: Fault | None, m0: float, end_sampled: asyncio.Event) -> None:
+        clock, tl = self.timeline.clock, self.timeline
+        await asyncio.sleep(max(0.0, m0 + occ.at - clock.now()))
+        step = occ.step
+        if step.kind != "fault":
+            assert step.probe is not None
+            kind = "probe.sample" if step.kind == "probe" else "action.run"
+            await self.sample(step.probe, "method", kind=kind, step=step.index, occurrence=occ.key)
+            self.say(f"  t+{clock.now() - m0:5.1f}s  {step.kind} {step.probe.name}")
+            return
+        assert fault is not None
+        undo = await self.blocking(fault.undo)
+        entry = self.ledger.intend(fault.describe(), undo, step=step.index, occurrence=occ.key)
+        start = clock.now()
+        tl.record("fault.start", "runner", t=start, step=step.index, occurrence=occ.key, fault=step.fault,
+                  target=fault.target)
+        await self.blocking(fault.apply)
+        self.ledger.mark(entry, "applied")
+        self.say(f"  t+{start - m0:5.1f}s  {fault.describe()} applied" + (f" for {occ.duration:g}s" if occ.duration else ""))
+        if occ.duration:
+            await asyncio.sleep(max(0.0, start + occ.duration - clock.now()))
+            if occ.end >= self.method_len - 1e-9:
+                await end_sampled.wait()  # the end-of-method sample sees the fault still in place
+        end = clock.now()
+        tl.record("fault.end", "runner", t=end, step=step.index, occurrence=occ.key, fault=step.fault,
+                  target=fault.target)
+        err = await self.blocking(lambda: self.ledger.revert_entry(self.ledger.entries[entry]))
+        if err:
+            raise FaultError(f"could not revert {fault.describe()}: {err}")
+        self.say(f"  t+{clock.now() - m0:5.1f}s  {fault.describe()} reverted")
 
     def _on_signal(self, signum: int, task: asyncio.Task) -> None:
         if self.interrupted is None:
@@ -185,25 +345,6 @@ class _Run:
 
     def _phase(self, name: str, start: float, end: float) -> None:
         self.timeline.record("run.phase", "runner", t=start, name=name, start=start, end=end)
-
-    async def _step(self, step, fault: Fault, m0: float) -> None:
-        clock, tl = self.timeline.clock, self.timeline
-        await asyncio.sleep(max(0.0, m0 + step.at - clock.now()))
-        undo = await self.blocking(fault.undo)
-        entry = self.ledger.intend(fault.describe(), undo)
-        start = clock.now()
-        tl.record("fault.start", "runner", t=start, step=step.index, fault=step.fault, target=fault.target)
-        await self.blocking(fault.apply)
-        self.ledger.mark(entry, "applied")
-        self.say(f"  t+{start - m0:5.1f}s  {fault.describe()} applied" + (f" for {step.duration:g}s" if step.duration else ""))
-        if step.duration:
-            await asyncio.sleep(max(0.0, start + step.duration - clock.now()))
-        end = clock.now()
-        tl.record("fault.end", "runner", t=end, step=step.index, fault=step.fault, target=fault.target)
-        err = await self.blocking(lambda: self.ledger.revert_entry(self.ledger.entries[entry]))
-        if err:
-            raise FaultError(f"could not revert {fault.describe()}: {err}")
-        self.say(f"  t+{clock.now() - m0:5.1f}s  {fault.describe()} reverted")
 
     # -- clean-up ----------------------------------------------------------------------------------
     def rollback(self) -> RollbackReport:
@@ -219,6 +360,37 @@ class _Run:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    def rollback_actions(self) -> None:
+        """The experiment's own rollback actions (http, process), after the ledger's."""
+        for spec in self.exp.rollbacks:
+            t = self.timeline.clock.now()
+            try:
+                output = run_probe(spec, self.links)
+                self.timeline.record("rollback.action", spec.name, t=t, output=_trim(output))
+            except ProbeError as exc:
+                self.timeline.record("rollback.action", spec.name, t=t, error=str(exc))
+
+
+def _needs_body(c: Check) -> bool:
+    return isinstance(c.tolerance, dict) and c.tolerance.get("type") in ("regex", "jsonpath")
+
+
+def _trim(output: Any) -> Any:
+    if isinstance(output, dict):
+        return {k: (v[:2000] if isinstance(v, str) else v) for k, v in output.items() if k != "headers"}
+    return output
+
+
+def _links_by_name(stack: Stack) -> dict[str, str]:
+    out = {}
+    for link in stack.definition.links.values():
+        try:
+            host, port = stack.link_address(link.name)
+            out[link.name] = f"http://{host}:{port}"
+        except DeadairError:
+            continue
+    return out
 
 
 def _signals_raise() -> dict[int, Any]:
@@ -246,15 +418,16 @@ def run(experiment: Experiment, options: RunOptions | None = None) -> RunResult:
 def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
     r = _Run(experiment, opt)
     result = RunResult(experiment, r.ledger.run_id, "error", EXIT_ENVIRONMENT)
-    stack: Stack | None = None
     started = False
     t0 = time.monotonic()
     try:
         for led, rep in sweep():
-            r.say(f"deadair: reverted {len(rep.reverted)} fault(s) left by run {led.run_id}"
+            r.say(f"deadair: reverted {len(rep.reverted)} item(s) left by run {led.run_id}"
                   + (f"; {len(rep.failed)} failed" if rep.failed else ""))
         stack = Stack(find_stack(experiment.stack, near=experiment.path.resolve().parent), opt.project)
-        faults = [make_fault(stack, s.fault, s.target, s.params) for s in experiment.method]
+        token = r.ledger.run_id[-6:]
+        faults = {o.key: make_fault(stack, o.step.fault, o.target, o.step.raw_params, f"{token}_{o.step.index}_{o.n}")
+                  for o in r.plan if o.step.kind == "fault"}
         r.say(f"deadair: {experiment.title}")
         if stack.is_running():
             stack.create_links(deadline=time.monotonic() + 10)
@@ -262,6 +435,9 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
             r.say(f"  stack {stack.project} already up (reused)")
         else:
             started = True
+            if not opt.keep_stack:  # in the ledger: taken down on every exit path, even after SIGKILL
+                r.ledger.intend(f"stack {stack.project}", {"action": "stack.down", "project": stack.project,
+                                                           "compose_file": str(stack.definition.compose_file)})
             r.timings["stack_up"] = stack.up()
             r.say(f"  stack {stack.project} up in {r.timings['stack_up']:.1f}s")
         result.versions = _versions(stack)
@@ -275,29 +451,33 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
         r.interrupted = r.interrupted or exc.signum
     except KeyboardInterrupt:
         r.interrupted = r.interrupted or signal.SIGINT
-    except (DeadairError, FaultError) as exc:
+    except (DeadairError, FaultError, ToxiproxyError, RoomApiError, DockerException) as exc:
         result.error = str(exc)
         result.exit_code = getattr(exc, "exit_code", EXIT_ENVIRONMENT)
+    except asyncio.TimeoutError:
+        result.error = f"a step did not finish within {STEP_TIMEOUT:.0f}s (a hung Docker or Toxiproxy call?)"
+        result.exit_code = EXIT_ENVIRONMENT
     except Exception as exc:  # noqa: BLE001 - reported, rolled back, and re-raised below
         result.error = f"{type(exc).__name__}: {exc}"
         result.rollback = r.rollback()
-        _teardown(stack, started, opt, r)
         raise
     finally:
         r.pool.shutdown(wait=False, cancel_futures=True)
     result.rollback = r.rollback()
-    _teardown(stack, started, opt, r)
+    r.rollback_actions()
+    if started and any(e["undo"]["action"] == "stack.down" for e in result.rollback.reverted):
+        r.say("  stack down")
     result.timings = {**r.timings, "total": time.monotonic() - t0}
     result.stack_started = started
+    result.abort = r.abort
 
     if r.interrupted is not None:
         result.status = "interrupted"
         result.exit_code = EXIT_INTERRUPTED if r.interrupted == signal.SIGINT else EXIT_TERMINATED
-    elif r.status in ("judged", "not_steady"):
-        history = History(r.timeline.events)
-        result.verdicts = judge(experiment, history)
-        if r.status == "not_steady":
-            result.status, result.exit_code = "not_steady", EXIT_FAILED
+    elif r.status in ("judged", "not_steady", "aborted"):
+        result.verdicts = judge(experiment, History(r.timeline.events))
+        if r.status in ("not_steady", "aborted"):
+            result.status, result.exit_code = r.status, EXIT_FAILED
         elif all(v.passed for v in result.verdicts):
             result.status, result.exit_code = "passed", EXIT_PASSED
         else:
@@ -310,15 +490,6 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
     if len(r.timeline):
         _write_outputs(result, r, opt)
     return result
-
-
-def _teardown(stack: Stack | None, started: bool, opt: RunOptions, r: _Run) -> None:
-    if stack is not None and started and not opt.keep_stack:
-        try:
-            stack.down()
-            r.say(f"  stack {stack.project} down")
-        except DeadairError as exc:
-            r.say(f"  could not take the stack down: {exc}")
 
 
 def _versions(stack: Stack) -> dict[str, str]:
@@ -337,18 +508,21 @@ def _versions(stack: Stack) -> dict[str, str]:
 
 def _write_outputs(result: RunResult, r: _Run, opt: RunOptions) -> None:
     folder = opt.journal_dir / result.run_id
-    header = {"experiment": str(result.experiment.path), "title": result.experiment.title,
-              "seed": result.experiment.seed, "run_id": result.run_id, "versions": result.versions}
+    exp = result.experiment
+    header = {"experiment": str(exp.path), "title": exp.title, "seed": exp.seed, "run_id": result.run_id,
+              "variables": exp.variables, "versions": result.versions,
+              "plan": [{"occurrence": o.key, "at": o.at, "for": o.duration, "what": o.describe()} for o in r.plan]}
     result.journal = r.timeline.write_journal(folder / "journal.jsonl", header)
     summary = {
         **header, "status": result.status, "exit_code": result.exit_code, "error": result.error,
+        "abort": result.abort,
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "verdicts": [v.to_json() for v in result.verdicts],
         "rollback": {"reverted": [e["fault"] for e in result.rollback.reverted] if result.rollback else [],
                      "failed": [e["fault"] for e, _ in result.rollback.failed] if result.rollback else []},
     }
     result.summary = folder / "summary.json"
-    result.summary.write_text(json.dumps(summary, indent=2) + "\n")
+    result.summary.write_text(json.dumps(summary, indent=2, default=str) + "\n")
 
 
 __all__ = ["RunOptions", "RunResult", "run", "judge", "EnvironmentNotReady"]

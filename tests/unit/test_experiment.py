@@ -54,7 +54,8 @@ def test_good_loads(tmp_path):
 def test_unknown_key_points_at_the_key(tmp_path):
     text = GOOD.replace("    for: 2s\n", "    for: 2s\n    durashun: 2s\n")
     assert problems(text, tmp_path) == [
-        "F:10:5: unknown key 'durashun'; expected one of: at, expect, fault, for, target, with"]
+        "F:10:5: unknown key 'durashun'; expected one of: action, at, every, expect, fault, for, http, probe, "
+        "process, target, times, until, with"]
 
 
 def test_typo_gets_a_suggestion(tmp_path):

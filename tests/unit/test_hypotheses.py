@@ -57,11 +57,11 @@ def _history():
     evs = [
         ev(0.0, "listener.join", "L1"), ev(0.2, "listener.first_audio", "L1"), ev(0.2, "listener.stream", "L1", title="live"),
         ev(0.0, "listener.join", "L2"), ev(0.3, "listener.first_audio", "L2"), ev(0.3, "listener.stream", "L2", title="live"),
-        ev(10.0, "fault.start", "runner", step=0, fault="mic.cut", target="mic"),
+        ev(10.0, "fault.start", "runner", step=0, occurrence="0.0", fault="mic.cut", target="mic"),
         ev(10.2, "listener.stream", "L1", title="hold"),
         ev(10.0, "listener.disconnect", "L2", reason="eof"),
         ev(10.4, "listener.stall_start", "L2"),
-        ev(18.0, "fault.end", "runner", step=0, fault="mic.cut", target="mic"),
+        ev(18.0, "fault.end", "runner", step=0, occurrence="0.0", fault="mic.cut", target="mic"),
         ev(18.5, "listener.first_audio", "L2"),
         ev(18.5, "listener.stream", "L2", title="live"),
         ev(18.5, "listener.stall_end", "L2", duration=8.1),
@@ -74,7 +74,7 @@ def _history():
 
 def test_dead_air_onset_resume_reconnect_from_history():
     h = _history()
-    fault = h.faults[0]
+    fault = h.faults["0.0"]
     assert (fault.start, fault.end) == (10.0, 18.0)
     v = check(h, "dead_air.max", "< 1.5s", Window(5, 25), "during")
     assert not v.passed and v.value == pytest.approx(8.1)

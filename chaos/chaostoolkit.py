@@ -1,0 +1,347 @@
+"""Chaos Toolkit experiments (JSON or YAML), translated into deadair experiments on load.
+
+Supported (anything else is an error at its line and column, never silently ignored):
+  - title, description, tags; `configuration` values, literal or `{type: env, key, default}`;
+    an env key named DEADAIR_LINK_<NAME>_URL becomes the link's host URL at run time;
+  - steady-state-hypothesis probes with `http` and `process` providers and every tolerance form
+    but `probe` (a Python function); `runtime.hypothesis.strategy` default, before-method-only,
+    after-method-only, during-method-only and continuously;
+  - method activities, in order, with `pauses` (before, after) and `ref`:
+      * actions `chaostoxi.toxic.actions`: create_latency_toxic, create_bandwith_degradation_toxic,
+        create_slow_connection_close_toxic, create_timeout_toxic, create_slicer_toxic,
+        create_limiter_toxic, create_toxic, delete_toxic;
+      * actions `chaostoxi.proxy.actions`: disable_proxy, enable_proxy;
+      * `http` and `process` actions (run once) and probes (a sample on the timeline);
+  - rollbacks: delete_toxic and enable_proxy are what deadair's ledger does anyway for the faults
+    the method created; `http` and `process` rollbacks run after them.
+Semantics kept: the hypothesis is checked before the method and again at its end, while the
+faults it created are still in place (the Chaos Toolkit runs rollbacks after that check).
+Semantics changed, on purpose: deadair reverts every fault on every exit path (the Chaos
+Toolkit's default skips rollbacks when a run failed or was interrupted), and method activities
+start at offsets given by their pauses, not after the previous one returns.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from typing import Any
+
+from .errors import Problem
+
+TOXIC_ACTIONS = "chaostoxi.toxic.actions"
+PROXY_ACTIONS = "chaostoxi.proxy.actions"
+_TOXIC_TYPES = {"latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"}
+_LINK_ENV = re.compile(r"^DEADAIR_LINK_([A-Z0-9_]+)_URL$")
+_SUB = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_STRATEGIES = {
+    "default": (("before", "during"), "end"),
+    "before-method-only": (("before",), "end"),
+    "after-method-only": (("during",), "end"),
+    "during-method-only": (("during",), "2s"),
+    "continuously": (("before", "during"), "2s"),
+}
+_TOP = {"version", "title", "description", "tags", "contributions", "configuration", "secrets", "extensions",
+        "controls", "runtime", "steady-state-hypothesis", "method", "rollbacks"}
+
+
+def looks_like(data: Any) -> bool:
+    """A Chaos Toolkit experiment: a steady-state-hypothesis, or activities with a type and provider."""
+    if not isinstance(data, dict):
+        return False
+    if "steady-state-hypothesis" in data:
+        return True
+    method = data.get("method")
+    return isinstance(method, list) and any(isinstance(a, dict) and ("provider" in a or "ref" in a) for a in method)
+
+
+class _Translator:
+    def __init__(self, ctk: dict, pos, file: str):
+        from .experiment import Positions
+
+        self.ctk, self.src, self.file = ctk, pos, file
+        self.pos = Positions()
+        self.problems: list[Problem] = []
+        self.config: dict[str, Any] = {}
+        self.defined: dict[str, tuple[dict, tuple]] = {}
+
+    def problem(self, path: tuple, message: str) -> None:
+        self.problems.append(Problem(self.file, *self.src.of(path), f"Chaos Toolkit: {message}"))
+
+    def place(self, new: tuple, old: tuple) -> None:
+        self.pos.values[new] = self.src.of(old)
+
+    # -- values ------------------------------------------------------------------------------------
+    def configuration(self) -> None:
+        for key, value in (self.ctk.get("configuration") or {}).items():
+            path = ("configuration", key)
+            if isinstance(value, dict):
+                if value.get("type") != "env":
+                    self.problem(path, f"configuration {key!r}: only literal values and {{type: env}} are supported")
+                    continue
+                env = value.get("key", "")
+                m = _LINK_ENV.match(env)
+                if m:
+                    self.config[key] = "${links." + m.group(1).lower().replace("_", "-") + "}"
+                elif env in os.environ:
+                    self.config[key] = os.environ[env]
+                elif "default" in value:
+                    self.config[key] = value["default"]
+                else:
+                    self.problem(path, f"configuration {key!r}: environment variable {env} is not set and has no default")
+            else:
+                self.config[key] = value
+
+    def sub(self, value: Any, path: tuple) -> Any:
+        if isinstance(value, dict):
+            return {k: self.sub(v, path + (k,)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.sub(v, path + (i,)) for i, v in enumerate(value)]
+        if not isinstance(value, str):
+            return value
+        whole = _SUB.fullmatch(value)
+        if whole and whole.group(1) in self.config and not isinstance(self.config[whole.group(1)], str):
+            return self.config[whole.group(1)]
+
+        def one(m: re.Match) -> str:
+            if m.group(1) in self.config:
+                return str(self.config[m.group(1)])
+            self.problem(path, f"${{{m.group(1)}}} is not in the experiment's configuration")
+            return m.group(0)
+
+        return _SUB.sub(one, value)
+
+    # -- providers ---------------------------------------------------------------------------------
+    def provider(self, activity: dict, path: tuple) -> tuple[str, dict] | None:
+        """(http|process, deadair spec) for an http or process provider."""
+        prov = self.sub(activity.get("provider") or {}, path + ("provider",))
+        ptype = prov.get("type")
+        if ptype == "http":
+            spec: dict[str, Any] = {"url": prov.get("url", ""), "method": str(prov.get("method", "GET")).upper()}
+            if prov.get("headers"):
+                spec["headers"] = {str(k): str(v) for k, v in prov["headers"].items()}
+            args = prov.get("arguments")
+            if args:
+                if spec["method"] == "GET" and isinstance(args, dict):
+                    sep = "&" if "?" in spec["url"] else "?"
+                    spec["url"] += sep + "&".join(f"{k}={v}" for k, v in args.items())
+                else:
+                    spec["body"] = args
+            if "timeout" in prov:
+                spec["timeout"] = f"{_seconds(prov['timeout']):g}s"
+            return "http", spec
+        if ptype == "process":
+            args = prov.get("arguments", [])
+            if isinstance(args, str):
+                args = shlex.split(args)
+            elif isinstance(args, dict):
+                args = [str(x) for kv in args.items() for x in kv if x not in (None, "")]
+            spec = {"path": prov.get("path", ""), "arguments": [str(a) for a in args]}
+            if "timeout" in prov:
+                spec["timeout"] = f"{_seconds(prov['timeout']):g}s"
+            return "process", spec
+        if ptype == "python":
+            return None
+        self.problem(path + ("provider",), f"provider type {ptype!r} is not supported; supported: http, process, "
+                                           f"python ({TOXIC_ACTIONS}, {PROXY_ACTIONS})")
+        return None
+
+    # -- the experiment --------------------------------------------------------------------------
+    def translate(self) -> dict:
+        ctk = self.ctk
+        for key in ctk:
+            if key not in _TOP:
+                self.problem((key,), f"unknown key {key!r}")
+        if ctk.get("secrets"):
+            self.problem(("secrets",), "secrets are not supported (the audio-room stack needs none)")
+        if ctk.get("controls"):
+            self.problem(("controls",), "controls are not supported")
+        self.configuration()
+        out: dict[str, Any] = {
+            "title": str(ctk.get("title") or "Chaos Toolkit experiment"),
+            "description": str(ctk.get("description") or ""),
+            "tags": [re.sub(r"[^A-Za-z0-9_-]+", "-", str(t)).strip("-") or "tag" for t in ctk.get("tags") or []],
+            "listeners": {"count": 0},
+            "windows": {"warmup": "0s", "gate": "0s", "recovery": "0s"},
+            "steady_state": [], "method": [], "rollbacks": [],
+        }
+        for key in ("title", "description", "tags"):
+            self.place((key,), (key,))
+        strategy = ((ctk.get("runtime") or {}).get("hypothesis") or {}).get("strategy", "default")
+        if strategy not in _STRATEGIES:
+            self.problem(("runtime",), f"hypothesis strategy {strategy!r} is not supported; supported: {', '.join(_STRATEGIES)}")
+            strategy = "default"
+        when, every = _STRATEGIES[strategy]
+        hypo = ctk.get("steady-state-hypothesis") or {}
+        for i, probe in enumerate(hypo.get("probes") or []):
+            path = ("steady-state-hypothesis", "probes", i)
+            if not isinstance(probe, dict):
+                self.problem(path, "a probe is a mapping")
+                continue
+            name = str(probe.get("name") or f"probe {i}")
+            self.defined[name] = (probe, path)
+            tol = probe.get("tolerance")
+            if isinstance(tol, dict) and tol.get("type") == "probe":
+                self.problem(path + ("tolerance",), "tolerances of type probe (a Python function) are not supported; "
+                                                    "use a value, a list, or range, regex or jsonpath")
+                continue
+            if "tolerance" not in probe:
+                self.problem(path, f"hypothesis probe {name!r} has no tolerance")
+                continue
+            got = self.provider(probe, path)
+            if got is None:
+                if (probe.get("provider") or {}).get("type") == "python":
+                    self.problem(path + ("provider",), "python probes are not supported in the hypothesis; use http or process")
+                continue
+            j = len(out["steady_state"])
+            out["steady_state"].append({"probe": name, got[0]: got[1], "tolerance": tol, "when": list(when), "every": every})
+            self.place(("steady_state", j), path)
+        self.method(out)
+        return out
+
+    def method(self, out: dict) -> None:
+        t = 0.0
+        open_faults: dict[tuple[str, str], dict] = {}  # (proxy, toxic name or "") -> step
+        for i, act in enumerate(self.ctk.get("method") or []):
+            path = ("method", i)
+            if not isinstance(act, dict):
+                self.problem(path, "an activity is a mapping")
+                continue
+            if "ref" in act:
+                ref = act["ref"]
+                if ref not in self.defined:
+                    self.problem(path, f"ref {ref!r} names no activity defined before it")
+                    continue
+                act, path = self.defined[ref]
+            else:
+                self.defined[str(act.get("name", ""))] = (act, path)
+            pauses = act.get("pauses") or {}
+            t += _seconds(pauses.get("before", 0))
+            at = f"{t:g}s"
+            name = str(act.get("name") or f"activity {i}")
+            kind = act.get("type")
+            prov = act.get("provider") or {}
+            if kind not in ("action", "probe"):
+                self.problem(path, f"activity type {kind!r} is not supported; expected action or probe")
+            elif prov.get("type") == "python":
+                self.python_action(act, path, t, out, open_faults)
+            else:
+                got = self.provider(act, path)
+                if got is not None:
+                    out["method"].append({"at": at, "probe" if kind == "probe" else "action": name, got[0]: got[1]})
+                    self.place(("method", len(out["method"]) - 1), path)
+            t += _seconds(pauses.get("after", 0))
+        for step in open_faults.values():
+            step["for"] = f"{max(t - step.pop('_at'), 0):g}s"
+        for step in out["method"]:
+            step.pop("_at", None)
+        if not out["method"]:
+            self.problem(("method",), "the method has no activity deadair can run")
+        for i, act in enumerate(self.ctk.get("rollbacks") or []):
+            path = ("rollbacks", i)
+            prov = (act or {}).get("provider") or {}
+            if prov.get("type") == "python":
+                func = prov.get("func")
+                if prov.get("module") in (TOXIC_ACTIONS, PROXY_ACTIONS) and func in ("delete_toxic", "enable_proxy"):
+                    continue  # the ledger reverts every fault the method created
+                self.problem(path + ("provider",), f"rollback {prov.get('module')}.{func} is not supported; "
+                                                   "supported: delete_toxic, enable_proxy (done by deadair's ledger), http, process")
+                continue
+            got = self.provider(act, path)
+            if got is not None:
+                out["rollbacks"].append({"action": str(act.get("name") or f"rollback {i}"), got[0]: got[1]})
+                self.place(("rollbacks", len(out["rollbacks"]) - 1), path)
+
+    def python_action(self, act: dict, path: tuple, t: float, out: dict, open_faults: dict) -> None:
+        prov = act["provider"]
+        module, func = prov.get("module"), prov.get("func")
+        args = self.sub(prov.get("arguments") or {}, path + ("provider", "arguments"))
+        where = path + ("provider",)
+        if act.get("type") != "action" or module not in (TOXIC_ACTIONS, PROXY_ACTIONS):
+            self.problem(where, f"python provider {module}.{func} is not supported; supported: {TOXIC_ACTIONS} "
+                                f"(create_*_toxic, create_toxic, delete_toxic) and {PROXY_ACTIONS} (disable_proxy, "
+                                "enable_proxy), or http and process providers")
+            return
+        if func in ("delete_toxic", "enable_proxy"):
+            key = (args.get("for_proxy") or args.get("proxy_name"), args.get("toxic_name", ""))
+            step = open_faults.pop(key, None)
+            if step is None:
+                self.problem(where, f"{func} {key[0]} {key[1]}".rstrip() + ": the method created no such fault before")
+                return
+            step["for"] = f"{max(t - step.pop('_at'), 0):g}s"
+            return
+        if func == "disable_proxy":
+            fault, target, params, key = "link.down", args.get("proxy_name"), {}, (args.get("proxy_name"), "")
+        else:
+            converted = _toxic_params(func, args)
+            if isinstance(converted, str):
+                self.problem(where, converted)
+                return
+            fault, params = converted
+            target, key = args.get("for_proxy"), (args.get("for_proxy"), args.get("toxic_name", ""))
+        if not target:
+            self.problem(where, f"{func} needs the proxy's name")
+            return
+        step = {"at": f"{t:g}s", "fault": fault, "target": target, "_at": t}
+        if params:
+            step["with"] = params
+        out["method"].append(step)
+        j = len(out["method"]) - 1
+        self.place(("method", j), path)
+        self.place(("method", j, "target"), path + ("provider", "arguments"))
+        self.place(("method", j, "with"), path + ("provider", "arguments"))
+        open_faults[key] = step
+
+
+def _seconds(value: Any) -> float:
+    """Chaos Toolkit durations are seconds (a timeout may be [connect, read])."""
+    if isinstance(value, list) and value:
+        value = max(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _toxic_params(func: str, args: dict) -> tuple[str, dict] | str:
+    def ms(v: Any) -> str:
+        return f"{v}ms"
+
+    simple = {
+        "create_latency_toxic": ("link.latency", lambda a: {"latency": ms(a["latency"]), "jitter": ms(a.get("jitter", 0))}),
+        "create_bandwith_degradation_toxic": ("link.bandwidth", lambda a: {"rate": int(a["rate"])}),
+        "create_slow_connection_close_toxic": ("link.slow_close", lambda a: {"delay": ms(a["delay"])}),
+        "create_timeout_toxic": ("link.timeout", lambda a: {"timeout": ms(a["timeout"])}),
+        "create_slicer_toxic": ("link.slicer", lambda a: {"average_size": int(a["average_size"]),
+                                                          "size_variation": int(a["size_variation"]),
+                                                          "delay": f"{float(a['delay']) / 1000:g}ms"}),
+        "create_limiter_toxic": ("link.limit_data", lambda a: {"bytes": int(a["bytes_limit"])}),
+    }
+    try:
+        if func in simple:
+            fault, convert = simple[func]
+            return fault, convert(args)
+        if func == "create_toxic":
+            ttype = args["toxic_type"]
+            if ttype not in _TOXIC_TYPES:
+                return f"toxic type {ttype!r} is not supported; supported: {', '.join(sorted(_TOXIC_TYPES))}"
+            attrs = dict(args.get("attributes") or {})
+            for k in ("latency", "jitter", "delay", "timeout"):
+                if k in attrs and not (ttype == "slicer" and k == "delay"):
+                    attrs[k] = ms(attrs[k])
+            if ttype == "slicer" and "delay" in attrs:
+                attrs["delay"] = f"{float(attrs['delay']) / 1000:g}ms"
+            params = {**attrs, "stream": args.get("stream", "downstream"), "toxicity": args.get("toxicity", 1.0)}
+            return f"link.{ttype}", params
+    except KeyError as exc:
+        return f"{func} needs the argument {exc.args[0]!r}"
+    except (TypeError, ValueError) as exc:
+        return f"{func}: bad argument ({exc})"
+    return (f"{TOXIC_ACTIONS}.{func} is not supported; supported: {', '.join(simple)}, create_toxic, delete_toxic")
+
+
+def translate(ctk: dict, pos, file: str):
+    """The deadair experiment data for a Chaos Toolkit experiment, its positions, and problems."""
+    tr = _Translator(ctk, pos, file)
+    out = tr.translate()
+    return out, tr.pos, tr.problems

@@ -1,0 +1,65 @@
+"""The method as a schedule: every occurrence of every step, its time and its target.
+
+Repeating steps (`every` with `times` or `until`) are expanded here, and `one_of` targets are
+chosen here, with a random generator seeded by the experiment's seed: the same experiment
+and seed always give the same plan, which `deadair plan` prints without touching anything and
+the run records in its journal.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .experiment import Experiment, Step
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    step: "Step"
+    n: int  # 0 for the first occurrence of a step
+    at: float  # seconds from the start of the method
+    duration: float | None
+    target: str | None
+
+    @property
+    def end(self) -> float:
+        return self.at + (self.duration or 0.0)
+
+    @property
+    def key(self) -> str:
+        """Unique within a run; names what the fault creates (toxics) and its journal events."""
+        return f"{self.step.index}.{self.n}"
+
+    def describe(self) -> str:
+        what = self.step.fault or f"{self.step.kind} {self.step.name}"
+        target = f" {self.target}" if self.target else ""
+        params = ", ".join(f"{k} {v}" for k, v in self.step.raw_params.items())
+        length = f" for {self.duration:g}s" if self.duration else ""
+        return f"{what}{target}{f' ({params})' if params else ''}{length}"
+
+
+def plan(experiment: "Experiment") -> list[Occurrence]:
+    """Every occurrence, in time order; deterministic for a given seed."""
+    rng = random.Random(experiment.seed)
+    out: list[Occurrence] = []
+    for step in experiment.method:
+        times = [step.at]
+        if step.every:
+            if step.times:
+                times = [step.at + i * step.every for i in range(step.times)]
+            else:
+                assert step.until is not None
+                t, times = step.at, []
+                while t <= step.until + 1e-9:
+                    times.append(t)
+                    t += step.every
+        for n, at in enumerate(times):
+            target = rng.choice(step.one_of) if step.one_of else step.target
+            out.append(Occurrence(step, n, at, step.duration, target))
+    return sorted(out, key=lambda o: (o.at, o.step.index, o.n))
+
+
+def method_length(occurrences: list[Occurrence]) -> float:
+    return max((o.end for o in occurrences), default=0.0)
