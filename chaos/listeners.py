@@ -32,6 +32,7 @@ import json
 import random
 import socket
 import time
+from time import monotonic as _monotonic
 from dataclasses import dataclass, field
 from typing import Sequence
 from urllib.parse import urlsplit
@@ -50,6 +51,7 @@ class PlayoutSettings:
     min_stall: float = 0.02  # shorter gaps (under one Opus frame) are not counted as dead air
     read_timeout: float = 10.0  # no bytes for this long: the client declares the connection lost
     connect_timeout: float = 5.0
+    prebuffer: float = 0.0  # audio buffered before playback starts, and again after dead air
 
 
 @dataclass(frozen=True)
@@ -87,44 +89,66 @@ class ListenerSettings:
     backoff: Sequence[float] = DEFAULT_BACKOFF
     playout: PlayoutSettings = field(default_factory=PlayoutSettings)
     join_timeout: float = 5.0
+    arrival: str = "all"  # all at once, ramp (evenly over `arrival_over`), poisson (at `arrival_rate`)
+    arrival_over: float = 0.0
+    arrival_rate: float = 0.0
+    ears: int = 0  # how many of the listeners decode what they hear (chaos.ears)
 
 
 class Playout:
-    """Real-time playout of received audio; reports the spans where the buffer ran dry."""
+    """Real-time playout of received audio; reports the spans where the buffer ran dry.
 
-    __slots__ = ("started", "start", "received", "stalled", "stall_open_at", "min_stall")
+    Playback starts once `prebuffer` seconds are buffered (0: at the first page) and, after the
+    buffer runs dry, resumes once it holds `prebuffer` seconds again, as a real player rebuffers.
+    """
 
-    def __init__(self, min_stall: float = 0.02):
+    __slots__ = ("started", "start", "received", "stalled", "stall_open_at", "min_stall", "prebuffer",
+                 "_stall_from", "_base")
+
+    def __init__(self, min_stall: float = 0.02, prebuffer: float = 0.0):
         self.started = False
         self.start = 0.0  # when playback began
         self.received = 0.0  # seconds of audio received so far
         self.stalled = 0.0  # seconds spent in dead air so far (playback paused)
         self.stall_open_at: float | None = None  # set once a stall has been reported as started
         self.min_stall = min_stall
+        self.prebuffer = prebuffer
+        self._stall_from: float | None = None  # the buffer ran dry here and playback has not resumed
+        self._base = 0.0
 
     def dry_at(self) -> float:
-        """The time at which the buffer runs (or ran) dry if no more audio arrives."""
+        """When the buffer runs (or ran) dry if no more audio arrives."""
+        if self._stall_from is not None:
+            return self._stall_from
         return self.start + self.stalled + self.received
+
+    @property
+    def rebuffering(self) -> bool:
+        return self._stall_from is not None
 
     def add(self, seconds: float, now: float) -> tuple[float, float] | None:
         """Audio arrived at `now`. Returns (start, end) of a dead-air span it ended, if any."""
         if not self.started:
-            self.started = True
-            self.start = now
-            self.received = seconds
+            self.received += seconds
+            if seconds > 0.0 and self.received >= self.prebuffer:
+                self.started = True
+                self.start = now
             return None
         if seconds <= 0.0:
             return None
-        dry = self.start + self.stalled + self.received
-        span = None
-        if now - dry >= self.min_stall:
-            self.stalled += now - dry
-            span = (dry, now)
-        elif now > dry:
-            self.stalled += now - dry  # an inaudible gap: the clock still slips
+        if self._stall_from is None:
+            dry = self.start + self.stalled + self.received
+            if now <= dry:
+                self.received += seconds
+                return None
+            self._stall_from, self._base = dry, self.received
         self.received += seconds
+        if self.received - self._base < self.prebuffer:
+            return None  # still rebuffering
+        dry, self._stall_from = self._stall_from, None
+        self.stalled += now - dry
         self.stall_open_at = None
-        return span
+        return (dry, now) if now - dry >= self.min_stall else None
 
     def buffered(self, now: float) -> float:
         return self.dry_at() - now if self.started else 0.0
@@ -138,7 +162,7 @@ class Listener(asyncio.Protocol):
         self.swarm = swarm
         self.timeline = swarm.timeline
         self.ogg = OggTracker()
-        self.playout = Playout(swarm.settings.playout.min_stall)
+        self.playout = Playout(swarm.settings.playout.min_stall, swarm.settings.playout.prebuffer)
         self.transport: asyncio.Transport | None = None
         self.attempt = 0  # tries since the last successful audio
         self.connected = False  # HTTP 200 received on the current connection
@@ -151,6 +175,7 @@ class Listener(asyncio.Protocol):
         self.title: str | None = None
         self._lost_reported = 0
         self.stream: StreamAddress | None = swarm.settings.stream  # learned from the join when None
+        self._origin = swarm.timeline.clock.origin
         self.listener_id: str | None = None
 
     # -- connection lifecycle ------------------------------------------------------------------
@@ -169,55 +194,70 @@ class Listener(asyncio.Protocol):
             "Icy-MetaData: 0\r\n\r\n".encode())
 
     def data_received(self, data: bytes) -> None:
-        now = self.timeline.clock.now()
+        now = _monotonic() - self._origin
         self.last_data = now
         if not self.connected:
-            self._head += data
-            end = self._head.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._head) > 16384:
-                    self._fail("bad_response")
-                return
-            lines = bytes(self._head[:end]).split(b"\r\n")
-            parts = lines[0].split()
-            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-            if status != 200:
-                self._fail(f"http_{status}" if status else "bad_response")
-                return
-            server = None
-            for line in lines[1:]:
-                if line[:13].lower() == b"x-served-by: ":
-                    server = line[13:].decode("latin-1").strip()
-            self.connected = True
-            self.timeline.record("listener.connected", self.lid, now, attempt=self.attempt, status=status,
-                                 server=server)
-            data = bytes(self._head[end + 4:])
-            self._head.clear()
+            data = self._response_head(data, now)
             if not data:
                 return
+        ogg = self.ogg
         try:
-            seconds = self.ogg.feed(data)
+            seconds = ogg.feed(data)
         except OggFormatError:
             self._fail("bad_ogg")
             return
-        if self.ogg.switches:
+        if ogg.switches:
             self._on_streams(now)
         if seconds > 0.0:
             if not self.audio_on_connection:
                 self.audio_on_connection = True
-                self.timeline.record("listener.first_audio", self.lid, now, attempt=self.attempt,
-                                     title=self.ogg.title)
+                self.timeline.record("listener.first_audio", self.lid, now, attempt=self.attempt, title=ogg.title)
                 self.attempt = 0
-            if self.playout.stall_open_at is None and self.playout.started and now - self.playout.dry_at() >= self.playout.min_stall:
-                self.timeline.record("listener.stall_start", self.lid, self.playout.dry_at())
-            span = self.playout.add(seconds, now)
+            p = self.playout
+            if p.started and p.stall_open_at is None:
+                dry = p.dry_at()
+                if now - dry >= p.min_stall:
+                    self.timeline.record("listener.stall_start", self.lid, dry)
+            span = p.add(seconds, now)
             if span is not None:
                 self.timeline.record("listener.stall_end", self.lid, now, duration=round(span[1] - span[0], 6),
                                      open=False)
-        if self.ogg.lost_pages != self._lost_reported:
-            self.timeline.record("listener.lost_pages", self.lid, now,
-                                 count=self.ogg.lost_pages - self._lost_reported)
-            self._lost_reported = self.ogg.lost_pages
+            if ogg.want_packets:
+                self.on_audio(seconds, now)
+        elif ogg.packets:
+            ogg.packets.clear()
+        if ogg.lost_pages != self._lost_reported:
+            self.timeline.record("listener.lost_pages", self.lid, now, count=ogg.lost_pages - self._lost_reported)
+            self._lost_reported = ogg.lost_pages
+
+    def _response_head(self, data: bytes, now: float) -> bytes:
+        """Collect the HTTP response head; returns the body bytes that came with it (or b"")."""
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._head) > 16384:
+                self._fail("bad_response")
+            return b""
+        lines = bytes(self._head[:end]).split(b"\r\n")
+        parts = lines[0].split()
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        if status != 200:
+            self._fail(f"http_{status}" if status else "bad_response")
+            return b""
+        server = None
+        for line in lines[1:]:
+            if line[:13].lower() == b"x-served-by: ":
+                server = line[13:].decode("latin-1").strip()
+        self.connected = True
+        sock = self.transport.get_extra_info("sockname") if self.transport else None
+        self.timeline.record("listener.connected", self.lid, now, attempt=self.attempt, status=status,
+                             server=server, port=sock[1] if sock else None)
+        body = bytes(self._head[end + 4:])
+        self._head.clear()
+        return body
+
+    def on_audio(self, seconds: float, now: float) -> None:
+        """Hook for decoding listeners: `seconds` of audio were just added to the playout."""
 
     def _on_streams(self, now: float) -> None:
         for title in self.ogg.switches:
@@ -280,21 +320,43 @@ class Swarm:
     """Many listeners on one event loop, with one watchdog for all of them."""
 
     def __init__(self, settings: ListenerSettings, timeline: Timeline, rng: random.Random | None = None,
-                 prefix: str = "L"):
+                 prefix: str = "L", ear_settings=None):
         self.settings = settings
         self.timeline = timeline
         self.rng = rng or random.Random(0)
         width = max(4, len(str(settings.count)))
-        self.listeners = [Listener(f"{prefix}{i:0{width}d}", self) for i in range(settings.count)]
+        ears = min(settings.ears, settings.count)
+        self.listeners: list[Listener] = []
+        if ears:
+            from .ears import GoldenEar
+
+            self.listeners += [GoldenEar(f"E{i:0{width}d}", self, ear_settings) for i in range(ears)]
+        self.listeners += [Listener(f"{prefix}{i:0{width}d}", self) for i in range(ears, settings.count)]
         self._tasks: set[asyncio.Task] = set()
         self._watchdog: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def arrival_offsets(self) -> list[float]:
+        """When each listener joins, from the start: all at once, a ramp, or a seeded Poisson process."""
+        s, n = self.settings, len(self.listeners)
+        if s.arrival == "ramp" and n > 1:
+            return [i * s.arrival_over / (n - 1) for i in range(n)]
+        if s.arrival == "poisson" and s.arrival_rate > 0:
+            t, out = 0.0, []
+            for _ in range(n):
+                out.append(t)
+                t += self.rng.expovariate(s.arrival_rate)
+            return out
+        return [0.0] * n
+
     async def start(self) -> None:
-        """All listeners join at once (arrival patterns come with the swarm work)."""
+        """Listeners join according to the arrival pattern (this returns at once)."""
         self._loop = asyncio.get_running_loop()
-        for listener in self.listeners:
-            self._spawn(self._connect(listener))
+        for listener, offset in zip(self.listeners, self.arrival_offsets()):
+            if offset <= 0:
+                self._spawn(self._connect(listener))
+            else:
+                self._loop.call_later(offset, lambda lst=listener: self._spawn(self._connect(lst)))
         self._watchdog = asyncio.create_task(self._watch())
 
     def _spawn(self, coro) -> None:

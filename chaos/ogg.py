@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-_HEADER = struct.Struct("<4sBBqIIIB")  # capture, version, flags, granule, serial, seq, crc, nsegs
+_GRANULE = struct.Struct("<qII")  # granule, serial, page sequence (at offset 6 of a page)
 HEADER_SIZE = 27
 OPUS_RATE = 48000.0
 FLAG_CONTINUED, FLAG_BOS, FLAG_EOS = 1, 2, 4
@@ -93,7 +93,7 @@ class OggTracker:
     """
 
     __slots__ = ("_buf", "serial", "_granule", "_seq", "_preskip", "_pending_title",
-                 "title", "switches", "lost_pages", "pages")
+                 "title", "switches", "lost_pages", "pages", "want_packets", "packets", "_partial", "channels")
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -106,6 +106,11 @@ class OggTracker:
         self.switches: list[str | None] = []
         self.lost_pages = 0
         self.pages = 0
+        # decoding listeners ask for the packets of each audio page: (serial, [packets], samples)
+        self.want_packets = False
+        self.packets: list[tuple[int, list[bytes], int]] = []
+        self._partial = b""
+        self.channels = 1
 
     def reset(self) -> None:
         """A new connection: partial pages from the old one are dropped."""
@@ -115,56 +120,87 @@ class OggTracker:
         self._seq = -1
 
     def feed(self, data: bytes) -> float:
+        """Seconds of audio in the complete pages received so far; partial pages wait for more.
+
+        The hot path of every listener: pages that arrive whole are parsed straight from `data`
+        (no copy); only a partial page at the end is kept."""
         buf = self._buf
-        buf += data
-        n = len(buf)
+        if buf:
+            buf += data
+            data = buf
+        n = len(data)
         off = 0
         samples = 0
-        unpack = _HEADER.unpack_from
+        unpack = _GRANULE.unpack_from
         while n - off >= HEADER_SIZE:
-            if buf[off] != 0x4F or buf[off + 1:off + 4] != b"ggS":  # "OggS"
+            if not data.startswith(b"OggS", off):
                 raise OggFormatError(f"lost Ogg sync at byte {off}")
-            nseg = buf[off + 26]
+            nseg = data[off + 26]
             body_at = off + HEADER_SIZE + nseg
             if n < body_at:
                 break
-            end = body_at + sum(buf[off + HEADER_SIZE:body_at])
+            end = body_at + sum(data[off + HEADER_SIZE:body_at])
             if n < end:
                 break
-            _capture, _ver, flags, granule, serial, seq, _crc, _ = unpack(buf, off)
+            flags = data[off + 5]
+            granule, serial, seq = unpack(data, off + 6)
             self.pages += 1
             if flags & FLAG_BOS or serial != self.serial:
-                self._new_stream(serial, buf, off, body_at, end)
+                self._new_stream(serial, data, off, body_at, end)
             elif granule <= 0:
                 # header pages (granule 0: OpusTags) or a page where no packet ends (-1)
-                if granule == 0 and buf[body_at:body_at + 8] == b"OpusTags":
-                    self._pending_title = opus_title(buf[body_at:end])
+                if granule == 0 and data[body_at:body_at + 8] == b"OpusTags":
+                    self._pending_title = opus_title(data[body_at:end])
             else:
-                if self._granule < 0:
-                    samples += self._first_audio(buf, off, body_at, end, flags)
+                last = self._granule
+                if last < 0:
+                    page_samples = self._first_audio(data, off, body_at, end, flags)
                 else:
+                    page_samples = granule - last
                     gap = seq - self._seq - 1
-                    delta = granule - self._granule
                     if gap > 0:
                         self.lost_pages += gap
-                        delta //= gap + 1
-                    samples += max(delta, 0)
+                        page_samples //= gap + 1
+                        self._partial = b""
+                    if page_samples < 0:
+                        page_samples = 0
+                samples += page_samples
                 self._granule = granule
+                if self.want_packets:
+                    self._collect(data, off, body_at, end, flags, serial, page_samples)
             self._seq = seq
             off = end
-        if off:
+        if buf:
             del buf[:off]
+        elif off < n:
+            buf += data[off:]
         return samples / OPUS_RATE
 
-    def _new_stream(self, serial: int, buf: bytearray, off: int, body_at: int, end: int) -> None:
+    def _new_stream(self, serial: int, buf, off: int, body_at: int, end: int) -> None:
         self.serial = serial
         self._granule = -1
         self._pending_title = None
+        self._partial = b""
         head = bytes(buf[body_at:end])
         if head.startswith(b"OpusHead") and len(head) >= 12:
+            self.channels = head[9] or 1
             self._preskip = int.from_bytes(head[10:12], "little")
 
-    def _first_audio(self, buf: bytearray, off: int, body_at: int, end: int, flags: int) -> int:
+    def _collect(self, buf, off: int, body_at: int, end: int, flags: int, serial: int, samples: int) -> None:
+        """Whole packets of an audio page, joining one continued from the previous page."""
+        lacing = buf[off + HEADER_SIZE:body_at]
+        body = bytes(buf[body_at:end])
+        out, start, pos = [], 0, 0
+        partial = self._partial if flags & FLAG_CONTINUED else b""
+        for lace in lacing:
+            pos += lace
+            if lace < 255:
+                out.append(partial + body[start:pos])
+                partial, start = b"", pos
+        self._partial = partial + body[start:pos] if start < pos else partial
+        self.packets.append((serial, out, samples))
+
+    def _first_audio(self, buf, off: int, body_at: int, end: int, flags: int) -> int:
         """Audio in the first audio page of a logical stream, from the Opus TOC bytes."""
         self.title = self._pending_title
         self.switches.append(self.title)

@@ -106,9 +106,11 @@ def ensure_engine(say: Progress) -> tuple[docker.DockerClient, str]:
     if shutil.which("cgroupfs-mount") and not (cg / "cgroup.controllers").exists() and not (cg / "cpu").exists():
         _run(["cgroupfs-mount"], 30, what="cgroupfs-mount")
     log = Path(os.environ.get("DEADAIR_DOCKERD_LOG", "/var/log/deadair-dockerd.log"))
+    # --userland-proxy=false: published loopback ports go through the kernel (DNAT), not through a
+    # docker-proxy process per port, which copies every byte and died under a few thousand listeners.
     with log.open("ab") as fh:
-        subprocess.Popen(["dockerd"], stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
+        subprocess.Popen(["dockerd", "--userland-proxy=false"], stdout=fh, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         client = engine.try_connect(timeout=2)

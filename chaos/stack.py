@@ -71,6 +71,22 @@ class StackDefinition:
         """Fault targets: every service but Toxiproxy, which is the instrument itself."""
         return [s for s in self.services if s != self.toxiproxy_service]
 
+    def ear_settings(self):
+        """What golden ears listen for, from the sources' `deadair.audio.*` labels (defaults otherwise)."""
+        from .ears import EarSettings
+
+        values: dict = {}
+        for spec in self.services.values():
+            labels = _labels(spec)
+            title = labels.get("deadair.audio.title")
+            if title in ("live", "hold") and "deadair.audio.pilot_hz" in labels:
+                values[f"{title}_pilot"] = float(labels["deadair.audio.pilot_hz"])
+            if "deadair.audio.beep_hz" in labels:
+                values["beep_freqs"] = tuple(float(f) for f in labels["deadair.audio.beep_hz"].split(","))
+            if "deadair.audio.beep_every" in labels:
+                values["beep_every"] = int(labels["deadair.audio.beep_every"])
+        return EarSettings(**values)
+
     @property
     def images(self) -> list[str]:
         return sorted({str(s["image"]) for s in self.services.values() if s.get("image")})
