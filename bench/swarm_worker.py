@@ -39,16 +39,19 @@ async def main(args) -> dict:
         streams.append(StreamAddress(host, int(port), "/" + path))
     per = [args.count // len(streams) + (1 if i < args.count % len(streams) else 0) for i in range(len(streams))]
     rss0 = rss_kb()
-    swarms = [Swarm(ListenerSettings(count=n, stream=s), tl, random.Random(i), prefix=f"L{i}-")
+    over = args.count / args.ramp if args.ramp else 0.0
+    swarms = [Swarm(ListenerSettings(count=n, stream=s, arrival="ramp" if over else "all", arrival_over=over),
+                    tl, random.Random(i), prefix=f"L{i}-")
               for i, (n, s) in enumerate(zip(per, streams)) if n]
     for sw in swarms:
         await sw.start()
-    deadline = time.monotonic() + args.warmup
+    deadline = time.monotonic() + args.warmup + over
     while sum(sw.hearing() for sw in swarms) < args.count and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     hearing = sum(sw.hearing() for sw in swarms)
     await asyncio.sleep(2.0)  # let the connect burst settle
     rss1 = rss_kb()
+    disc0 = len([e for e in tl.events if e.kind == "listener.disconnect"])
     w0, c0 = tl.clock.now(), time.process_time()
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     await asyncio.sleep(args.seconds)
@@ -68,7 +71,9 @@ async def main(args) -> dict:
             "listener_seconds": args.count * (w1 - w0),
             "rss_kb_per_listener": (rss1 - rss0) / max(args.count, 1), "rss_mb": rss1 / 1024,
             "false_dead_air": total_dead / (args.count * (w1 - w0)), "worst_listener_stall_ratio": stall.value,
-            "disconnects": len([e for e in tl.events if e.kind == "listener.disconnect"])}
+            "disconnects_while_measured": len([e for e in tl.events if e.kind == "listener.disconnect"
+                                               and w0 <= e.t <= w1]),
+            "disconnects_before": disc0}
 
 
 if __name__ == "__main__":
@@ -78,6 +83,7 @@ if __name__ == "__main__":
     p.add_argument("--warmup", type=float, default=60.0)
     p.add_argument("--stream", action="append", required=True)
     p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    p.add_argument("--ramp", type=float, default=250.0, help="joins per second (0: all at once)")
     a = p.parse_args()
     if a.loop == "uvloop":
         import uvloop

@@ -12,7 +12,10 @@ libopus.so.0) and analyses the audio at the moment it would be played:
 Containers share the host's clock, so no clock synchronisation is needed.
 
 Events (kind, fields):
-    ear.beep            emitted (wall-clock s), latency, freq     t: when the beep is played
+    ear.beep            emitted (wall-clock s), latency, delivery, freq
+                        t: when the beep is played; latency: played - emitted (what a person
+                        hears); delivery: arrived - emitted (the network and servers alone; a
+                        playing listener's buffer absorbs part of a rise in delivery latency)
     ear.silence_start   -                                       t: playout time
     ear.silence_end     duration
     ear.tone            tone (live, hold, none)                 t: playout time, on change
@@ -121,19 +124,24 @@ class Analyzer:
         self._tone_votes: list[str] = []
         self._carry = np.zeros(0, dtype=np.float32)
         self._carry_t = 0.0
+        self._carry_arrival = 0.0
 
-    def feed(self, pcm: np.ndarray, t0: float) -> None:
-        """PCM whose first sample plays at t0 (on the run's clock)."""
-        if self._carry.size:
+    def feed(self, pcm: np.ndarray, t0: float, arrived: float | None = None) -> None:
+        """PCM whose first sample plays at t0 and which arrived at `arrived` (on the run's clock)."""
+        arrived = t0 if arrived is None else arrived
+        carried = self._carry.size
+        arrivals = (self._carry_arrival, arrived)
+        if carried:
             t0 = self._carry_t
             pcm = np.concatenate([self._carry, pcm])
         usable = (pcm.size // self.FRAME) * self.FRAME
         self._carry, self._carry_t = pcm[usable:], t0 + usable / RATE
+        self._carry_arrival = arrived if usable >= carried else arrivals[0]
         if usable == 0:
             return
         x = pcm[:usable]
         self._silence(x, t0)
-        self._beeps(x, t0)
+        self._beeps(x, t0, carried, arrivals)
         self._tones(x, t0)
 
     def _silence(self, x: np.ndarray, t0: float) -> None:
@@ -149,7 +157,7 @@ class Analyzer:
                 self.timeline.record("ear.silence_end", self.lid, t, duration=round(t - self._silent_since, 6))
                 self._silent_since = None
 
-    def _beeps(self, x: np.ndarray, t0: float) -> None:
+    def _beeps(self, x: np.ndarray, t0: float, carried: int = 0, arrivals: tuple[float, float] = (0.0, 0.0)) -> None:
         blocks = x.reshape(-1, self.BLOCK)  # (n, 240)
         amps = 2.0 * np.abs(blocks @ self._beep_basis.T) / self.BLOCK  # (n, 3)
         best = amps.argmax(axis=1)
@@ -159,10 +167,11 @@ class Analyzer:
             loud = a > self.s.beep_threshold and a > 3 * others
             if loud and not self._beep_on:
                 heard = t0 + i * self.BLOCK / RATE
-                self._on_beep(heard, int(best[i]))
+                arrived = arrivals[0] if i * self.BLOCK < carried else arrivals[1]
+                self._on_beep(heard, int(best[i]), arrived)
             self._beep_on = loud
 
-    def _on_beep(self, heard: float, k: int) -> None:
+    def _on_beep(self, heard: float, k: int, arrived: float | None = None) -> None:
         wall = self.clock.wall_origin + heard
         period = self.s.beep_every
         cycle = period * len(self.s.beep_freqs)
@@ -174,8 +183,9 @@ class Analyzer:
             s -= period
         latency = wall - s
         if 0 <= latency < cycle:
+            delivery = self.clock.wall_origin + (heard if arrived is None else arrived) - s
             self.timeline.record("ear.beep", self.lid, heard, emitted=s, latency=round(latency, 6),
-                                 freq=self.s.beep_freqs[k])
+                                 delivery=round(delivery, 6), freq=self.s.beep_freqs[k])
 
     def _tones(self, x: np.ndarray, t0: float) -> None:
         live, hold = amplitude(x, self.s.live_pilot), amplitude(x, self.s.hold_pilot)
@@ -222,7 +232,7 @@ class GoldenEar(Listener):
         pos = p.start + p.stalled + p.received - self._pending_seconds  # playout time of the first pending sample
         pcm = np.concatenate(self._pending)
         self._pending, self._pending_seconds = [], 0.0
-        self.analyzer.feed(pcm, pos)
+        self.analyzer.feed(pcm, pos, now)
 
     def close(self, now: float) -> None:
         super().close(now)

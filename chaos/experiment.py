@@ -32,7 +32,7 @@ from .hypotheses import MEASURES, parse_expectation, resolve_measure
 from .listeners import DEFAULT_BACKOFF
 from .probes import DEFAULT_TIMEOUT, ProbeSpec, link_names, tolerance_problems
 from .stack import StackDefinition, find_stack
-from .units import parse_duration
+from .units import parse_duration, parse_rate
 
 Path_ = tuple[Any, ...]
 PHASES = ("before", "during", "after")
@@ -107,6 +107,20 @@ class ListenersSpec:
     backoff: tuple[float, ...] = DEFAULT_BACKOFF
     read_timeout: float = 10.0
     min_stall: float = 0.02
+    prebuffer: float = 0.0
+    ears: int = 0  # golden ears among the listeners (they decode what they hear)
+    arrival: str = "all"  # all, ramp or poisson
+    arrival_over: float = 0.0  # ramp: seconds over which the joins spread
+    arrival_rate: float = 0.0  # poisson: joins per second
+
+    @property
+    def arrival_span(self) -> float:
+        """Roughly how long the joins take (the warm-up waits this long on top)."""
+        if self.arrival == "ramp":
+            return self.arrival_over
+        if self.arrival == "poisson" and self.arrival_rate:
+            return self.count / self.arrival_rate * 1.5
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -386,6 +400,8 @@ class _Meaning:
             self.problem(path + ("expect",), f"{expect!r} asks for {exp.stat} but the measure {name!r} already names {name_stat}")
         if measure.unit == "duration" and exp.unit != "duration" and not (exp.low == 0 and exp.unit is None):
             self.problem(path + ("expect",), f"{name} is a duration; write the bound with a unit, such as \"< 2s\" or \"p95 < 300ms\"")
+        if measure.unit == "count" and exp.unit is not None:
+            self.problem(path + ("expect",), f"{name} is a count; write the bound as a plain number, such as \">= 2\"")
         if measure.unit == "ratio" and exp.unit == "duration":
             self.problem(path + ("expect",), f"{name} is a ratio; write the bound as a number or a percentage, such as \">= 0.99\" or \">= 99%\"")
         if measure.scope != "window" and scope != "step":
@@ -557,12 +573,18 @@ def parse_experiment(text: str, path: Path, check_stack: bool = True,
         backoff=tuple(parse_duration(b) for b in lst["backoff"]) if "backoff" in lst else DEFAULT_BACKOFF,
         read_timeout=parse_duration(lst["read_timeout"]) if "read_timeout" in lst else 10.0,
         min_stall=parse_duration(lst["min_stall"]) if "min_stall" in lst else 0.02,
+        prebuffer=parse_duration(lst["prebuffer"]) if "prebuffer" in lst else 0.0,
+        ears=lst.get("ears", 0), **_arrival(lst.get("arrival", "all")),
     )
+    if listeners.ears > listeners.count:
+        problems.append(Problem(file, *pos.of(("listeners", "ears")),
+                                f"listeners.ears ({listeners.ears}) is more than listeners.count ({listeners.count})"))
     if stack_def is not None and listeners.count and listeners.via not in stack_def.links:
         problems.append(Problem(file, *pos.of(("listeners", "via")),
                                 f"{listeners.via!r} is not a link of stack {stack_def.name}; "
                                 f"links: {', '.join(stack_def.links)}"))
-    uses_listeners = [c for c in [*steady, *guards, *(e for s in steps for e in s.expect)] if c.measure]
+    uses_listeners = [c for c in [*steady, *guards, *(e for s in steps for e in s.expect)]
+                      if c.measure and not c.measure.startswith("server.")]
     if listeners.count == 0 and uses_listeners:
         problems.append(Problem(file, *pos.of(("listeners", "count")),
                                 f"listeners.count is 0 but {uses_listeners[0].measure} is measured from listeners"))
@@ -575,6 +597,14 @@ def parse_experiment(text: str, path: Path, check_stack: bool = True,
         listeners=listeners, windows=windows, steady_state=tuple(steady), abort_when=tuple(guards),
         method=tuple(steps), rollbacks=tuple(rollbacks), variables=dict(data.get("vars") or {}), source=source,
     )
+
+
+def _arrival(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict) and "ramp" in value:
+        return {"arrival": "ramp", "arrival_over": parse_duration(value["ramp"])}
+    if isinstance(value, dict) and "poisson" in value:
+        return {"arrival": "poisson", "arrival_rate": parse_rate(value["poisson"])}
+    return {"arrival": "all"}
 
 
 def parse_var(text: str) -> tuple[str, str]:

@@ -172,6 +172,8 @@ class History:
         self.events = sorted(events, key=lambda e: e.t)
         self.by_listener: dict[str, list[Event]] = defaultdict(list)
         self.probes: dict[str, list[Event]] = defaultdict(list)
+        self.ears: dict[str, list[Event]] = defaultdict(list)
+        self.server: list[Event] = []
         self.phases: dict[str, Window] = {}
         starts: dict[str, Event] = {}
         self.faults: dict[str, FaultSpan] = {}
@@ -181,6 +183,10 @@ class History:
                 self.by_listener[ev.src].append(ev)
             elif ev.kind == "probe.sample":
                 self.probes[ev.src].append(ev)
+            elif ev.kind.startswith("ear."):
+                self.ears[ev.src].append(ev)
+            elif ev.kind == "server.sample":
+                self.server.append(ev)
             elif ev.kind == "run.phase":
                 self.phases[ev.data["name"]] = Window(float(ev.data["start"]), float(ev.data["end"]))
             elif ev.kind == "fault.start":
@@ -225,9 +231,22 @@ class History:
                         open_at = None
                 if open_at is not None:
                     out.append((open_at, self.end))
-                spans[lid] = out
+                spans[lid] = _merge(out + self.silence_spans(lid))
             self._spans = spans
         return self._spans
+
+    def silence_spans(self, lid: str) -> list[tuple[float, float]]:
+        """Digital silence a golden ear heard (playout time): dead air even while pages arrive."""
+        out, start = [], None
+        for e in self.ears.get(lid, ()):
+            if e.kind == "ear.silence_start":
+                start = e.t
+            elif e.kind == "ear.silence_end":
+                out.append((e.t - float(e.data.get("duration", 0.0)), e.t))
+                start = None
+        if start is not None:
+            out.append((start, self.end))
+        return out
 
     def prejoin(self) -> dict[str, tuple[float, float]]:
         """Per listener, [first join, first audio): not dead air, but not listening either."""
@@ -268,6 +287,16 @@ class Measure:
     @property
     def default_stat(self) -> str:
         return "max" if self.better == "lower" else "min"
+
+
+def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
 
 
 def _clip(spans: Iterable[tuple[float, float]], w: Window) -> list[float]:
@@ -367,6 +396,54 @@ def _time_to_title(title: str, anchor: str) -> Callable[[History, Window, FaultS
     return compute
 
 
+def _in(w: Window, t: float) -> bool:
+    return w.start <= t <= w.end
+
+
+def _e2e_latency(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
+    return Distribution([float(e.data["latency"]) for evs in h.ears.values() for e in evs
+                         if e.kind == "ear.beep" and _in(w, e.t)], empty_value=float("nan"))
+
+
+def _delivery_latency(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
+    return Distribution([float(e.data["delivery"]) for evs in h.ears.values() for e in evs
+                         if e.kind == "ear.beep" and "delivery" in e.data and _in(w, e.t)], empty_value=float("nan"))
+
+
+def _silence(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
+    d = Distribution()
+    for lid in h.ears:
+        d.samples.extend(_clip(h.silence_spans(lid), w))
+    return d
+
+
+def _join_latency(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
+    return Distribution([float(e.data["latency"]) for evs in h.by_listener.values() for e in evs
+                         if e.kind == "listener.joined" and _in(w, e.t)], empty_value=float("nan"))
+
+
+def _join_success_ratio(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
+    ok = failed = 0
+    for evs in h.by_listener.values():
+        for e in evs:
+            if e.kind == "listener.joined" and _in(w, e.t):
+                ok += 1
+            elif e.kind == "listener.join_failed" and _in(w, e.t):
+                failed += 1
+    return Distribution([ok / (ok + failed)] if ok + failed else [], empty_value=float("nan"))
+
+
+def _server(field: str, kind: str, combine: Callable[[list[float]], float]):
+    """Per sampling round (server.sample events share a `round`), combine one field over nodes."""
+    def compute(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
+        rounds: dict[int, list[float]] = defaultdict(list)
+        for e in h.server:
+            if e.data.get("kind") == kind and _in(w, e.t) and field in e.data:
+                rounds[int(e.data["round"])].append(float(e.data[field]))
+        return Distribution([combine(v) for v in rounds.values()], empty_value=float("nan"))
+    return compute
+
+
 MEASURES: dict[str, Measure] = {m.name: m for m in [
     Measure("dead_air", "duration", "lower", "window", _dead_air,
             "spans in which a listener had nothing to play (one sample per span)"),
@@ -382,6 +459,22 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
             "fault start -> listener hears hold music (0 if already on hold)"),
     Measure("live.resume", "duration", "lower", "fault_end", _time_to_title("live", "end"),
             "fault end -> listener hears the live speaker again (0 if never left)"),
+    Measure("e2e_latency", "duration", "lower", "window", _e2e_latency,
+            "a beep leaves the microphone -> a golden ear plays it (one sample per beep heard)"),
+    Measure("delivery_latency", "duration", "lower", "window", _delivery_latency,
+            "a beep leaves the microphone -> its audio reaches a golden ear (network and servers only)"),
+    Measure("silence", "duration", "lower", "window", _silence,
+            "digital silence (< -50 dBFS) golden ears played (one sample per span; also dead air)"),
+    Measure("join_latency", "duration", "lower", "window", _join_latency,
+            "join request sent -> room-api answered with a stream URL"),
+    Measure("join_success_ratio", "ratio", "higher", "window", _join_success_ratio,
+            "joins answered with a stream URL / joins sent"),
+    Measure("server.icecast_listeners", "count", "higher", "window", _server("listeners", "icecast", sum),
+            "listeners Icecast reports on all its nodes, per sample (once a second)"),
+    Measure("server.slow_listeners", "count", "lower", "window", _server("slow_listeners", "icecast", sum),
+            "listeners Icecast counts as slow (lagging its queue), per sample"),
+    Measure("server.lb_servers_up", "count", "higher", "window", _server("up", "haproxy", sum),
+            "edges HAProxy considers up, per sample"),
 ]}
 STATS = ("max", "min", "mean", "count", "p50", "p90", "p95", "p99")
 

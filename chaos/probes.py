@@ -247,3 +247,71 @@ def jsonpath(doc: Any, path: str) -> list[Any]:
                 out.append(node[step])
         nodes = out
     return nodes
+
+
+# -- server-side probes: what the servers themselves report ----------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerProbe:
+    """A node that reports on itself, declared by compose labels:
+
+        deadair.probe: "icecast:8000"          (kinds: icecast, haproxy, room-api; the container port)
+        deadair.probe.auth: "admin:password"   (if the stats need it)
+    """
+
+    node: str
+    kind: str
+    port: int
+    auth: tuple[str, str] | None = None
+
+    def sample(self, base: str, timeout: float = 2.0) -> dict[str, Any]:
+        """One reading of the node's own numbers; ProbeError when it does not answer."""
+        try:
+            if self.kind == "icecast":
+                return self._icecast(base, timeout)
+            if self.kind == "haproxy":
+                return self._haproxy(base, timeout)
+            r = requests.get(f"{base}/stats", timeout=timeout)
+            r.raise_for_status()
+            stats = r.json()
+            return {k: stats[k] for k in ("requests", "errors_4xx", "errors_5xx", "joins") if k in stats}
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            raise ProbeError(f"{self.node}: {type(exc).__name__}") from None
+
+    def _icecast(self, base: str, timeout: float) -> dict[str, Any]:
+        import xml.etree.ElementTree as ET
+
+        r = requests.get(f"{base}/admin/stats", auth=self.auth, timeout=timeout)
+        r.raise_for_status()
+        root = ET.fromstring(r.content)
+        sources = root.findall("source")
+        return {"listeners": sum(int(s.findtext("listeners") or 0) for s in sources),
+                "slow_listeners": sum(int(s.findtext("slow_listeners") or 0) for s in sources),
+                "clients": int(root.findtext("clients") or 0), "sources": len(sources)}
+
+    def _haproxy(self, base: str, timeout: float) -> dict[str, Any]:
+        import csv
+        import io
+
+        r = requests.get(f"{base}/stats;csv", timeout=timeout)
+        r.raise_for_status()
+        rows = [row for row in csv.DictReader(io.StringIO(r.text.lstrip("# ")))
+                if row.get("svname") not in ("FRONTEND", "BACKEND") and row.get("pxname") != "stats"]
+        up = sum(1 for row in rows if row.get("status", "").startswith("UP"))
+        return {"up": up, "down": len(rows) - up, "sessions": sum(int(row.get("scur") or 0) for row in rows)}
+
+
+def server_probes(services: dict[str, dict[str, Any]]) -> list[ServerProbe]:
+    """The nodes of a compose file that carry a deadair.probe label."""
+    from .stack import _labels
+
+    out = []
+    for node, spec in services.items():
+        labels = _labels(spec)
+        if "deadair.probe" not in labels:
+            continue
+        kind, _, port = labels["deadair.probe"].partition(":")
+        auth = labels.get("deadair.probe.auth")
+        out.append(ServerProbe(node, kind, int(port or 80), tuple(auth.split(":", 1)) if auth else None))  # type: ignore[arg-type]
+    return out

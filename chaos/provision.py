@@ -295,8 +295,22 @@ def setup(say: Progress, root: Path | None = None) -> SetupResult:
         return None, f"{', '.join(built) or 'nothing to build'} (BASE={base})"
 
     step("images", images)
+    step("libopus", lambda: (None, ensure_libopus(say)))
     step("fixtures", lambda: (None, copy_fixtures(client, (root or repo_root()) / "fixtures" / "generated")))
     return SetupResult(steps, base)
+
+
+def ensure_libopus(say: Progress) -> str:
+    """Golden ears decode Opus with the system's libopus (through ctypes)."""
+    import ctypes.util
+
+    if ctypes.util.find_library("opus"):
+        return "libopus found"
+    if _can_apt():
+        say("  installing Debian's libopus0 (golden ears decode with it)")
+        apt_install(["libopus0"])
+        return "libopus0 installed"
+    return "libopus missing: golden ears will not run (macOS: brew install opus; Debian: apt-get install libopus0)"
 
 
 def copy_fixtures(client: docker.DockerClient, dest: Path, image: str = "deadair/audio-room:latest",

@@ -5,8 +5,9 @@ journal written to disk can be judged again without re-running the experiment.
 
 Journal format (JSON lines, one object per line, sorted by `t`):
     {"t": 12.3456, "kind": "listener.stall", "src": "L0007", ...fields}
-`t` is seconds since the run's origin (a `time.monotonic()` reading, recorded with
-the matching wall-clock time in the first line, kind `run.origin`).
+`t` is seconds since the run's origin: a `time.monotonic()` reading, recorded in the first line
+(kind `run.origin`, field `monotonic`) with the matching wall-clock time (`wall_time`), so other
+measurements (a packet capture, a reference client) can be put on the same clock.
 """
 from __future__ import annotations
 
@@ -77,8 +78,8 @@ class Timeline:
     def write_journal(self, path: Path, header: dict[str, Any] | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w") as fh:
-            origin = {"t": 0.0, "kind": "run.origin", "src": "runner",
-                      "wall_time": self.clock.wall_origin, **(header or {})}
+            origin = {"t": 0.0, "kind": "run.origin", "src": "runner", "wall_time": self.clock.wall_origin,
+                      "monotonic": self.clock.origin, **(header or {})}
             fh.write(json.dumps(origin) + "\n")
             for ev in self.sorted():
                 fh.write(json.dumps(ev.to_json()) + "\n")
