@@ -111,6 +111,7 @@ class Analyzer:
 
     BLOCK = 240  # 5 ms: the beep onset resolution
     FRAME = 960  # 20 ms: the silence resolution
+    MIN_BEEP_BLOCKS = 8  # a beep is a steady tone for 40 ms of its 60 (speech formants move faster)
 
     def __init__(self, lid: str, timeline, clock, settings: EarSettings | None = None):
         self.lid, self.timeline, self.clock = lid, timeline, clock
@@ -119,6 +120,9 @@ class Analyzer:
         k = np.arange(n) * (2 * math.pi / RATE)
         self._beep_basis = np.stack([np.exp(-1j * k * f) for f in self.s.beep_freqs])  # (3, 240)
         self._beep_on = False
+        self._run = 0  # consecutive loud blocks at one beep frequency
+        self._run_k = -1
+        self._run_start = (0.0, 0.0)  # (played, arrived) of the run's first block
         self._silent_since: float | None = None
         self._tone = None
         self._tone_votes: list[str] = []
@@ -161,15 +165,23 @@ class Analyzer:
         blocks = x.reshape(-1, self.BLOCK)  # (n, 240)
         amps = 2.0 * np.abs(blocks @ self._beep_basis.T) / self.BLOCK  # (n, 3)
         best = amps.argmax(axis=1)
+        need = self.MIN_BEEP_BLOCKS
         for i in range(blocks.shape[0]):
-            a = amps[i, best[i]]
-            others = np.delete(amps[i], best[i]).max(initial=0.0)
+            k = int(best[i])
+            a = amps[i, k]
+            others = np.delete(amps[i], k).max(initial=0.0)
             loud = a > self.s.beep_threshold and a > 3 * others
-            if loud and not self._beep_on:
-                heard = t0 + i * self.BLOCK / RATE
-                arrived = arrivals[0] if i * self.BLOCK < carried else arrivals[1]
-                self._on_beep(heard, int(best[i]), arrived)
-            self._beep_on = loud
+            if loud and (self._run == 0 or k == self._run_k):
+                if self._run == 0:
+                    arrived = arrivals[0] if i * self.BLOCK < carried else arrivals[1]
+                    self._run_start, self._run_k = (t0 + i * self.BLOCK / RATE, arrived), k
+                self._run += 1
+                if self._run == need and not self._beep_on:
+                    self._beep_on = True  # a steady tone long enough: a beep, starting where the run began
+                    self._on_beep(self._run_start[0], k, self._run_start[1])
+            else:
+                self._run = 0
+                self._beep_on = False
 
     def _on_beep(self, heard: float, k: int, arrived: float | None = None) -> None:
         wall = self.clock.wall_origin + heard

@@ -438,7 +438,7 @@ def _server(field: str, kind: str, combine: Callable[[list[float]], float]):
     def compute(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
         rounds: dict[int, list[float]] = defaultdict(list)
         for e in h.server:
-            if e.data.get("kind") == kind and _in(w, e.t) and field in e.data:
+            if e.data.get("probe") == kind and _in(w, e.t) and field in e.data:
                 rounds[int(e.data["round"])].append(float(e.data[field]))
         return Distribution([combine(v) for v in rounds.values()], empty_value=float("nan"))
     return compute

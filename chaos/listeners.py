@@ -130,7 +130,7 @@ class Playout:
         """Audio arrived at `now`. Returns (start, end) of a dead-air span it ended, if any."""
         if not self.started:
             self.received += seconds
-            if seconds > 0.0 and self.received >= self.prebuffer:
+            if seconds > 0.0 and self.received >= self.prebuffer - 1e-9:
                 self.started = True
                 self.start = now
             return None
@@ -143,7 +143,7 @@ class Playout:
                 return None
             self._stall_from, self._base = dry, self.received
         self.received += seconds
-        if self.received - self._base < self.prebuffer:
+        if self.received - self._base < self.prebuffer - 1e-9:
             return None  # still rebuffering
         dry, self._stall_from = self._stall_from, None
         self.stalled += now - dry

@@ -256,8 +256,13 @@ class _Run:
                             out.append((p, {"error": str(exc)}))
                 return out
 
-            for p, data in await self.blocking(sample_all, timeout=10):
-                self.timeline.record("server.sample", p.node, t=t, kind=p.kind, round=n, **data)
+            try:
+                for p, data in await self.blocking(sample_all, timeout=10):
+                    self.timeline.record("server.sample", p.node, t=t, probe=p.kind, round=n, **data)
+            except Exception as exc:  # noqa: BLE001 - a broken instrument is recorded, never silent
+                self.timeline.record("run.warning", "server-probes", t=t, error=f"{type(exc).__name__}: {exc}")
+                self.say(f"  server probes stopped: {type(exc).__name__}: {exc}")
+                return
             n += 1
             await asyncio.sleep(max(0.0, t + every - clock.now()))
 

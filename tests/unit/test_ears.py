@@ -92,6 +92,16 @@ def test_speech_like_noise_at_the_beep_frequency_is_not_a_beep():
     assert not analyse(x, wall_origin=0.0).of_kind("ear.beep")
 
 
+def test_short_bursts_at_beep_frequencies_are_not_beeps():
+    """Speech formants pass through 1.5-2.5 kHz for a few milliseconds; a beep holds for 60 ms."""
+    t = np.arange(3 * RATE) / RATE
+    x = signal(3.0, 5000, {})
+    for start in (0.5, 1.2, 2.1):  # 20 ms bursts, louder than any beep
+        m = (t >= start) & (t < start + 0.02)
+        x[m] += 0.7 * np.sin(2 * math.pi * 2000 * (t[m] - start))
+    assert not analyse(x, wall_origin=0.0).of_kind("ear.beep")
+
+
 def test_settings_defaults_match_the_stack_labels():
     s = EarSettings()
     assert (s.live_pilot, s.hold_pilot, s.beep_every) == (5000.0, 6000.0, 2)

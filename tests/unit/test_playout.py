@@ -28,3 +28,43 @@ def test_gaps_under_min_stall_are_not_dead_air_but_slip_the_clock():
     assert p.add(0.1, 0.11) is None
     assert p.stalled == pytest.approx(0.01)
     assert p.add(0.1, 0.30) == pytest.approx((0.21, 0.30))
+
+
+def test_prebuffer_delays_playback_and_rebuffers_after_dead_air():
+    p = Playout(prebuffer=0.3)
+    assert p.add(0.1, 0.0) is None and not p.started  # 0.1 s buffered: not yet
+    p.add(0.1, 0.1)
+    p.add(0.1, 0.2)  # 0.3 s buffered: playback starts now
+    assert p.started and p.start == pytest.approx(0.2) and p.dry_at() == pytest.approx(0.5)
+    assert p.add(0.1, 2.0) is None and p.rebuffering  # dry since 0.5; 0.1 s is not enough to resume
+    assert p.add(0.1, 2.1) is None
+    span = p.add(0.1, 2.2)  # 0.3 s buffered again: playback resumes
+    assert span == pytest.approx((0.5, 2.2)) and not p.rebuffering
+    assert p.dry_at() == pytest.approx(2.5)
+
+
+def _offsets(**kw):
+    import random
+
+    from chaos.listeners import ListenerSettings, StreamAddress, Swarm
+    from chaos.timeline import Timeline
+
+    s = ListenerSettings(count=5, stream=StreamAddress("127.0.0.1", 1, "/live"), **kw)
+    return Swarm(s, Timeline(), random.Random(3)).arrival_offsets()
+
+
+def test_arrivals():
+    assert _offsets() == [0.0] * 5
+    assert _offsets(arrival="ramp", arrival_over=2.0) == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0])
+    poisson = _offsets(arrival="poisson", arrival_rate=10.0)
+    assert poisson == _offsets(arrival="poisson", arrival_rate=10.0)  # seeded
+    assert poisson[0] == 0.0 and all(b > a for a, b in zip(poisson, poisson[1:]))
+
+
+def test_stream_urls_stay_on_loopback():
+    from chaos.listeners import StreamAddress
+
+    assert StreamAddress.from_url("http://127.0.0.1:8000/live").port == 8000
+    for url in ("http://10.1.2.3:8000/live", "http://example.com:80/live", "ftp://127.0.0.1:1/x"):
+        with pytest.raises(ValueError):
+            StreamAddress.from_url(url)
