@@ -204,8 +204,9 @@ class ToxicFault(Fault):
         return [(f"deadair_{self.token}_{s}", s) for s in streams]
 
     def undo(self) -> dict[str, Any]:
-        return {"action": "toxics.remove", "toxiproxy": self.stack.toxiproxy().url, "proxy": self.target,
-                "toxics": [n for n, _ in self._names()]}
+        tox = self.stack.toxiproxy()
+        return {"action": "toxics.remove", "toxiproxy": tox.url, "proxy": self.target,
+                "toxics": [n for n, _ in self._names()], "enabled": tox.proxy(self.target).enabled}
 
     def apply(self) -> None:
         tox = self.stack.toxiproxy()
@@ -325,21 +326,26 @@ def _remove_toxics(action: dict[str, Any]) -> None:
             if "did not answer" not in str(exc):
                 raise
             stuck.append(name)
+    enabled = bool(action.get("enabled", True))  # the link's state when the fault was applied
     if stuck:
-        try:
-            was_enabled = tox.proxy(proxy).enabled
-        except ToxiproxyError:
-            was_enabled = True
+        # Only for a stuck toxic: if Toxiproxy itself does not answer, a PATCH sent now could be
+        # carried out long after we gave up; this GET tells the two apart.
+        tox.proxy(proxy)
         tox.set_enabled(proxy, False)
-        tox.set_enabled(proxy, was_enabled)
+        tox.set_enabled(proxy, enabled)
         for name in stuck:
             tox.remove_toxic(proxy, name)
+    if tox.proxy(proxy).enabled != enabled:
+        tox.set_enabled(proxy, enabled)
 
 
 def _verify_toxics(action: dict[str, Any]) -> None:
-    left = {t.name for t in Toxiproxy(action["toxiproxy"]).proxy(action["proxy"]).toxics} & set(action["toxics"])
+    p = Toxiproxy(action["toxiproxy"]).proxy(action["proxy"])
+    left = {t.name for t in p.toxics} & set(action["toxics"])
     if left:
         raise FaultError(f"toxics {', '.join(sorted(left))} still on link {action['proxy']}")
+    if p.enabled != bool(action.get("enabled", True)):
+        raise FaultError(f"link {action['proxy']} is {'up' if p.enabled else 'down'}, it was not when the fault began")
 
 
 def _start_container(action: dict[str, Any]) -> None:

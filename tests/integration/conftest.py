@@ -33,15 +33,29 @@ def stack(deadair_stack: Stack) -> Stack:
 
 @pytest.fixture(autouse=True)
 def stack_left_clean(stack: Stack):
+    """Every test must leave the stack as it found it. One that does not fails, and the stack is
+    repaired so that the tests after it are not failed by it too."""
     yield
     deadline = time.monotonic() + 30
     while True:
         status = stack.status()
         if status.healthy:
-            break
+            return
         if time.monotonic() > deadline:
-            pytest.fail(f"stack not restored after the test: nodes {status.nodes}, links {status.links}")
+            break
         time.sleep(0.5)
+    _repair(stack)
+    pytest.fail(f"stack not restored after the test: nodes {status.nodes}, links {status.links}")
+
+
+def _repair(stack: Stack) -> None:
+    for c in stack.containers():
+        if c.status == "paused":
+            c.unpause()
+        elif c.status != "running":
+            c.start()
+    stack.toxiproxy().reset()  # every link enabled, every toxic removed
+    stack.wait_healthy(time.monotonic() + 60)
 
 
 @pytest.fixture

@@ -54,16 +54,16 @@ def test_exception_mid_run_rolls_back_what_was_applied(stack: Stack, tmp_path, s
 
 
 def test_hung_toxiproxy_cannot_hang_the_run_and_sweep_finishes_the_job(stack: Stack, tmp_path, state_dir):
-    exp = write(tmp_path, quick([{"at": "3s", "fault": "link.latency", "target": "relay-1", "with": {"latency": "50ms"},
-                                  "for": "5s"}]))
+    exp = write(tmp_path, quick([{"at": "1s", "fault": "link.latency", "target": "relay-1", "with": {"latency": "50ms"},
+                                  "for": "4s"}]))
     tox = stack.container("toxiproxy")
     proc = subprocess.Popen([sys.executable, "-m", "chaos", "run", str(exp), "--journal-dir", str(tmp_path / "runs")],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stderr:  # type: ignore[union-attr]
-            if "listeners hear audio" in line:
+            if "link.latency relay-1 (latency 50ms) applied" in line:
                 break
-        tox.pause()  # every Toxiproxy call from now on hangs
+        tox.pause()  # the fault is in place; every Toxiproxy call from now on hangs, the revert too
         t0 = time.monotonic()
         out, err = proc.communicate(timeout=120)
         elapsed = time.monotonic() - t0
@@ -79,6 +79,22 @@ def test_hung_toxiproxy_cannot_hang_the_run_and_sweep_finishes_the_job(stack: St
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reverted 1" in proc.stdout
     assert not stack.toxiproxy().proxy("relay-1").toxics
+    assert not list(state_dir.glob("ledgers/*.json"))
+
+
+def test_unreachable_toxiproxy_from_the_start_exits_3_and_applies_nothing(stack: Stack, tmp_path, state_dir):
+    tox = stack.container("toxiproxy")
+    tox.pause()
+    try:
+        t0 = time.monotonic()
+        proc = deadair("run", str(FLAGSHIP), "--journal-dir", str(tmp_path / "runs"),
+                       env={"DEADAIR_STATE": str(state_dir)})
+        elapsed = time.monotonic() - t0
+    finally:
+        tox.unpause()
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "Toxiproxy" in proc.stderr and "did not answer" in proc.stderr
+    assert elapsed < 30
     assert not list(state_dir.glob("ledgers/*.json"))
 
 
