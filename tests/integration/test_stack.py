@@ -17,7 +17,7 @@ def test_every_node_is_healthy_and_every_link_is_declared(stack: Stack):
     assert {n.name for n in status.nodes} == {"toxiproxy", "origin", "edge-1", "edge-2", "lb", "mic",
                                               "hold-music", "redis", "room-api"}
     assert {link.name for link in status.links} == {"mic", "hold", "relay-1", "relay-2", "lb-edge-1", "lb-edge-2",
-                                                    "api-redis", "entry-lb", "entry-api"}
+                                                    "api-redis", "entry-lb", "entry-api", "entry-origin"}
 
 
 def test_a_listener_joins_through_room_api_and_hears_audio_through_lb_edge_origin(stack: Stack):
