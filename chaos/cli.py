@@ -167,7 +167,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         return 0
     print(f"stack {status.project}: {'healthy' if status.healthy else 'NOT healthy'}")
     for n in status.nodes:
-        print(f"  node {n.name:<14} {n.state:<10} {n.health}")
+        print(f"  node {n.name:<14} {n.state:<10} {n.health}" + ("  OFF ITS NETWORKS" if not n.networks else ""))
     for link in status.links:
         state = "missing" if not link.present else ("up" if link.enabled else "DOWN")
         toxics = f"  toxics: {', '.join(link.toxics)}" if link.toxics else ""

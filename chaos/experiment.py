@@ -495,8 +495,13 @@ class _Meaning:
                     for msg in cls.check_target(self.stack_def, t):
                         self.problem(path + ("target",) if "target" in raw else path + ("fault",), msg)
             params, more = cls.check_params(raw.get("with") or {})
+            if not more and self.stack_def is not None:
+                for t in (one_of or (target,)):
+                    more += [m for m in cls.check_with(self.stack_def, t, params) if m not in more]
             for msg in more:
                 self.problem(path + ("with",) if "with" in raw else path + ("fault",), msg)
+            if cls.needs_duration and duration is None:
+                self.problem(path + ("fault",), f"fault {raw['fault']} acts over time: give it a duration with `for`")
             return Step(i, at, "fault", fault=raw["fault"], duration=duration, every=every, times=times, until=until,
                         target=target, one_of=one_of, params=params, raw_params=dict(raw.get("with") or {}),
                         expect=tuple(expects), line=self.pos.of(path)[0])

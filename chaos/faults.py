@@ -9,7 +9,11 @@ Undo actions are idempotent and each has a verification.
 from __future__ import annotations
 
 import difflib
+import json
+import os
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -17,7 +21,7 @@ from typing import Any, Callable, ClassVar
 from docker.errors import APIError, DockerException, NotFound
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from . import engine
+from . import engine, floods
 from .errors import TargetError
 from .stack import Stack, StackError
 from .toxiproxy import Toxic, Toxiproxy, ToxiproxyError
@@ -83,10 +87,34 @@ class Param:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{value!r} is not a whole number of at least 1")
             return value
+        if k == "per_second":
+            from .units import parse_rate
+
+            rate = parse_rate(value)
+            if not 0 < rate <= floods.MAX_RATE:
+                raise ValueError(f"{value!r} is not a rate between 0 and {floods.MAX_RATE:g}/s")
+            return rate
+        if k in ("url", "text", "path", "http_method"):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{value!r} is not a non-empty string")
+            if k == "path" and not value.startswith("/"):
+                raise ValueError(f"{value!r} is not a path starting with /")
+            if k == "http_method" and value.upper() not in ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"):
+                raise ValueError(f"{value!r} is not an HTTP method")
+            return value.upper() if k == "http_method" else value
+        if k == "flag":
+            if not isinstance(value, bool):
+                raise ValueError(f"{value!r} is not true or false")
+            return value
+        if k.startswith("choice:"):
+            choices = k.split(":", 1)[1].split(",")
+            if value not in choices:
+                raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+            return value
         raise ValueError(f"unknown parameter kind {k}")
 
     def show(self, value: Any) -> str:
-        unit = {"ms": "ms", "us": "us", "bytes": "B", "rate": "KB/s"}.get(self.kind, "")
+        unit = {"ms": "ms", "us": "us", "bytes": "B", "rate": "KB/s", "per_second": "/s"}.get(self.kind, "")
         return f"{value}{unit}"
 
 
@@ -98,6 +126,7 @@ class Fault:
     target_kind: ClassVar[str] = "link"  # "link" or "node"
     default_target: ClassVar[str | None] = None
     summary: ClassVar[str] = ""
+    needs_duration: ClassVar[bool] = False  # a fault that acts over time (flap, flood) needs `for`
 
     params_spec: ClassVar[dict[str, Param]] = {}
 
@@ -116,6 +145,11 @@ class Fault:
             return [f"{target!r} is not a link of stack {stack_def.name}; links: {', '.join(stack_def.links)}"]
         if cls.target_kind == "node" and target not in stack_def.nodes:
             return [f"{target!r} is not a node of stack {stack_def.name}; nodes: {', '.join(stack_def.nodes)}"]
+        return []
+
+    @classmethod
+    def check_with(cls, stack_def, target: str | None, params: dict[str, Any]) -> list[str]:
+        """Problems of target and parameters together (converted parameters), from the files alone."""
         return []
 
     @classmethod
@@ -188,9 +222,10 @@ class MicCut(LinkDown):
 
 @dataclass
 class ToxicFault(Fault):
-    """A Toxiproxy toxic on a link; `stream: both` puts one on each direction."""
+    """Toxiproxy toxics on a link; `stream: both` puts one on each direction."""
 
     toxic_type: ClassVar[str] = ""
+    default_stream: ClassVar[str] = "downstream"
     common: ClassVar[dict[str, Param]] = {
         "stream": Param("stream", default="downstream", help="upstream, downstream or both"),
         "toxicity": Param("toxicity", default=1.0, help="the chance, per connection, that the toxic applies"),
@@ -199,26 +234,33 @@ class ToxicFault(Fault):
     def attributes(self) -> dict[str, Any]:
         return {k: v for k, v in self.params.items() if k not in ("stream", "toxicity")}
 
-    def _names(self) -> list[tuple[str, str]]:
-        streams = ["upstream", "downstream"] if self.params.get("stream") == "both" else [self.params.get("stream", "downstream")]
-        return [(f"deadair_{self.token}_{s}", s) for s in streams]
+    def streams(self) -> list[str]:
+        stream = self.params.get("stream", self.default_stream)
+        return ["upstream", "downstream"] if stream == "both" else [stream]
+
+    def toxics(self) -> list[Toxic]:
+        """What goes on the link; names carry the run's token so that rollback removes only ours."""
+        return [Toxic(f"deadair_{self.token}_{s}", self.toxic_type, s, self.params.get("toxicity", 1.0),
+                      self.attributes()) for s in self.streams()]
 
     def undo(self) -> dict[str, Any]:
         tox = self.stack.toxiproxy()
         return {"action": "toxics.remove", "toxiproxy": tox.url, "proxy": self.target,
-                "toxics": [n for n, _ in self._names()], "enabled": tox.proxy(self.target).enabled}
+                "toxics": [t.name for t in self.toxics()], "enabled": tox.proxy(self.target).enabled}
 
     def apply(self) -> None:
         tox = self.stack.toxiproxy()
-        for name, stream in self._names():
-            tox.add_toxic(self.target, Toxic(name, self.toxic_type, stream, self.params.get("toxicity", 1.0),
-                                             self.attributes()))
+        for toxic in self.toxics():
+            tox.add_toxic(self.target, toxic)
 
 
-def _toxic(name: str, toxic_type: str, summary: str, **params: Param) -> type[ToxicFault]:
+def _toxic(name: str, toxic_type: str, summary: str, default_target: str | None = None,
+           stream: str = "downstream", **params: Param) -> type[ToxicFault]:
+    common = {**ToxicFault.common, "stream": Param("stream", default=stream, help="upstream, downstream or both")}
     cls = type(name.replace(".", "_").title().replace("_", ""), (ToxicFault,), {
         "__annotations__": {}, "name": name, "toxic_type": toxic_type, "summary": summary,
-        "params_spec": {**params, **ToxicFault.common}, "__doc__": summary})
+        "default_target": default_target, "default_stream": stream,
+        "params_spec": {**params, **common}, "__doc__": summary})
     return dataclass(cls)
 
 
@@ -239,6 +281,125 @@ LinkSlicer = _toxic("link.slicer", "slicer", "slice data into small delayed chun
                     delay=Param("us", default="0ms", help="a duration between chunks"))
 LinkLimitData = _toxic("link.limit_data", "limit_data", "close connections after a number of bytes",
                        bytes=Param("bytes", required=True, help="a size such as 64KB"))
+
+# The microphone path: the speaker's uplink carries its data upstream (mic -> Toxiproxy -> origin).
+MicStall = _toxic("mic.stall", "bandwidth", "the uplink stays open but carries nothing (Icecast's source-timeout case)",
+                  default_target="mic", stream="upstream", rate=Param("rate", default=0, help="a rate; 0 stalls"))
+MicReset = _toxic("mic.reset", "reset_peer", "the speaker's connection is reset (TCP RST), and every reconnect too",
+                  default_target="mic", stream="upstream", timeout=Param("ms", default="0ms", help="a duration"))
+
+
+@dataclass
+class LinkPartition(ToxicFault):
+    """Nothing passes either way and nothing is closed: a network partition as peers see it
+    (no RST, no FIN; only their own timeouts tell them). `link.down` is the other case: the far
+    side refuses (connections closed, new ones refused)."""
+
+    name: ClassVar[str] = "link.partition"
+    summary: ClassVar[str] = "drop all data both ways; connections stay open (a black hole, not a refusal)"
+    params_spec: ClassVar[dict[str, Param]] = {}
+
+    def toxics(self) -> list[Toxic]:
+        return [Toxic(f"deadair_{self.token}_{s}", "timeout", s, 1.0, {"timeout": 0})
+                for s in ("upstream", "downstream")]
+
+
+@dataclass
+class MicDegrade(ToxicFault):
+    """A bad uplink: latency and jitter, a bandwidth cap, or both, on the speaker's data."""
+
+    name: ClassVar[str] = "mic.degrade"
+    default_target: ClassVar[str | None] = "mic"
+    default_stream: ClassVar[str] = "upstream"
+    summary: ClassVar[str] = "latency, jitter and/or a bandwidth cap on the microphone uplink"
+    params_spec: ClassVar[dict[str, Param]] = {
+        "latency": Param("ms", help="a duration such as 300ms"),
+        "jitter": Param("ms", help="a duration such as 100ms"),
+        "rate": Param("rate", help="a rate such as 6KB/s (the speaker sends about 8 KB/s)"),
+        "stream": Param("stream", default="upstream", help="upstream, downstream or both"),
+        "toxicity": Param("toxicity", default=1.0, help="the chance, per connection, that the toxics apply"),
+    }
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        out, problems = super().check_params(params)
+        if not problems and not any(k in out for k in ("latency", "jitter", "rate")):
+            problems.append("fault mic.degrade needs at least one of latency, jitter, rate")
+        return out, problems
+
+    def toxics(self) -> list[Toxic]:
+        out, tox = [], self.params.get("toxicity", 1.0)
+        for s in self.streams():
+            if "latency" in self.params or "jitter" in self.params:
+                out.append(Toxic(f"deadair_{self.token}_lat_{s}", "latency", s, tox,
+                                 {"latency": self.params.get("latency", 0), "jitter": self.params.get("jitter", 0)}))
+            if "rate" in self.params:
+                out.append(Toxic(f"deadair_{self.token}_bw_{s}", "bandwidth", s, tox, {"rate": self.params["rate"]}))
+        return out
+
+
+# -- link flapping: a thread in the runner's process toggles the link until rollback stops it ----
+
+_FLAPPERS: dict[str, "threading.Thread"] = {}
+_FLAP_STOP: dict[str, threading.Event] = {}
+
+
+@dataclass
+class LinkFlap(Fault):
+    """The link goes down and up on a schedule (down first) until the step's `for` ends.
+
+    The toggling runs in a thread of the runner; its undo stops the thread and enables the link.
+    After a SIGKILL the thread is gone with its process and sweep only has to enable the link.
+    """
+
+    name: ClassVar[str] = "link.flap"
+    summary: ClassVar[str] = "take a link down and up on a schedule (down, up, down, ...) for the step's `for`"
+    needs_duration: ClassVar[bool] = True
+    params_spec: ClassVar[dict[str, Param]] = {
+        "down": Param("ms", default="1s", help="how long each outage lasts"),
+        "up": Param("ms", default="1s", help="how long the link stays up between outages"),
+    }
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        out, problems = super().check_params(params)
+        for k in ("down", "up"):
+            if k in out and out[k] < 50:
+                problems.append(f"{cls.name} {k}: at least 50ms (Toxiproxy's API is not a packet scheduler)")
+        return out, problems
+
+    def undo(self) -> dict[str, Any]:
+        return {"action": "link.flap.stop", "toxiproxy": self.stack.toxiproxy().url, "proxy": self.target,
+                "flapper": f"{os.getpid()}:{self.token}"}
+
+    def apply(self) -> None:
+        tox = self.stack.toxiproxy()
+        key = f"{os.getpid()}:{self.token}"
+        stop = threading.Event()
+        down, up = self.params.get("down", 1000) / 1000, self.params.get("up", 1000) / 1000
+        tox.set_enabled(self.target, False)  # the first outage starts now, as the fault's start says
+
+        def flap() -> None:
+            enabled = False
+            while not stop.wait(down if not enabled else up):
+                enabled = not enabled
+                try:
+                    tox.set_enabled(self.target, enabled)
+                except ToxiproxyError:
+                    enabled = not enabled  # try again at the next turn; rollback enables it anyway
+
+        t = threading.Thread(target=flap, name=f"deadair-flap-{self.target}", daemon=True)
+        _FLAP_STOP[key], _FLAPPERS[key] = stop, t
+        t.start()
+
+
+@dataclass
+class MicFlap(LinkFlap):
+    """The speaker's uplink drops and comes back, again and again (a bad mobile connection)."""
+
+    name: ClassVar[str] = "mic.flap"
+    default_target: ClassVar[str | None] = "mic"
+    summary: ClassVar[str] = "the microphone uplink goes down and up on a schedule"
 
 
 # -- nodes -------------------------------------------------------------------------------------
@@ -278,21 +439,293 @@ class NodeKill(NodeStop):
             raise FaultError(f"could not kill {self.target}: {exc}") from exc
 
 
+@dataclass
+class NodePause(NodeStop):
+    """The node's processes are frozen (cgroup freezer): sockets stay open, nothing answers.
+    The nastiest failure for a health checker: no RST, no FIN, only timeouts."""
+
+    name: ClassVar[str] = "node.pause"
+    summary: ClassVar[str] = "freeze a node's container (docker pause); rollback unpauses it"
+
+    def apply(self) -> None:
+        try:
+            self.stack.container(self.target).pause()
+        except DockerException as exc:
+            raise FaultError(f"could not pause {self.target}: {exc}") from exc
+
+
+@dataclass
+class NodeRestart(NodeStop):
+    """The node restarts (stop with a grace period, then start): a deploy or a crash loop's turn.
+    Without `for` it is instantaneous; with `for` the node stays down that long before it starts."""
+
+    name: ClassVar[str] = "node.restart"
+    summary: ClassVar[str] = "restart a node's container; with `for`, it stays down that long"
+    params_spec: ClassVar[dict[str, Param]] = {"grace": Param("ms", default="2s", help="time between SIGTERM and SIGKILL")}
+
+    def apply(self) -> None:
+        c = self.stack.container(self.target)
+        try:
+            c.stop(timeout=max(0, round(self.params.get("grace", 2000) / 1000)))
+            if not self.extra.get("duration"):
+                c.start()
+        except DockerException as exc:
+            raise FaultError(f"could not restart {self.target}: {exc}") from exc
+
+
+@dataclass
+class NodeDisconnect(Fault):
+    """The node is cut off its networks (docker network disconnect): its peers' packets go
+    nowhere. Rollback reconnects it with the same aliases (and address, where Docker allows)."""
+
+    name: ClassVar[str] = "node.disconnect"
+    target_kind: ClassVar[str] = "node"
+    summary: ClassVar[str] = "disconnect a node's container from its networks; rollback reconnects it"
+
+    def undo(self) -> dict[str, Any]:
+        c = self.stack.container(self.target)
+        nets = []
+        for name, ep in (c.attrs.get("NetworkSettings", {}).get("Networks") or {}).items():
+            nets.append({"network": ep.get("NetworkID") or name, "name": name,
+                         "aliases": [a for a in (ep.get("Aliases") or []) if a != c.id[:12]],
+                         "ipv4": ep.get("IPAddress") or None})
+        if not nets:
+            raise FaultError(f"node {self.target} is on no network")
+        return {"action": "network.connect", "container": c.id, "node": self.target, "networks": nets}
+
+    def apply(self) -> None:
+        client = self.stack.docker
+        c = self.stack.container(self.target)
+        try:
+            for name in (c.attrs.get("NetworkSettings", {}).get("Networks") or {}):
+                client.networks.get(name).disconnect(c, force=True)
+        except DockerException as exc:
+            raise FaultError(f"could not disconnect {self.target}: {exc}") from exc
+
+
+@dataclass
+class ContainerSignal(Fault):
+    """Base of faults that are a signal to a node's main process and are undone by another."""
+
+    target_kind: ClassVar[str] = "node"
+    signal: ClassVar[str] = ""
+    undo_signal: ClassVar[str] = ""
+    undone_log: ClassVar[str] = ""  # a line the process prints once the undo signal took effect
+
+    def undo(self) -> dict[str, Any]:
+        c = self.stack.container(self.target)
+        return {"action": "container.signal", "container": c.id, "node": self.target,
+                "signal": self.undo_signal, "log": self.undone_log}
+
+    def apply(self) -> None:
+        try:
+            self.stack.container(self.target).kill(signal=self.signal)
+        except DockerException as exc:
+            raise FaultError(f"could not signal {self.target}: {exc}") from exc
+
+
+@dataclass
+class MicMute(ContainerSignal):
+    """The speaker goes on streaming, but digital silence: Icecast and every byte counter see a
+    healthy stream; only decoding listeners (ears) hear the dead air."""
+
+    name: ClassVar[str] = "mic.mute"
+    default_target: ClassVar[str | None] = "mic"
+    summary: ClassVar[str] = "the speaker streams digital silence (only decoding listeners notice)"
+    signal: ClassVar[str] = "SIGUSR1"
+    undo_signal: ClassVar[str] = "SIGUSR2"
+    undone_log: ClassVar[str] = "speaker: unmuted"
+
+
+@dataclass
+class MicCrash(NodeKill):
+    """The speaker's encoder dies (SIGKILL to the mic container): its uplink closes at once,
+    unlike a cut link. Rollback starts it again."""
+
+    name: ClassVar[str] = "mic.crash"
+    default_target: ClassVar[str | None] = "mic"
+    summary: ClassVar[str] = "kill the speaker process (the source crashes); rollback starts it"
+
+
+# -- floods: load in a process of its own, aimed only at the stack (see floods.py) -----------------
+
+
+@dataclass
+class Flood(Fault):
+    """Base of the floods: a target link (its host address) or node (its container), or a `url`;
+    bounded by `rate`, `count` and the step's `for`, after which the process stops by itself."""
+
+    target_kind: ClassVar[str] = "entry"  # a link or a node
+    needs_duration: ClassVar[bool] = True
+    kind: ClassVar[str] = ""
+    bounds: ClassVar[dict[str, Param]] = {
+        "rate": Param("per_second", required=True, help="a rate such as 200/s"),
+        "count": Param("count", required=True, help="how many at most"),
+        "url": Param("url", help="an http:// URL on loopback or a node of the stack, instead of the target"),
+        "port": Param("count", help="the container port, when the target is a node"),
+    }
+
+    @classmethod
+    def check_target(cls, stack_def, target: str | None) -> list[str]:
+        if target is None or target in stack_def.links or target in stack_def.nodes:
+            return []
+        return [f"{target!r} is neither a link nor a node of stack {stack_def.name}; "
+                f"links: {', '.join(stack_def.links)}; nodes: {', '.join(stack_def.nodes)}"]
+
+    @classmethod
+    def check_with(cls, stack_def, target: str | None, params: dict[str, Any]) -> list[str]:
+        """What can be refused from the file alone: a URL outside the stack, a node without port."""
+        problems = []
+        if params.get("count", 0) > floods.MAX_COUNT:
+            problems.append(f"{cls.name} count: at most {floods.MAX_COUNT}")
+        if params.get("url"):
+            try:
+                floods.guard_url(params["url"], {n: None for n in stack_def.nodes}, require_running=False)
+            except floods.GuardError as exc:
+                problems.append(str(exc))
+        elif target is None:
+            problems.append(f"fault {cls.name} needs a target (a link or a node) or a url")
+        elif target in stack_def.nodes and target not in stack_def.links and not params.get("port"):
+            problems.append(f"fault {cls.name} aimed at node {target} needs a port (the container port)")
+        return problems
+
+    def address(self) -> tuple[str, int, str, tuple[str, ...]]:
+        """(ip, port, path, stack addresses): the guard's answer; GuardError before any packet."""
+        nodes = floods.stack_addresses(self.stack.containers(all=False))
+        allowed = tuple(ip for ip in nodes.values() if ip)
+        path = self.params.get("path", "/")
+        if self.params.get("url"):
+            ip, port, path = floods.guard_url(self.params["url"], nodes, allowed)
+        elif self.target in self.stack.definition.links:
+            host, port = self.stack.link_address(self.target)
+            ip = floods.guard(host, nodes, allowed)
+        else:
+            ip, port = floods.guard(self.target, nodes, allowed), int(self.params["port"])
+        return ip, port, path, allowed
+
+    def flood_id(self) -> str:
+        return f"deadair-flood-{os.getpid()}-{self.token}"
+
+    def results_path(self) -> Path:
+        from .ledger import state_dir
+
+        return state_dir() / "floods" / f"{self.flood_id()}.json"
+
+    def undo(self) -> dict[str, Any]:
+        self.extra["address"] = self.address()  # refused here, before the ledger or any packet
+        return {"action": "flood.stop", "flood": self.flood_id(), "node": self.target}
+
+    def spec(self) -> floods.FloodSpec:
+        ip, port, path, allowed = self.extra.get("address") or self.address()
+        p = self.params
+        return floods.FloodSpec(kind=self.kind, ip=ip, port=port, path=path, rate=p["rate"], count=p["count"],
+                                duration=float(self.extra.get("duration") or 0), concurrency=p.get("concurrency", 64),
+                                method=p.get("method", "GET"), body=p.get("body"), room=p.get("room"),
+                                listen=p.get("listen", True), mode=p.get("mode", "stream"), allowed=allowed,
+                                results=str(self.results_path()), id=self.flood_id(),
+                                until=time.time() + float(self.extra.get("duration") or 0))
+
+    def apply(self) -> None:
+        spec = self.spec()
+        self.results_path().parent.mkdir(parents=True, exist_ok=True)
+        self.results_path().unlink(missing_ok=True)
+        proc = floods.start(spec)
+        self.extra["process"] = proc
+
+    def report(self) -> dict[str, Any] | None:
+        """The flood's own numbers (requests sent, statuses, latencies), once its process ended."""
+        proc = self.extra.get("process")
+        if proc is not None:
+            try:
+                proc.wait(timeout=5)
+            except Exception:  # noqa: BLE001 - stopped by rollback anyway
+                pass
+        path = self.results_path()
+        try:
+            data = json.loads(path.read_text())
+            path.unlink()
+            return data
+        except (OSError, ValueError):
+            err = proc.stderr.read().decode(errors="replace")[-500:] if proc is not None and proc.stderr else ""
+            return {"error": "the flood wrote no results" + (f": {err}" if err else "")}
+
+
+@dataclass
+class FloodHttp(Flood):
+    """Requests at a rate on a service (room-api by default): what a retry storm or a scraper
+    does to a small API."""
+
+    name: ClassVar[str] = "flood.http"
+    kind: ClassVar[str] = "http"
+    default_target: ClassVar[str | None] = "entry-api"
+    summary: ClassVar[str] = "HTTP requests at a rate (room-api by default), bounded by count and `for`"
+    params_spec: ClassVar[dict[str, Param]] = {
+        **Flood.bounds,
+        "path": Param("path", default="/health", help="the request path"),
+        "method": Param("http_method", default="GET", help="GET, POST, ..."),
+        "body": Param("text", help="a request body (JSON)"),
+        "concurrency": Param("count", default=64, help="requests in flight at most"),
+    }
+
+
+@dataclass
+class FloodJoins(Flood):
+    """A join storm: listeners join a room through room-api at a rate and then stream what the
+    join answered (through lb) until the step ends: the 2023 and 2024 launch minutes."""
+
+    name: ClassVar[str] = "flood.joins"
+    kind: ClassVar[str] = "joins"
+    default_target: ClassVar[str | None] = "entry-api"
+    summary: ClassVar[str] = "listeners join at a rate through room-api and stream through lb"
+    params_spec: ClassVar[dict[str, Param]] = {
+        **Flood.bounds,
+        "room": Param("text", help="a room id (default: the storm opens its own room)"),
+        "listen": Param("flag", default=True, help="stream after joining (true) or only join (false)"),
+        "concurrency": Param("count", default=64, help="join requests in flight at most"),
+    }
+
+
+@dataclass
+class FloodConnections(Flood):
+    """Connections opened at a rate and held until the step ends (a slow-reader swarm, or idle
+    sockets that only the server's timeouts clear), to exhaust lb's connection slots."""
+
+    name: ClassVar[str] = "flood.connections"
+    kind: ClassVar[str] = "connections"
+    default_target: ClassVar[str | None] = "entry-lb"
+    summary: ClassVar[str] = "TCP connections at a rate, held open (lb by default)"
+    params_spec: ClassVar[dict[str, Param]] = {
+        **Flood.bounds,
+        "path": Param("path", default="/live", help="what a streaming connection requests"),
+        "mode": Param("choice:stream,idle", default="stream", help="stream (request and drain) or idle (send nothing)"),
+    }
+
+
 FAULTS: dict[str, type[Fault]] = {f.name: f for f in (
-    LinkDown, MicCut, LinkLatency, LinkBandwidth, LinkSlowClose, LinkTimeout, LinkResetPeer, LinkSlicer,
-    LinkLimitData, NodeStop, NodeKill)}
+    LinkDown, LinkPartition, LinkFlap, LinkLatency, LinkBandwidth, LinkSlowClose, LinkTimeout, LinkResetPeer,
+    LinkSlicer, LinkLimitData,
+    NodeKill, NodeStop, NodePause, NodeRestart, NodeDisconnect,
+    MicCut, MicStall, MicDegrade, MicFlap, MicReset, MicCrash, MicMute,
+    FloodJoins, FloodHttp, FloodConnections)}
 
 
-def make_fault(stack: Stack, name: str, target: str | None, params: dict[str, Any], token: str = "x") -> Fault:
+def make_fault(stack: Stack, name: str, target: str | None, params: dict[str, Any], token: str = "x",
+               duration: float | None = None) -> Fault:
     """A fault bound to a running stack; TargetError when the target is not part of it."""
     cls = FAULTS[name]
     target = target or cls.default_target
     problems = cls.check_target(stack.definition, target)
     converted, more = cls.check_params(params)
+    if not problems and not more:
+        more = cls.check_with(stack.definition, target, converted)
+    if cls.needs_duration and not duration:
+        more.append(f"fault {name} acts over time and needs `for`")
+    if issubclass(cls, Flood) and duration and duration > floods.MAX_DURATION:
+        more.append(f"fault {name} lasts at most {floods.MAX_DURATION:g}s")
     if problems or more:
         raise TargetError("; ".join(problems + more))
     assert target is not None
-    return cls(stack, target, converted, token)
+    return cls(stack, target, converted, token, {"duration": duration})
 
 
 # -- undo actions --------------------------------------------------------------------------------
@@ -329,8 +762,9 @@ def _remove_toxics(action: dict[str, Any]) -> None:
     enabled = bool(action.get("enabled", True))  # the link's state when the fault was applied
     if stuck:
         # Only for a stuck toxic: if Toxiproxy itself does not answer, a PATCH sent now could be
-        # carried out long after we gave up; this GET tells the two apart.
-        tox.proxy(proxy)
+        # carried out long after we gave up; GET /version (which takes no proxy's lock, unlike
+        # GET /proxies/NAME while a removal is stuck) tells the two apart.
+        tox.version()
         tox.set_enabled(proxy, False)
         tox.set_enabled(proxy, enabled)
         for name in stuck:
@@ -384,11 +818,88 @@ def _verify_stack_down(action: dict[str, Any]) -> None:
         raise FaultError(f"{len(left)} container(s) of {action['project']} still exist")
 
 
+def _stop_flapping(action: dict[str, Any]) -> None:
+    key = action["flapper"]
+    if key in _FLAP_STOP:  # in another process (sweep after a SIGKILL) the thread died with its own
+        _FLAP_STOP[key].set()
+        _FLAPPERS[key].join(timeout=5)
+        if not _FLAPPERS[key].is_alive():
+            del _FLAP_STOP[key], _FLAPPERS[key]
+    _enable_link(action)
+
+
+def _verify_flapping_stopped(action: dict[str, Any]) -> None:
+    if action["flapper"] in _FLAPPERS:
+        raise FaultError(f"the flapping of link {action['proxy']} did not stop")
+    _verify_link(action)
+
+
+def _send_undo_signal(action: dict[str, Any]) -> None:
+    c = engine.connect().containers.get(action["container"])
+    c.reload()
+    action["sent_at"] = time.time()
+    if c.status == "running":  # a restarted process starts in its default state anyway
+        c.kill(signal=action["signal"])
+
+
+def _verify_undo_signal(action: dict[str, Any]) -> None:
+    c = engine.connect().containers.get(action["container"])
+    if c.status != "running" or not action.get("log"):
+        return
+    since = int(action.get("sent_at", time.time())) - 1
+    for attempt in Retrying(stop=stop_after_delay(5), wait=wait_fixed(0.1),
+                            retry=retry_if_exception_type(FaultError), reraise=True):
+        with attempt:
+            if action["log"].encode() not in c.logs(stdout=True, stderr=True, since=since, tail=50):
+                raise FaultError(f"node {action.get('node')} did not confirm {action['signal']} "
+                                 f"(no {action['log']!r} in its log)")
+
+
+def _reconnect(action: dict[str, Any]) -> None:
+    client = engine.connect()
+    c = client.containers.get(action["container"])
+    attached = set((c.attrs.get("NetworkSettings", {}).get("Networks") or {}))
+    for net in action["networks"]:
+        if net["name"] in attached:
+            continue
+        network = client.networks.get(net["network"])
+        try:  # the same address, so that peers that resolved it once still reach it
+            network.connect(c, aliases=net["aliases"], ipv4_address=net["ipv4"])
+        except APIError as exc:
+            if "user configured subnets" not in str(exc) and "user specified IP" not in str(exc):
+                raise
+            network.connect(c, aliases=net["aliases"])
+
+
+def _verify_connected(action: dict[str, Any]) -> None:
+    c = engine.connect().containers.get(action["container"])
+    attached = set((c.attrs.get("NetworkSettings", {}).get("Networks") or {}))
+    missing = [n["name"] for n in action["networks"] if n["name"] not in attached]
+    if missing:
+        raise FaultError(f"node {action.get('node')} is still off {', '.join(missing)}")
+    _verify_container(action)
+
+
+def _stop_flood(action: dict[str, Any]) -> None:
+    """Stop a flood's process (it stops by itself at its deadline; this is for the early exits)."""
+    floods.stop_floods(action["flood"])
+
+
+def _verify_flood(action: dict[str, Any]) -> None:
+    left = floods.flood_pids(action["flood"])
+    if left:
+        raise FaultError(f"flood {action['flood']} still running (pid {', '.join(map(str, left))})")
+
+
 UNDO: dict[str, tuple[Callable[[dict], None], Callable[[dict], None]]] = {
     "link.enable": (_enable_link, _verify_link),
     "toxics.remove": (_remove_toxics, _verify_toxics),
     "container.start": (_start_container, _verify_container),
     "stack.down": (_stack_down, _verify_stack_down),
+    "link.flap.stop": (_stop_flapping, _verify_flapping_stopped),
+    "container.signal": (_send_undo_signal, _verify_undo_signal),
+    "network.connect": (_reconnect, _verify_connected),
+    "flood.stop": (_stop_flood, _verify_flood),
 }
 
 

@@ -376,6 +376,14 @@ class _Run:
         if err:
             raise FaultError(f"could not revert {fault.describe()}: {err}")
         self.say(f"  t+{clock.now() - m0:5.1f}s  {fault.describe()} reverted")
+        report = getattr(fault, "report", None)
+        if report is not None:  # a flood's own numbers, on the timeline
+            data = await self.blocking(report, timeout=10)
+            data = {("flood_kind" if k == "kind" else k): v for k, v in (data or {}).items()}
+            tl.record("fault.report", fault.target, step=step.index, occurrence=occ.key, fault=step.fault, **data)
+            if data and "sent" in data:
+                self.say(f"  t+{clock.now() - m0:5.1f}s  {step.fault}: {data['sent']} sent, {data.get('ok', 0)} ok, "
+                         f"{data.get('failed', 0)} failed, at most {data.get('max_open', 0)} open")
 
     def _on_signal(self, signum: int, task: asyncio.Task) -> None:
         if self.interrupted is None:
@@ -479,7 +487,8 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
                   + (f"; {len(rep.failed)} failed" if rep.failed else ""))
         stack = Stack(find_stack(experiment.stack, near=experiment.path.resolve().parent), opt.project)
         token = r.ledger.run_id[-6:]
-        faults = {o.key: make_fault(stack, o.step.fault, o.target, o.step.raw_params, f"{token}_{o.step.index}_{o.n}")
+        faults = {o.key: make_fault(stack, o.step.fault, o.target, o.step.raw_params, f"{token}_{o.step.index}_{o.n}",
+                                      o.duration)
                   for o in r.plan if o.step.kind == "fault"}
         r.say(f"deadair: {experiment.title}")
         if stack.is_running():

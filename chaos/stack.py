@@ -203,6 +203,7 @@ class NodeStatus:
     state: str  # running, exited, paused, missing, ...
     health: str  # healthy, unhealthy, starting, none
     container_id: str | None = None
+    networks: int = 1  # networks the container is attached to (0: cut off, as node.disconnect does)
 
 
 @dataclass
@@ -224,7 +225,8 @@ class StackStatus:
 
     @property
     def healthy(self) -> bool:
-        return all(n.state == "running" and n.health in ("healthy", "none") for n in self.nodes) and all(
+        return all(n.state == "running" and n.health in ("healthy", "none") and n.networks > 0
+                   for n in self.nodes) and all(
             link.present and link.enabled and not link.toxics for link in self.links)
 
 
@@ -320,7 +322,8 @@ class Stack:
                 continue
             state = c.attrs.get("State", {})
             health = (state.get("Health") or {}).get("Status", "none")
-            nodes.append(NodeStatus(svc, state.get("Status", c.status), health, c.id))
+            nets = len(c.attrs.get("NetworkSettings", {}).get("Networks") or {})
+            nodes.append(NodeStatus(svc, state.get("Status", c.status), health, c.id, nets))
         links = []
         proxies = {}
         if self.definition.toxiproxy_service in by_service and by_service[self.definition.toxiproxy_service].status == "running":

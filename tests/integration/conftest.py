@@ -36,20 +36,30 @@ def stack_left_clean(stack: Stack):
     """Every test must leave the stack as it found it. One that does not fails, and the stack is
     repaired so that the tests after it are not failed by it too."""
     yield
+    from chaos.floods import flood_pids
+
     deadline = time.monotonic() + 30
     while True:
         status = stack.status()
-        if status.healthy:
+        floods = flood_pids("deadair-flood-")
+        if status.healthy and not floods:
             return
         if time.monotonic() > deadline:
             break
         time.sleep(0.5)
     _repair(stack)
-    pytest.fail(f"stack not restored after the test: nodes {status.nodes}, links {status.links}")
+    pytest.fail(f"stack not restored after the test: nodes {status.nodes}, links {status.links}, "
+                f"flood processes {floods}")
 
 
 def _repair(stack: Stack) -> None:
+    from chaos.floods import stop_floods
+
+    stop_floods("deadair-flood-")
+    network = f"{stack.project}_default"
     for c in stack.containers():
+        if not (c.attrs.get("NetworkSettings", {}).get("Networks") or {}):
+            stack.docker.networks.get(network).connect(c, aliases=[c.labels["com.docker.compose.service"]])
         if c.status == "paused":
             c.unpause()
         elif c.status != "running":

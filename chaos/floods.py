@@ -1,0 +1,400 @@
+"""Floods: bounded load that only ever goes to the stack (a join storm, an HTTP flood, a
+connection flood), and the guard that makes sure of it.
+
+The guard decides before anything is sent: a flood may aim at loopback, at `localhost`, or at
+a node of the stack's compose project (by service name or by its container's current address).
+Any other address (another private address, a public one) or hostname is refused; hostnames are
+never resolved through DNS, so a refused name costs not even a DNS query.
+
+A flood runs in its own process (`python -m chaos.floods SPEC`), so that its CPU does not
+distort the listeners' measurements in the runner's process, and it stops by itself at its
+deadline and after its count, whatever happens to the runner. The process checks the guard
+again on the address it is given, and on every stream URL room-api hands back.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from .errors import TargetError
+
+MARKER = "chaos.floods"  # in a flood process's command line: stop_process kills only floods
+MAX_RATE = 5000.0  # per second
+MAX_COUNT = 20000
+MAX_DURATION = 600.0  # seconds
+
+
+class GuardError(TargetError):
+    """A flood aimed outside the stack."""
+
+
+# -- the guard -------------------------------------------------------------------------------------
+
+
+def guard(host: str, nodes: Mapping[str, str | None], stack_ips: Iterable[str] = (),
+          require_running: bool = True) -> str:
+    """The IP address a flood may send to for `host`, or GuardError saying why not.
+
+    nodes: the stack's node names -> their container's current address (None when not running).
+    stack_ips: every current address of the project's containers.
+    require_running=False: a node name is accepted without an address (checks before the stack
+    is up); the result is then "" for it.
+    """
+    name = host.strip().strip("[]").lower()
+    allowed = {ip for ip in stack_ips if ip} | {ip for ip in nodes.values() if ip}
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        if ip.is_loopback or str(ip) in allowed:
+            return str(ip)
+        kind = ("a link-local address" if ip.is_link_local else "a multicast address" if ip.is_multicast
+                else "a private address" if ip.is_private else "a public address")
+        raise GuardError(f"flood target {host} is {kind} outside the stack; floods go only to loopback "
+                         f"(127.0.0.0/8) or to the stack's own containers")
+    if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
+        return "127.0.0.1"
+    if name in nodes:
+        if not nodes[name] and not require_running:
+            return ""
+        if not nodes[name]:
+            raise GuardError(f"flood target {host} is a node of the stack with no running container")
+        return str(nodes[name])
+    raise GuardError(f"flood target {host!r} is not part of the stack (a flood aims at loopback, localhost, "
+                     f"or a node: {', '.join(sorted(nodes)) or 'none'}); names are never looked up in DNS")
+
+
+def guard_url(url: str, nodes: Mapping[str, str | None], stack_ips: Iterable[str] = (),
+              require_running: bool = True) -> tuple[str, int, str]:
+    """(ip, port, path) of an http:// URL that the guard allows."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise GuardError(f"flood target {url!r} is not an http:// URL")
+    try:
+        parts.port
+    except ValueError:
+        raise GuardError(f"flood target {url!r} has a bad port") from None
+    ip = guard(parts.hostname, nodes, stack_ips, require_running)
+    path = parts.path or "/"
+    return ip, parts.port or 80, path + (f"?{parts.query}" if parts.query else "")
+
+
+def stack_addresses(containers: Iterable[Any]) -> dict[str, str | None]:
+    """Node name -> the first address of its container, from Docker's view of the project."""
+    out: dict[str, str | None] = {}
+    for c in containers:
+        service = c.labels.get("com.docker.compose.service")
+        nets = (c.attrs.get("NetworkSettings", {}).get("Networks") or {}).values()
+        ips = [n.get("IPAddress") for n in nets if n.get("IPAddress")]
+        if service:
+            out[service] = ips[0] if ips and c.status == "running" else out.get(service)
+    return out
+
+
+# -- the spec a flood process runs -------------------------------------------------------------------
+
+
+@dataclass
+class FloodSpec:
+    kind: str  # http, joins, connections
+    ip: str
+    port: int
+    path: str
+    rate: float  # per second
+    count: int
+    duration: float  # seconds: the process's own deadline
+    concurrency: int = 64  # http and joins: requests in flight at most
+    method: str = "GET"
+    body: str | None = None
+    room: str | None = None  # joins: the room to join (created when None)
+    listen: bool = True  # joins: stream what the join answers, until the deadline
+    mode: str = "stream"  # connections: stream (GET the path and drain) or idle (send nothing)
+    allowed: tuple[str, ...] = ()  # container addresses of the stack, for the process's own guard
+    results: str = ""  # where the process writes its numbers
+    until: float = 0.0  # wall-clock deadline (time.time()); 0: start + duration
+    id: str = ""  # deadair-flood-<token>: in the command line, so any process can find and stop it
+
+    def check(self) -> None:
+        if not (0 < self.rate <= MAX_RATE and 0 < self.count <= MAX_COUNT and 0 < self.duration <= MAX_DURATION):
+            raise GuardError(f"flood bounds out of range: rate {self.rate}/s (max {MAX_RATE:g}), count {self.count} "
+                             f"(max {MAX_COUNT}), duration {self.duration}s (max {MAX_DURATION:g})")
+        guard(self.ip, {}, self.allowed)
+
+
+def start(spec: FloodSpec) -> subprocess.Popen:
+    """Start a flood process (the guard has been checked; the process checks it again)."""
+    spec.check()
+    cmd = [sys.executable, "-m", MARKER, json.dumps(spec.__dict__)]
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def flood_pids(flood_id: str) -> list[int]:
+    """Running flood processes whose command line carries this id (found through /proc, so a
+    later process, such as `deadair sweep`, finds them as well as the runner that started them)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if MARKER.encode() in cmd and flood_id.encode() in cmd:
+            if state == "Z":  # a finished child of ours: reap it
+                try:
+                    os.waitpid(int(entry.name), os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                continue
+            out.append(int(entry.name))
+    return out
+
+
+def stop_floods(flood_id: str, grace: float = 3.0) -> None:
+    """SIGTERM the flood's processes, SIGKILL what is left after `grace` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 1.0)):
+        pids = flood_pids(flood_id)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and flood_pids(flood_id):
+            time.sleep(0.05)
+
+
+# -- the workloads (run in the flood process) ----------------------------------------------------------
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.launched = self.sent = self.ok = self.failed = self.refused = self.open = self.max_open = 0
+        self.status: dict[str, int] = {}
+        self.latencies: list[float] = []
+        self.errors: dict[str, int] = {}
+
+    def error(self, exc: BaseException | str) -> None:
+        key = exc if isinstance(exc, str) else type(exc).__name__
+        self.errors[key] = self.errors.get(key, 0) + 1
+        self.failed += 1
+
+    def opened(self, n: int = 1) -> None:
+        self.open += n
+        self.max_open = max(self.max_open, self.open)
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+
+        def q(p: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))], 6) if lat else None
+
+        return {"launched": self.launched, "sent": self.sent, "ok": self.ok, "failed": self.failed, "refused": self.refused,
+                "max_open": self.max_open, "status": self.status, "errors": self.errors,
+                "latency": {"count": len(lat), "p50": q(0.5), "p95": q(0.95), "max": lat[-1] if lat else None}}
+
+
+async def _http(ip: str, port: int, method: str, path: str, body: str | None, timeout: float
+                ) -> tuple[int, bytes, asyncio.StreamReader, asyncio.StreamWriter]:
+    """One request on a new connection: status, body; the connection is left open for the caller."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout)
+    data = (body or "").encode()
+    head = (f"{method} {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: deadair-flood\r\n"
+            f"Content-Length: {len(data)}\r\nContent-Type: application/json\r\n\r\n").encode()
+    writer.write(head + data)
+    status_line = await asyncio.wait_for(reader.readline(), timeout)
+    headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    status = int(status_line.split()[1]) if len(status_line.split()) > 1 else 0
+    length = 0
+    for line in headers.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    payload = await asyncio.wait_for(reader.readexactly(length), timeout) if length else b""
+    return status, payload, reader, writer
+
+
+async def _drain(reader: asyncio.StreamReader, deadline: float) -> None:
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline:
+        chunk = await asyncio.wait_for(reader.read(65536), max(0.01, deadline - loop.time()))
+        if not chunk:
+            return
+
+
+def _close(writer: asyncio.StreamWriter) -> None:
+    try:
+        writer.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection
+        pass
+
+
+async def run_flood(spec: FloodSpec, tally: _Tally | None = None) -> dict[str, Any]:
+    """Send the flood: requests (or connections) at `rate`, `count` at most, until the deadline
+    (`until` on the wall clock when given, so that process start-up does not extend it)."""
+    spec.check()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    deadline = t0 + spec.duration
+    if spec.until:
+        deadline = min(deadline, t0 + max(0.0, spec.until - time.time()))
+    tally = tally if tally is not None else _Tally()
+    slots = asyncio.Semaphore(spec.concurrency)
+    tasks: set[asyncio.Task] = set()
+    room = spec.room
+
+    if spec.kind == "joins" and not room:
+        try:
+            status, payload, _, w = await _http(spec.ip, spec.port, "POST", "/rooms",
+                                                json.dumps({"title": "deadair join storm", "host": "deadair"}), 5)
+            _close(w)
+            room = json.loads(payload)["id"]
+            for action in ("open", "start"):
+                _, _, _, w = await _http(spec.ip, spec.port, "POST", f"/rooms/{room}/{action}", None, 5)
+                _close(w)
+        except (OSError, asyncio.TimeoutError, ValueError, KeyError, asyncio.IncompleteReadError) as exc:
+            tally.error(exc)
+            return {"kind": spec.kind, "error": f"could not create a room: {exc}", **tally.summary()}
+
+    async def one_request() -> None:
+        async with slots:
+            t = loop.time()
+            tally.sent += 1
+            writer = None
+            try:
+                if spec.kind == "joins":
+                    status, payload, _, writer = await _http(spec.ip, spec.port, "POST", f"/rooms/{room}/join",
+                                                             json.dumps({"user": "deadair-storm"}), 10)
+                else:
+                    status, payload, _, writer = await _http(spec.ip, spec.port, spec.method, spec.path, spec.body, 10)
+                tally.latencies.append(loop.time() - t)
+                tally.status[str(status)] = tally.status.get(str(status), 0) + 1
+                tally.ok += 200 <= status < 300
+                if not 200 <= status < 300:
+                    tally.failed += 1
+            except (OSError, asyncio.TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+                tally.error(exc)
+                return
+            finally:
+                if writer is not None:
+                    _close(writer)
+        if spec.kind == "joins" and spec.listen and 200 <= status < 300:
+            await listen(payload)
+
+    async def listen(payload: bytes) -> None:
+        """Stream what the join answered, through lb, until the deadline (a listener that stays)."""
+        try:
+            url = json.loads(payload)["stream_url"]
+            ip, port, path = guard_url(url, {}, spec.allowed)
+        except (ValueError, KeyError, GuardError) as exc:
+            tally.refused += isinstance(exc, GuardError)
+            tally.errors[type(exc).__name__] = tally.errors.get(type(exc).__name__, 0) + 1
+            return
+        await hold(ip, port, path, "stream")
+
+    async def hold(ip: str, port: int, path: str, mode: str) -> None:
+        writer = None
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 5)
+            tally.opened()
+            tally.ok += spec.kind == "connections"
+            try:
+                if mode == "stream":
+                    writer.write(f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: deadair-flood\r\n\r\n".encode())
+                await _drain(reader, deadline)
+            finally:
+                tally.open -= 1
+        except asyncio.TimeoutError:
+            pass  # the deadline came while the connection held
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            tally.error(exc)
+        finally:
+            if writer is not None:
+                _close(writer)
+
+    async def one_connection() -> None:
+        tally.sent += 1
+        await hold(spec.ip, spec.port, spec.path, spec.mode)
+
+    make = one_connection if spec.kind == "connections" else one_request
+    i = 0
+    while i < spec.count and loop.time() < deadline:
+        due = t0 + i / spec.rate
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+            if loop.time() >= deadline:
+                break
+        task = asyncio.ensure_future(make())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        tally.launched += 1
+        i += 1
+    if tasks:
+        await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()) + 0.5)
+    for task in tasks:
+        task.cancel()
+    return {"kind": spec.kind, "room": room, "elapsed": round(loop.time() - t0, 3), **tally.summary()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    spec = FloodSpec(**json.loads(args[0]))
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+    result: dict[str, Any] = {}
+    stop = {"signal": None}
+    tally = _Tally()
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+
+        def on_term() -> None:
+            stop["signal"] = "SIGTERM"
+            me.cancel()  # type: ignore[union-attr]
+
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+        try:
+            result.update(await asyncio.wait_for(run_flood(spec, tally), spec.duration + 5))
+        except (asyncio.CancelledError, asyncio.TimeoutError):
+            result.update({"kind": spec.kind, "stopped": stop["signal"] or "timeout", **tally.summary()})
+
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(body())
+    except GuardError as exc:
+        result = {"kind": spec.kind, "error": str(exc)}
+    if spec.results:
+        tmp = spec.results + ".tmp"
+        Path(tmp).write_text(json.dumps(result))
+        os.replace(tmp, spec.results)
+    return 0 if "error" not in result else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
