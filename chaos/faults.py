@@ -23,7 +23,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 
 from . import engine, floods
 from .errors import TargetError
-from .stack import Stack, StackError
+from .stack import Stack, StackError, networks_of
 from .toxiproxy import Toxic, Toxiproxy, ToxiproxyError
 from .units import parse_duration
 
@@ -186,6 +186,13 @@ class Fault:
     def undo(self) -> dict[str, Any]:
         """The undo action, computed before apply() (so it is on disk before the fault acts)."""
         raise NotImplementedError
+
+    def on_container(self, verb: str, act: Callable[[Any], None]) -> None:
+        """Do something to the target's container; a Docker failure becomes a FaultError naming it."""
+        try:
+            act(self.stack.container(self.target))
+        except DockerException as exc:
+            raise FaultError(f"could not {verb} {self.target}: {exc}") from exc
 
     def apply(self) -> None:
         raise NotImplementedError
@@ -418,10 +425,7 @@ class NodeStop(Fault):
         return {"action": "container.start", "container": c.id, "node": self.target, "project": self.stack.project}
 
     def apply(self) -> None:
-        try:
-            self.stack.container(self.target).stop(timeout=2)
-        except DockerException as exc:
-            raise FaultError(f"could not stop {self.target}: {exc}") from exc
+        self.on_container("stop", lambda c: c.stop(timeout=2))
 
 
 @dataclass
@@ -433,10 +437,7 @@ class NodeKill(NodeStop):
     params_spec: ClassVar[dict[str, Param]] = {"signal": Param("signal", default="SIGKILL", help="a signal name")}
 
     def apply(self) -> None:
-        try:
-            self.stack.container(self.target).kill(signal=self.params.get("signal", "SIGKILL"))
-        except DockerException as exc:
-            raise FaultError(f"could not kill {self.target}: {exc}") from exc
+        self.on_container("kill", lambda c: c.kill(signal=self.params.get("signal", "SIGKILL")))
 
 
 @dataclass
@@ -448,10 +449,7 @@ class NodePause(NodeStop):
     summary: ClassVar[str] = "freeze a node's container (docker pause); rollback unpauses it"
 
     def apply(self) -> None:
-        try:
-            self.stack.container(self.target).pause()
-        except DockerException as exc:
-            raise FaultError(f"could not pause {self.target}: {exc}") from exc
+        self.on_container("pause", lambda c: c.pause())
 
 
 @dataclass
@@ -464,13 +462,12 @@ class NodeRestart(NodeStop):
     params_spec: ClassVar[dict[str, Param]] = {"grace": Param("ms", default="2s", help="time between SIGTERM and SIGKILL")}
 
     def apply(self) -> None:
-        c = self.stack.container(self.target)
-        try:
+        def restart(c) -> None:
             c.stop(timeout=max(0, round(self.params.get("grace", 2000) / 1000)))
             if not self.extra.get("duration"):
                 c.start()
-        except DockerException as exc:
-            raise FaultError(f"could not restart {self.target}: {exc}") from exc
+
+        self.on_container("restart", restart)
 
 
 @dataclass
@@ -485,7 +482,7 @@ class NodeDisconnect(Fault):
     def undo(self) -> dict[str, Any]:
         c = self.stack.container(self.target)
         nets = []
-        for name, ep in (c.attrs.get("NetworkSettings", {}).get("Networks") or {}).items():
+        for name, ep in networks_of(c).items():
             nets.append({"network": ep.get("NetworkID") or name, "name": name,
                          "aliases": [a for a in (ep.get("Aliases") or []) if a != c.id[:12]],
                          "ipv4": ep.get("IPAddress") or None})
@@ -494,13 +491,11 @@ class NodeDisconnect(Fault):
         return {"action": "network.connect", "container": c.id, "node": self.target, "networks": nets}
 
     def apply(self) -> None:
-        client = self.stack.docker
-        c = self.stack.container(self.target)
-        try:
-            for name in (c.attrs.get("NetworkSettings", {}).get("Networks") or {}):
-                client.networks.get(name).disconnect(c, force=True)
-        except DockerException as exc:
-            raise FaultError(f"could not disconnect {self.target}: {exc}") from exc
+        def disconnect(c) -> None:
+            for name in networks_of(c):
+                self.stack.docker.networks.get(name).disconnect(c, force=True)
+
+        self.on_container("disconnect", disconnect)
 
 
 @dataclass
@@ -518,10 +513,7 @@ class ContainerSignal(Fault):
                 "signal": self.undo_signal, "log": self.undone_log}
 
     def apply(self) -> None:
-        try:
-            self.stack.container(self.target).kill(signal=self.signal)
-        except DockerException as exc:
-            raise FaultError(f"could not signal {self.target}: {exc}") from exc
+        self.on_container("signal", lambda c: c.kill(signal=self.signal))
 
 
 @dataclass
@@ -858,7 +850,7 @@ def _verify_undo_signal(action: dict[str, Any]) -> None:
 def _reconnect(action: dict[str, Any]) -> None:
     client = engine.connect()
     c = client.containers.get(action["container"])
-    attached = set((c.attrs.get("NetworkSettings", {}).get("Networks") or {}))
+    attached = set(networks_of(c))
     for net in action["networks"]:
         if net["name"] in attached:
             continue
@@ -873,7 +865,7 @@ def _reconnect(action: dict[str, Any]) -> None:
 
 def _verify_connected(action: dict[str, Any]) -> None:
     c = engine.connect().containers.get(action["container"])
-    attached = set((c.attrs.get("NetworkSettings", {}).get("Networks") or {}))
+    attached = set(networks_of(c))
     missing = [n["name"] for n in action["networks"] if n["name"] not in attached]
     if missing:
         raise FaultError(f"node {action.get('node')} is still off {', '.join(missing)}")

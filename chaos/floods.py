@@ -92,10 +92,12 @@ def guard_url(url: str, nodes: Mapping[str, str | None], stack_ips: Iterable[str
 
 def stack_addresses(containers: Iterable[Any]) -> dict[str, str | None]:
     """Node name -> the first address of its container, from Docker's view of the project."""
+    from .stack import networks_of  # here: a flood process should not load the Docker SDK
+
     out: dict[str, str | None] = {}
     for c in containers:
         service = c.labels.get("com.docker.compose.service")
-        nets = (c.attrs.get("NetworkSettings", {}).get("Networks") or {}).values()
+        nets = networks_of(c).values()
         ips = [n.get("IPAddress") for n in nets if n.get("IPAddress")]
         if service:
             out[service] = ips[0] if ips and c.status == "running" else out.get(service)

@@ -197,6 +197,11 @@ def compose_command() -> list[str]:
                               "run `deadair setup` or install Docker Compose")
 
 
+def networks_of(container) -> dict[str, dict]:
+    """Network name -> endpoint (IPAddress, Aliases, NetworkID) of a container, from Docker's view."""
+    return container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+
+
 @dataclass
 class NodeStatus:
     name: str
@@ -322,7 +327,7 @@ class Stack:
                 continue
             state = c.attrs.get("State", {})
             health = (state.get("Health") or {}).get("Status", "none")
-            nets = len(c.attrs.get("NetworkSettings", {}).get("Networks") or {})
+            nets = len(networks_of(c))
             nodes.append(NodeStatus(svc, state.get("Status", c.status), health, c.id, nets))
         links = []
         proxies = {}

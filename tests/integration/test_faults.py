@@ -267,6 +267,7 @@ def test_disconnect_cuts_an_edge_off_and_reconnect_restores_its_address(stack: S
         assert not stack.container("edge-1").attrs["NetworkSettings"]["Networks"]
         took = wait_for(lambda: haproxy_status(stack)["edge-1"] == "DOWN", 3, "edge-1 out of lb")
         assert stack.container("edge-1").status == "running"  # alive, only unreachable
+        assert not stack.status().healthy  # `deadair stack status` says it is off its networks
     ep2 = stack.container("edge-1").attrs["NetworkSettings"]["Networks"][net]
     assert ep2["IPAddress"] == ep["IPAddress"] and "edge-1" in ep2["Aliases"]
     print(f"\ndisconnected edge-1 out of lb after {took:.2f}s; back at {ep2['IPAddress']}")
