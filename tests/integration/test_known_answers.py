@@ -98,7 +98,7 @@ def test_through_the_edges_the_same_cut_lasts_until_the_relays_restart(stack: St
 
 def test_mic_stall_is_dead_air_for_about_the_source_timeout(stack: Stack, tmp_path, state_dir):
     """Bandwidth 0 on the speaker's uplink: the connection stays open, no audio flows; Icecast
-    (source-timeout 2 s) drops the source and falls back to hold music."""
+    (source-timeout 2 s, counted in whole seconds) drops the source and falls back to hold music."""
     f = experiment(tmp_path, [{"at": "1s", "fault": "link.bandwidth", "target": "mic",
                                "with": {"rate": 0, "stream": "upstream"}, "for": "6s"}], backoff=FAST_RETRY)
     h, origin, ref = run_with_reference(stack, tmp_path, f)
@@ -106,7 +106,9 @@ def test_mic_stall_is_dead_air_for_about_the_source_timeout(stack: Stack, tmp_pa
     swarm = check(h, "dead_air.max", "< 60s", w, "test").value
     reference = ref.longest_dead_air(origin["monotonic"] + w.start, origin["monotonic"] + w.end)
     print(f"\nmic stall (source-timeout 2 s): dead air swarm {swarm:.3f}s, reference {reference:.3f}s")
-    assert swarm == pytest.approx(2.0, abs=1.0), swarm
+    # Icecast compares whole seconds (`last_read + timeout < time(NULL)`): with source-timeout 2 the
+    # source is dropped between 2 and 3 s after its last read; hold music then takes a page or two.
+    assert 2.0 - 0.1 <= swarm <= 3.0 + 0.35, swarm
     assert abs(swarm - reference) < 0.35, (swarm, reference)
 
 
