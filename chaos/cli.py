@@ -43,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json and result.summary:
         print(result.summary.read_text(), end="")
     elif result.journal or result.verdicts:
-        print(render(result))
+        print(render(result, with_error=False))
     if result.error:
         print(f"deadair: {result.error}", file=sys.stderr)
     return result.exit_code
@@ -177,7 +177,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .ledger import sweep
+    """Settle every ledger left by a dead run: revert what is still applied, resolve what went away
+    with its stack, and remove the ledger; exit 3 (ledger kept) only for what could not be settled."""
+    from .ledger import describe_sweep, sweep
 
     results = sweep()
     if not results:
@@ -185,10 +187,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     code = 0
     for led, report in results:
-        print(f"run {led.run_id}: reverted {len(report.reverted)}" + (f", FAILED {len(report.failed)}" if report.failed else ""))
+        print(f"run {led.run_id}: {describe_sweep(led.run_id, report).split(' left by run ')[0]}"
+              + ("" if report.failed else "; ledger removed"))
+        for entry in report.reverted:
+            print(f"  reverted: {entry['fault']}" + (f" ({entry['detail']})" if entry.get("detail") else ""))
+        for entry, why in report.gone:
+            print(f"  resolved: {entry['fault']}: {why}")
         for entry, err in report.failed:
-            print(f"  {entry['fault']}: {err}")
+            print(f"  FAILED: {entry['fault']}: {err}")
             code = 3
+        if report.failed:
+            print(f"  ledger kept at {led.path}")
     return code
 
 

@@ -47,6 +47,12 @@ class EnvironmentNotReady(DeadairError):
     exit_code = 3
 
 
+class FaultError(DeadairError):
+    """A fault could not be applied, reverted or verified: the stack may not be as declared."""
+
+    exit_code = 3
+
+
 class TargetError(DeadairError):
     """A fault or flood aimed at something that is not part of the stack."""
 

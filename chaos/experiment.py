@@ -106,6 +106,7 @@ class ListenersSpec:
     path: str = "/live"  # direct only
     backoff: tuple[float, ...] = DEFAULT_BACKOFF
     read_timeout: float = 10.0
+    response_timeout: float = 8.0  # request sent -> response head (ExoPlayer's default read timeout)
     min_stall: float = 0.02
     prebuffer: float = 0.0
     ears: int = 0  # golden ears among the listeners (they decode what they hear)
@@ -577,6 +578,7 @@ def parse_experiment(text: str, path: Path, check_stack: bool = True,
         path=lst.get("path", "/live"),
         backoff=tuple(parse_duration(b) for b in lst["backoff"]) if "backoff" in lst else DEFAULT_BACKOFF,
         read_timeout=parse_duration(lst["read_timeout"]) if "read_timeout" in lst else 10.0,
+        response_timeout=parse_duration(lst["response_timeout"]) if "response_timeout" in lst else 8.0,
         min_stall=parse_duration(lst["min_stall"]) if "min_stall" in lst else 0.02,
         prebuffer=parse_duration(lst["prebuffer"]) if "prebuffer" in lst else 0.0,
         ears=lst.get("ears", 0), **_arrival(lst.get("arrival", "all")),

@@ -1,10 +1,14 @@
 """Faults (Jepsen's nemesis): things done to the stack that can be undone.
 
 A fault resolves its target against the stack before anything acts, then `apply()`s
-itself. Before acting it hands the runner an *undo action*: a plain dict (what to do,
-where: the Toxiproxy URL and proxy, the container id) that the rollback ledger writes to
-disk and can replay without the experiment, even from another process after a SIGKILL.
-Undo actions are idempotent and each has a verification.
+itself. Before acting it hands the runner an *undo action*: a plain dict (what to do, and
+where by the stack's identity: compose project, link name, container id) that the rollback
+ledger writes to disk and can replay without the experiment, even from another process after
+a SIGKILL (chaos.undo). Undo actions are idempotent and each has a verification.
+
+Faults on one target compose (see chaos.undo): an apply that finds its target already down
+because of another active fault leaves it down rather than failing, and a fault that would
+bring a target back (a flap's up phase, an instant restart) does not while another holds it.
 """
 from __future__ import annotations
 
@@ -18,18 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-from docker.errors import APIError, DockerException, NotFound
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+from docker.errors import DockerException
 
-from . import engine, floods
-from .errors import TargetError
-from .stack import Stack, StackError, networks_of
+from . import floods, undo as undo_actions
+from .errors import FaultError, TargetError
+from .stack import Stack, networks_of
 from .toxiproxy import Toxic, Toxiproxy, ToxiproxyError
 from .units import parse_duration
-
-
-class FaultError(Exception):
-    """A fault could not be applied, reverted or verified."""
 
 
 # -- parameters ------------------------------------------------------------------------------------
@@ -187,10 +186,29 @@ class Fault:
         """The undo action, computed before apply() (so it is on disk before the fault acts)."""
         raise NotImplementedError
 
-    def on_container(self, verb: str, act: Callable[[Any], None]) -> None:
-        """Do something to the target's container; a Docker failure becomes a FaultError naming it."""
+    def stack_ref(self) -> dict[str, Any]:
+        """How an undo action finds this stack's Toxiproxy later: by identity, not by host port."""
+        d = self.stack.definition
+        return {"project": self.stack.project, "service": d.toxiproxy_service, "port": d.toxiproxy_api_port}
+
+    def others(self) -> list[dict[str, Any]]:
+        """The other faults active now (ledger entries); the runner wires this to its ledger."""
+        fn = self.extra.get("others")
+        return list(fn()) if fn else []
+
+    def on_container(self, verb: str, act: Callable[[Any], None], when_down: str | None = None) -> None:
+        """Do something to the target's container; a Docker failure becomes a FaultError naming it.
+
+        With `when_down`, a container that is not running (another fault took it down) is left
+        as it is and the fact is noted: the node is down already, which is what this fault wants."""
         try:
-            act(self.stack.container(self.target))
+            c = self.stack.container(self.target)
+            if when_down is not None:
+                c.reload()
+                if c.status != "running":
+                    self.extra["note"] = f"{self.target} was already {c.status}: {when_down}"
+                    return
+            act(c)
         except DockerException as exc:
             raise FaultError(f"could not {verb} {self.target}: {exc}") from exc
 
@@ -212,7 +230,7 @@ class LinkDown(Fault):
         return self.stack.toxiproxy()
 
     def undo(self) -> dict[str, Any]:
-        return {"action": "link.enable", "toxiproxy": self._tox().url, "proxy": self.target}
+        return {"action": "link.enable", "stack": self.stack_ref(), "proxy": self.target}
 
     def apply(self) -> None:
         self._tox().set_enabled(self.target, False)
@@ -251,9 +269,13 @@ class ToxicFault(Fault):
                       self.attributes()) for s in self.streams()]
 
     def undo(self) -> dict[str, Any]:
-        tox = self.stack.toxiproxy()
-        return {"action": "toxics.remove", "toxiproxy": tox.url, "proxy": self.target,
-                "toxics": [t.name for t in self.toxics()], "enabled": tox.proxy(self.target).enabled}
+        """Removes this fault's toxics only; `specs` let a Toxiproxy restart put them back while
+        the fault is still meant to be active."""
+        toxics = self.toxics()
+        return {"action": "toxics.remove", "stack": self.stack_ref(), "proxy": self.target,
+                "toxics": [t.name for t in toxics],
+                "specs": [{"name": t.name, "type": t.type, "stream": t.stream, "toxicity": t.toxicity,
+                           "attributes": t.attributes} for t in toxics]}
 
     def apply(self) -> None:
         tox = self.stack.toxiproxy()
@@ -347,9 +369,6 @@ class MicDegrade(ToxicFault):
 
 # -- link flapping: a thread in the runner's process toggles the link until rollback stops it ----
 
-_FLAPPERS: dict[str, "threading.Thread"] = {}
-_FLAP_STOP: dict[str, threading.Event] = {}
-
 
 @dataclass
 class LinkFlap(Fault):
@@ -376,7 +395,7 @@ class LinkFlap(Fault):
         return out, problems
 
     def undo(self) -> dict[str, Any]:
-        return {"action": "link.flap.stop", "toxiproxy": self.stack.toxiproxy().url, "proxy": self.target,
+        return {"action": "link.flap.stop", "stack": self.stack_ref(), "proxy": self.target,
                 "flapper": f"{os.getpid()}:{self.token}"}
 
     def apply(self) -> None:
@@ -385,18 +404,21 @@ class LinkFlap(Fault):
         stop = threading.Event()
         down, up = self.params.get("down", 1000) / 1000, self.params.get("up", 1000) / 1000
         tox.set_enabled(self.target, False)  # the first outage starts now, as the fault's start says
+        me = {"proxy": self.target, "stack": self.stack_ref()}
 
         def flap() -> None:
             enabled = False
             while not stop.wait(down if not enabled else up):
                 enabled = not enabled
+                if enabled and undo_actions.on_same_link(me, self.others(), undo_actions.LINK_DOWN):
+                    continue  # another down fault holds the link: its up phases stay down
                 try:
                     tox.set_enabled(self.target, enabled)
                 except ToxiproxyError:
                     enabled = not enabled  # try again at the next turn; rollback enables it anyway
 
         t = threading.Thread(target=flap, name=f"deadair-flap-{self.target}", daemon=True)
-        _FLAP_STOP[key], _FLAPPERS[key] = stop, t
+        undo_actions.FLAPPERS[key] = (stop, t)
         t.start()
 
 
@@ -425,7 +447,7 @@ class NodeStop(Fault):
         return {"action": "container.start", "container": c.id, "node": self.target, "project": self.stack.project}
 
     def apply(self) -> None:
-        self.on_container("stop", lambda c: c.stop(timeout=2))
+        self.on_container("stop", lambda c: c.stop(timeout=2), when_down="left down")
 
 
 @dataclass
@@ -437,7 +459,7 @@ class NodeKill(NodeStop):
     params_spec: ClassVar[dict[str, Param]] = {"signal": Param("signal", default="SIGKILL", help="a signal name")}
 
     def apply(self) -> None:
-        self.on_container("kill", lambda c: c.kill(signal=self.params.get("signal", "SIGKILL")))
+        self.on_container("kill", lambda c: c.kill(signal=self.params.get("signal", "SIGKILL")), when_down="left down")
 
 
 @dataclass
@@ -449,7 +471,7 @@ class NodePause(NodeStop):
     summary: ClassVar[str] = "freeze a node's container (docker pause); rollback unpauses it"
 
     def apply(self) -> None:
-        self.on_container("pause", lambda c: c.pause())
+        self.on_container("pause", lambda c: c.pause(), when_down="left down (a stopped node cannot be paused)")
 
 
 @dataclass
@@ -465,9 +487,13 @@ class NodeRestart(NodeStop):
         def restart(c) -> None:
             c.stop(timeout=max(0, round(self.params.get("grace", 2000) / 1000)))
             if not self.extra.get("duration"):
+                mine = {"container": c.id}
+                if undo_actions.on_same_node(mine, self.others(), undo_actions.NODE_DOWN):
+                    self.extra["note"] = f"{self.target} left down: another fault holds it down"
+                    return
                 c.start()
 
-        self.on_container("restart", restart)
+        self.on_container("restart", restart, when_down="left down")
 
 
 @dataclass
@@ -486,9 +512,9 @@ class NodeDisconnect(Fault):
             nets.append({"network": ep.get("NetworkID") or name, "name": name,
                          "aliases": [a for a in (ep.get("Aliases") or []) if a != c.id[:12]],
                          "ipv4": ep.get("IPAddress") or None})
-        if not nets:
-            raise FaultError(f"node {self.target} is on no network")
-        return {"action": "network.connect", "container": c.id, "node": self.target, "networks": nets}
+        # On no network: another disconnect is active; the last one to end reconnects the union.
+        return {"action": "network.connect", "container": c.id, "node": self.target, "networks": nets,
+                "project": self.stack.project}
 
     def apply(self) -> None:
         def disconnect(c) -> None:
@@ -510,10 +536,10 @@ class ContainerSignal(Fault):
     def undo(self) -> dict[str, Any]:
         c = self.stack.container(self.target)
         return {"action": "container.signal", "container": c.id, "node": self.target,
-                "signal": self.undo_signal, "log": self.undone_log}
+                "signal": self.undo_signal, "log": self.undone_log, "project": self.stack.project}
 
     def apply(self) -> None:
-        self.on_container("signal", lambda c: c.kill(signal=self.signal))
+        self.on_container("signal", lambda c: c.kill(signal=self.signal), when_down="it is silent already")
 
 
 @dataclass
@@ -718,193 +744,3 @@ def make_fault(stack: Stack, name: str, target: str | None, params: dict[str, An
         raise TargetError("; ".join(problems + more))
     assert target is not None
     return cls(stack, target, converted, token, {"duration": duration})
-
-
-# -- undo actions --------------------------------------------------------------------------------
-# Each takes the action dict and reverts (idempotently); each verify raises FaultError unless the
-# stack is back as it was. They use only what the dict holds, so a later process can run them.
-
-VERIFY_TIMEOUT = 30.0
-
-
-def _enable_link(action: dict[str, Any]) -> None:
-    Toxiproxy(action["toxiproxy"]).set_enabled(action["proxy"], True)
-
-
-def _verify_link(action: dict[str, Any]) -> None:
-    p = Toxiproxy(action["toxiproxy"]).proxy(action["proxy"])
-    if not p.enabled:
-        raise FaultError(f"link {action['proxy']} is still down")
-
-
-def _remove_toxics(action: dict[str, Any]) -> None:
-    """Remove the fault's toxics. Toxiproxy can block a removal while a stalled connection holds the
-    toxic (its issues 210, 412, 558: seen here with a rate-0 bandwidth toxic); closing the link's
-    connections (disable, then restore) lets the removal finish."""
-    tox = Toxiproxy(action["toxiproxy"], timeout=3.0)
-    proxy = action["proxy"]
-    stuck = []
-    for name in action["toxics"]:
-        try:
-            tox.remove_toxic(proxy, name)
-        except ToxiproxyError as exc:
-            if "did not answer" not in str(exc):
-                raise
-            stuck.append(name)
-    enabled = bool(action.get("enabled", True))  # the link's state when the fault was applied
-    if stuck:
-        # Only for a stuck toxic: if Toxiproxy itself does not answer, a PATCH sent now could be
-        # carried out long after we gave up; GET /version (which takes no proxy's lock, unlike
-        # GET /proxies/NAME while a removal is stuck) tells the two apart.
-        tox.version()
-        tox.set_enabled(proxy, False)
-        tox.set_enabled(proxy, enabled)
-        for name in stuck:
-            tox.remove_toxic(proxy, name)
-    if tox.proxy(proxy).enabled != enabled:
-        tox.set_enabled(proxy, enabled)
-
-
-def _verify_toxics(action: dict[str, Any]) -> None:
-    p = Toxiproxy(action["toxiproxy"]).proxy(action["proxy"])
-    left = {t.name for t in p.toxics} & set(action["toxics"])
-    if left:
-        raise FaultError(f"toxics {', '.join(sorted(left))} still on link {action['proxy']}")
-    if p.enabled != bool(action.get("enabled", True)):
-        raise FaultError(f"link {action['proxy']} is {'up' if p.enabled else 'down'}, it was not when the fault began")
-
-
-def _start_container(action: dict[str, Any]) -> None:
-    c = engine.connect().containers.get(action["container"])
-    c.reload()
-    if c.status == "paused":
-        c.unpause()
-    elif c.status != "running":
-        c.start()
-
-
-def _verify_container(action: dict[str, Any]) -> None:
-    client = engine.connect()
-
-    def check() -> None:
-        state = client.containers.get(action["container"]).attrs.get("State", {})
-        health = (state.get("Health") or {}).get("Status", "none")
-        if not (state.get("Status") == "running" and health in ("healthy", "none")):
-            raise FaultError(f"node {action.get('node')} is {state.get('Status')}/{health}, not running and healthy")
-
-    for attempt in Retrying(stop=stop_after_delay(VERIFY_TIMEOUT), wait=wait_fixed(0.2),
-                            retry=retry_if_exception_type(FaultError), reraise=True):
-        with attempt:
-            check()
-
-
-def _stack_down(action: dict[str, Any]) -> None:
-    from .stack import Compose
-
-    Compose(action["project"], Path(action["compose_file"])).run("down", "--remove-orphans", "-v", "-t", "2")
-
-
-def _verify_stack_down(action: dict[str, Any]) -> None:
-    left = engine.connect().containers.list(all=True, filters={"label": f"com.docker.compose.project={action['project']}"})
-    if left:
-        raise FaultError(f"{len(left)} container(s) of {action['project']} still exist")
-
-
-def _stop_flapping(action: dict[str, Any]) -> None:
-    key = action["flapper"]
-    if key in _FLAP_STOP:  # in another process (sweep after a SIGKILL) the thread died with its own
-        _FLAP_STOP[key].set()
-        _FLAPPERS[key].join(timeout=5)
-        if not _FLAPPERS[key].is_alive():
-            del _FLAP_STOP[key], _FLAPPERS[key]
-    _enable_link(action)
-
-
-def _verify_flapping_stopped(action: dict[str, Any]) -> None:
-    if action["flapper"] in _FLAPPERS:
-        raise FaultError(f"the flapping of link {action['proxy']} did not stop")
-    _verify_link(action)
-
-
-def _send_undo_signal(action: dict[str, Any]) -> None:
-    c = engine.connect().containers.get(action["container"])
-    c.reload()
-    action["sent_at"] = time.time()
-    if c.status == "running":  # a restarted process starts in its default state anyway
-        c.kill(signal=action["signal"])
-
-
-def _verify_undo_signal(action: dict[str, Any]) -> None:
-    c = engine.connect().containers.get(action["container"])
-    if c.status != "running" or not action.get("log"):
-        return
-    since = int(action.get("sent_at", time.time())) - 1
-    for attempt in Retrying(stop=stop_after_delay(5), wait=wait_fixed(0.1),
-                            retry=retry_if_exception_type(FaultError), reraise=True):
-        with attempt:
-            if action["log"].encode() not in c.logs(stdout=True, stderr=True, since=since, tail=50):
-                raise FaultError(f"node {action.get('node')} did not confirm {action['signal']} "
-                                 f"(no {action['log']!r} in its log)")
-
-
-def _reconnect(action: dict[str, Any]) -> None:
-    client = engine.connect()
-    c = client.containers.get(action["container"])
-    attached = set(networks_of(c))
-    for net in action["networks"]:
-        if net["name"] in attached:
-            continue
-        network = client.networks.get(net["network"])
-        try:  # the same address, so that peers that resolved it once still reach it
-            network.connect(c, aliases=net["aliases"], ipv4_address=net["ipv4"])
-        except APIError as exc:
-            if "user configured subnets" not in str(exc) and "user specified IP" not in str(exc):
-                raise
-            network.connect(c, aliases=net["aliases"])
-
-
-def _verify_connected(action: dict[str, Any]) -> None:
-    c = engine.connect().containers.get(action["container"])
-    attached = set(networks_of(c))
-    missing = [n["name"] for n in action["networks"] if n["name"] not in attached]
-    if missing:
-        raise FaultError(f"node {action.get('node')} is still off {', '.join(missing)}")
-    _verify_container(action)
-
-
-def _stop_flood(action: dict[str, Any]) -> None:
-    """Stop a flood's process (it stops by itself at its deadline; this is for the early exits)."""
-    floods.stop_floods(action["flood"])
-
-
-def _verify_flood(action: dict[str, Any]) -> None:
-    left = floods.flood_pids(action["flood"])
-    if left:
-        raise FaultError(f"flood {action['flood']} still running (pid {', '.join(map(str, left))})")
-
-
-UNDO: dict[str, tuple[Callable[[dict], None], Callable[[dict], None]]] = {
-    "link.enable": (_enable_link, _verify_link),
-    "toxics.remove": (_remove_toxics, _verify_toxics),
-    "container.start": (_start_container, _verify_container),
-    "stack.down": (_stack_down, _verify_stack_down),
-    "link.flap.stop": (_stop_flapping, _verify_flapping_stopped),
-    "container.signal": (_send_undo_signal, _verify_undo_signal),
-    "network.connect": (_reconnect, _verify_connected),
-    "flood.stop": (_stop_flood, _verify_flood),
-}
-
-
-def revert(action: dict[str, Any]) -> None:
-    """Run an undo action and verify it; raises FaultError when the stack is not restored."""
-    try:
-        do, verify = UNDO[action["action"]]
-    except KeyError:
-        raise FaultError(f"unknown undo action {action.get('action')!r}") from None
-    try:
-        do(action)
-        verify(action)
-    except NotFound as exc:
-        raise FaultError(f"cannot revert {action['action']}: {exc}") from exc
-    except (ToxiproxyError, APIError, DockerException, StackError) as exc:
-        raise FaultError(f"reverting {action['action']} failed: {exc}") from exc

@@ -1,23 +1,33 @@
 """The rollback ledger: every fault's undo action, on disk before the fault acts.
 
 One JSON file per run under the state directory ($DEADAIR_STATE, default
-~/.local/state/deadair/ledgers). Rollback replays the undo actions that are not yet
-reverted, newest first, and verifies each. A run that ends cleanly removes its file; a
-run killed with SIGKILL leaves it, and the next run (or `deadair sweep`) finds it by its
-dead owner pid and reverts what is left.
+~/.local/state/deadair/ledgers), beside a lock file that the owning process holds (flock) for
+as long as it lives. Rollback replays the undo actions that are not settled yet, newest first,
+verifies each, and goes on whatever one of them raises. A run that ends cleanly removes its
+files; a run killed with SIGKILL leaves them, and its lock dies with it, so the next run (or
+`deadair sweep`) knows it is orphaned, even when its pid has been reused since.
+
+Entry statuses: applying (written before the fault acts), applied, reverted, gone (its target
+went away with its stack: nothing left to revert), revert_failed (kept for sweep).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from . import faults
+from . import undo
+from .errors import FaultError
+
+ACTIVE = ("applying", "applied", "revert_failed")  # the fault may be in effect
+SETTLED = ("reverted", "gone")
 
 
 def state_dir() -> Path:
@@ -30,10 +40,18 @@ def state_dir() -> Path:
 class RollbackReport:
     reverted: list[dict[str, Any]] = field(default_factory=list)
     failed: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    gone: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # resolved: gone with the stack
+    unsettled: list[str] = field(default_factory=list)  # applies still running when rollback gave up on them
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.unsettled
+
+    def extend(self, other: "RollbackReport") -> None:
+        self.reverted += other.reverted
+        self.failed += other.failed
+        self.gone += other.gone
+        self.unsettled += other.unsettled
 
 
 class Ledger:
@@ -44,7 +62,14 @@ class Ledger:
         self.path = path or state_dir() / "ledgers" / f"{self.run_id}.json"
         self.meta = {"run_id": self.run_id, "pid": os.getpid(), "created": time.time(), **(meta or {})}
         self.entries: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # entries and the file
+        self._rolling = threading.Lock()  # one rollback at a time (a guardrail's thread and a signal's)
+        self._lockfile: Any = None  # held (flock) while this process owns the ledger
+        self.on_event: Callable[[dict[str, Any]], None] | None = None  # e.g. a Toxiproxy restart, for the timeline
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_suffix(".lock")
 
     @classmethod
     def load(cls, path: Path) -> "Ledger":
@@ -54,8 +79,28 @@ class Ledger:
         led.entries = doc["entries"]
         return led
 
-    def _write(self) -> None:
+    def acquire(self, wait: bool = False) -> bool:
+        """Hold this ledger's lock (for the owner's lifetime, or while sweeping it). False when
+        another live process holds it."""
+        if self._lockfile is not None:
+            return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.lock_path, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            fh.close()
+            return False
+        self._lockfile = fh
+        return True
+
+    def release(self) -> None:
+        if self._lockfile is not None:
+            self._lockfile.close()
+            self._lockfile = None
+
+    def _write(self) -> None:
+        self.acquire()
         tmp = self.path.with_suffix(".tmp")
         with tmp.open("w") as fh:
             json.dump({"meta": self.meta, "entries": self.entries}, fh, indent=1)
@@ -63,85 +108,128 @@ class Ledger:
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
 
-    def intend(self, description: str, undo: dict[str, Any], **extra: Any) -> int:
+    def intend(self, description: str, undo_action: dict[str, Any], **extra: Any) -> int:
         """Record an undo action before its fault acts. Returns the entry id."""
         with self._lock:
-            entry = {"id": len(self.entries), "fault": description, "undo": undo, "status": "applying",
+            entry = {"id": len(self.entries), "fault": description, "undo": undo_action, "status": "applying",
                      "at": time.time(), **extra}
             self.entries.append(entry)
             self._write()
             return entry["id"]
 
-    def mark(self, entry_id: int, status: str, error: str | None = None) -> None:
+    def mark(self, entry_id: int, status: str, error: str | None = None, **extra: Any) -> None:
         with self._lock:
-            self.entries[entry_id]["status"] = status
+            entry = self.entries[entry_id]
+            entry["status"] = status
             if error:
-                self.entries[entry_id]["error"] = error
+                entry["error"] = error
+            entry.update(extra)
             self._write()
 
     def pending(self) -> list[dict[str, Any]]:
         """Entries whose fault may be in effect, newest first."""
-        return [e for e in reversed(self.entries) if e["status"] != "reverted"]
+        return [e for e in reversed(self.entries) if e["status"] not in SETTLED]
+
+    def active_others(self, entry_id: int) -> list[dict[str, Any]]:
+        """The other faults that may be in effect now: what a revert must leave in place."""
+        return [e for e in self.entries if e["id"] != entry_id and e["status"] in ACTIVE]
 
     def revert_entry(self, entry: dict[str, Any]) -> str | None:
-        """Revert one entry; returns an error message, or None when reverted and verified."""
+        """Revert one entry given the faults still active beside it; returns an error message, or
+        None when it is reverted and verified (or its target is gone with its stack). Never raises
+        for a failure of the stack, the engine or Toxiproxy, nor for a bug in an undo action."""
         try:
-            faults.revert(entry["undo"])
-        except faults.FaultError as exc:
+            outcome = undo.revert(entry["undo"], self.active_others(entry["id"]), list(self.entries))
+        except FaultError as exc:
             self.mark(entry["id"], "revert_failed", str(exc))
             return str(exc)
-        self.mark(entry["id"], "reverted")
+        except Exception as exc:  # noqa: BLE001 - one broken revert must not stop the others
+            msg = f"{type(exc).__name__}: {exc}"
+            self.mark(entry["id"], "revert_failed", msg, traceback=traceback.format_exc(limit=8))
+            return msg
+        for event in outcome.events:
+            if self.on_event is not None:
+                self.on_event({**event, "fault": entry["fault"]})
+        extra = {k: v for k, v in (("detail", outcome.detail), ("gone", outcome.gone)) if v}
+        self.mark(entry["id"], "gone" if outcome.gone else "reverted", **extra)
         return None
 
     def rollback(self, exclude: tuple[str, ...] = ()) -> RollbackReport:
-        """Revert every pending entry, newest first (but those whose undo action is excluded)."""
+        """Revert every pending entry, newest first (but those whose undo action is excluded).
+
+        One rollback at a time: a second caller waits for the first, then finds nothing left."""
         report = RollbackReport()
-        for entry in self.pending():
-            if entry["undo"]["action"] in exclude:
-                continue
-            err = self.revert_entry(entry)
-            if err is None:
-                report.reverted.append(entry)
-            else:
-                report.failed.append((entry, err))
+        with self._rolling:
+            for entry in self.pending():
+                if entry["undo"]["action"] in exclude:
+                    continue
+                err = self.revert_entry(entry)
+                if err is not None:
+                    report.failed.append((entry, err))
+                elif entry["status"] == "gone":
+                    report.gone.append((entry, str(entry.get("gone"))))
+                else:
+                    report.reverted.append(entry)
         return report
 
-    def close(self) -> None:
-        """Remove the file once nothing is pending; keep it (for sweep) otherwise."""
+    def close(self, keep: bool = False, hold: bool = False) -> bool:
+        """Remove the files once nothing is pending (and not `keep`); keep them for sweep otherwise.
+        Releases the lock unless `hold` (an apply still running in this process: the lock must
+        outlive it, so nobody sweeps the entry before it lands). True when the ledger was removed."""
         with self._lock:
-            if not self.pending() and self.path.exists():
-                self.path.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+            removed = False
+            if not keep and not self.pending():
+                self.path.unlink(missing_ok=True)
+                self.lock_path.unlink(missing_ok=True)
+                removed = True
+            if not hold:
+                self.release()
+            return removed
 
 
 def orphaned() -> list[Ledger]:
-    """Ledgers left by runs whose process is gone."""
+    """Ledgers whose owner is gone (nobody holds their lock), each now locked by this process."""
     folder = state_dir() / "ledgers"
     out = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        probe = Ledger(path.stem, path=path)
+        if not probe.acquire():
+            continue  # its run is alive
         try:
             led = Ledger.load(path)
-        except (OSError, ValueError, KeyError):
+        except FileNotFoundError:
+            probe.close()  # its run just finished
             continue
-        if int(led.meta.get("pid", -1)) != os.getpid() and not _alive(int(led.meta.get("pid", -1))):
+        except (OSError, ValueError, KeyError) as exc:
+            probe.release()
+            led = Ledger(path.stem, path=path)
+            led.meta["unreadable"] = f"{type(exc).__name__}: {exc}"
             out.append(led)
+            continue
+        led._lockfile, probe._lockfile = probe._lockfile, None
+        out.append(led)
     return out
 
 
 def sweep() -> list[tuple[Ledger, RollbackReport]]:
-    """Revert everything that dead runs left applied; remove their ledgers when done."""
+    """Revert everything that dead runs left applied; remove their ledgers when settled."""
     results = []
     for led in orphaned():
+        if "unreadable" in led.meta:
+            report = RollbackReport(failed=[({"fault": str(led.path)}, f"unreadable ledger: {led.meta['unreadable']}")])
+            results.append((led, report))
+            continue
         report = led.rollback()
         led.close()
         results.append((led, report))
     return results
+
+
+def describe_sweep(run_id: str, report: RollbackReport) -> str:
+    """One line on what sweeping a dead run's ledger did."""
+    parts = [f"reverted {len(report.reverted)} item(s) left by run {run_id}"]
+    if report.gone:
+        parts.append(f"{len(report.gone)} gone with their stack")
+    if report.failed:
+        parts.append(f"{len(report.failed)} FAILED (ledger kept)")
+    return "; ".join(parts)

@@ -50,6 +50,10 @@ class PlayoutSettings:
 
     min_stall: float = 0.02  # shorter gaps (under one Opus frame) are not counted as dead air
     read_timeout: float = 10.0  # no bytes for this long: the client declares the connection lost
+    # Request sent, no response yet: a real player gives up and retries. ExoPlayer's default (its
+    # read timeout, which covers the wait for the response head) is 8 s. Without it a listener
+    # whose request sits in a dead path waits for the first proxy timeout on the way instead.
+    response_timeout: float = 8.0
     connect_timeout: float = 5.0
     prebuffer: float = 0.0  # audio buffered before playback starts, and again after dead air
 
@@ -296,8 +300,12 @@ class Listener(asyncio.Protocol):
     # -- watchdog ---------------------------------------------------------------------------------
     def check(self, now: float) -> None:
         """Called about twice a second: read timeouts and stalls that are still open."""
-        if self.transport is not None and now - self.last_data > self.swarm.settings.playout.read_timeout:
-            self._fail("timeout")
+        playout = self.swarm.settings.playout
+        if self.transport is not None:
+            if not self.connected and now - self.last_data > playout.response_timeout:
+                self._fail("response_timeout")
+            elif now - self.last_data > playout.read_timeout:
+                self._fail("timeout")
         p = self.playout
         if p.started and p.stall_open_at is None and now - p.dry_at() >= p.min_stall:
             p.stall_open_at = p.dry_at()

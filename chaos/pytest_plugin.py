@@ -7,7 +7,9 @@ every item carries the `deadair` marker, so `pytest -m "deadair and smoke"` work
 
 Stacks are shared by the session: the first item (or the `deadair_stack` fixture) that
 needs a stack starts it, and the session takes down what it started unless
-`--deadair-keep-stack` is given.
+`--deadair-keep-stack` is given. A stack the session starts is written to a rollback ledger
+first, as a run does, so a session that is killed leaves a ledger that the next run or
+`deadair sweep` uses to take the stack down.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import pytest
 
 from .errors import DeadairError, ExperimentError
 from .experiment import Experiment, load_experiment
+from .ledger import Ledger
 from .runner import RunOptions, RunResult, run
 from .stack import Stack, find_stack
 
@@ -31,6 +34,7 @@ class _Stacks:
         self.config = config
         self.started: dict[str, Stack] = {}
         self.known: dict[str, Stack] = {}
+        self.ledger: Ledger | None = None  # the stacks this session started, for sweep if it is killed
 
     def get(self, name: str = "audio-room", near: Path | None = None) -> Stack:
         project = self.config.getoption("deadair_project")
@@ -38,16 +42,22 @@ class _Stacks:
         if stack.project in self.known:
             return self.known[stack.project]
         if not stack.is_running():
+            if not self.config.getoption("deadair_keep_stack"):
+                if self.ledger is None:
+                    self.ledger = Ledger(meta={"owner": "pytest session"})
+                self.ledger.intend(f"stack {stack.project}", {"action": "stack.down", "project": stack.project,
+                                                             "compose_file": str(stack.definition.compose_file)})
             stack.up()
             self.started[stack.project] = stack
         self.known[stack.project] = stack
         return stack
 
     def close(self) -> None:
-        if self.config.getoption("deadair_keep_stack"):
-            return
-        for stack in self.started.values():
-            stack.down()
+        if self.ledger is not None:
+            report = self.ledger.rollback()  # takes down what this session started
+            self.ledger.close()
+            for entry, err in report.failed:
+                print(f"deadair: could not take down {entry['fault']}: {err}; ledger kept at {self.ledger.path}")
         self.started.clear()
 
 

@@ -27,7 +27,9 @@ def verdict_line(v: Verdict) -> str:
     return line
 
 
-def render(result: RunResult) -> str:
+def render(result: RunResult, with_error: bool = True) -> str:
+    """The run as text. `with_error=False` when the caller prints the error itself (the CLI, on
+    stderr), so that it is printed once."""
     exp = result.experiment
     lines = [f"{exp.title}: {result.status.upper().replace('_', ' ')} (exit {result.exit_code})"
              + (f" in {result.timings['total']:.1f}s" if "total" in result.timings else "")]
@@ -48,10 +50,12 @@ def render(result: RunResult) -> str:
         lines.append("  not steady before the method: no fault was injected")
     if result.status == "aborted":
         lines.append("  a guardrail tripped: the method was stopped and every fault rolled back at once")
-    if result.error:
+    if result.error and with_error:
         lines.append(f"  error: {result.error}")
     if result.rollback and result.rollback.reverted:
         lines.append(f"  rolled back: {', '.join(e['fault'] for e in result.rollback.reverted)}")
+    if result.rollback and result.rollback.gone:
+        lines.append("  gone with their stack: " + "; ".join(f"{e['fault']} ({why})" for e, why in result.rollback.gone))
     if result.journal:
         lines.append(f"  journal: {result.journal}")
         lines.append(f"  summary: {result.summary}")

@@ -12,6 +12,9 @@ A run, on one clock:
 Every exit path (pass, failure, abort, exception, step timeout, Ctrl-C, SIGTERM) reverts what
 the ledger holds, newest first, verified, before the process leaves; a stack the run started is
 in the ledger too, so it is taken down even after a SIGKILL (by the next run or `deadair sweep`).
+Blocking calls (an apply, a revert) run in worker threads that a cancelled wait does not stop,
+so rollback first waits, bounded, for those still running: a late apply cannot land after its
+revert. Whatever ends the run, the journal and the summary are written.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -30,11 +34,11 @@ from typing import Any, Callable
 from docker.errors import DockerException
 
 from . import __version__
-from .errors import DeadairError, EnvironmentNotReady
+from .errors import DeadairError, EnvironmentNotReady, FaultError
 from .experiment import Check, Experiment
-from .faults import Fault, FaultError, make_fault
+from .faults import Fault, make_fault
 from .hypotheses import History, Verdict, Window, check, check_probe, resolve_measure
-from .ledger import Ledger, RollbackReport, sweep
+from .ledger import Ledger, RollbackReport, describe_sweep, sweep
 from .listeners import ListenerSettings, PlayoutSettings, StreamAddress, Swarm
 from .plan import Occurrence, method_length
 from .probes import ProbeError, ProbeSpec, ServerProbe, run_probe, server_probes
@@ -44,7 +48,11 @@ from .timeline import Timeline
 from .toxiproxy import ToxiproxyError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
-STEP_TIMEOUT = 30.0  # an apply or revert that takes longer is abandoned (its own calls time out sooner)
+STEP_TIMEOUT = 30.0  # an apply that takes longer is abandoned (its own calls time out sooner)
+# A revert may wait out two slow toxic removals (chaos.undo.REMOVE_TIMEOUT each) and a Toxiproxy
+# restart before it verifies; rollback waits as long for steps still running.
+REVERT_TIMEOUT = 120.0
+SETTLE_TIMEOUT = REVERT_TIMEOUT
 GUARD_INTERVAL = 0.5
 
 
@@ -121,6 +129,7 @@ def judge(experiment: Experiment, history: History) -> list[Verdict]:
             (first, w0), rest = pairs[0], pairs[1:]
             verdicts.append(check(history, c.measure or "", c.expect or "", w0, "step", fault=first,
                                   step=step.index, more=rest))
+    _name_harness_disruptions(verdicts, history)
     for ev in history.events:
         if ev.kind == "run.abort":
             verdicts.append(Verdict("abort", ev.data["measure"], ev.data["expect"], ev.data["stat"],
@@ -132,6 +141,19 @@ def judge(experiment: Experiment, history: History) -> list[Verdict]:
     return verdicts
 
 
+def _name_harness_disruptions(verdicts: list[Verdict], history: History) -> None:
+    """A verdict whose window saw deadair disturb the stack itself (a Toxiproxy restart drops every
+    connection through every link) says so: what listeners felt then was the harness's doing."""
+    for ev in history.events:
+        if not ev.kind.startswith("harness."):
+            continue
+        for v in verdicts:
+            if v.window.start <= ev.t <= v.window.end + 1e-9:
+                what = f"at t={ev.t:.2f}s deadair restarted Toxiproxy ({ev.data.get('effect', 'links reset')})" \
+                    if ev.kind == "harness.toxiproxy_restart" else f"at t={ev.t:.2f}s {ev.kind}"
+                v.note = f"{v.note}; {what}" if v.note else what
+
+
 class _Run:
     """State of one run, shared by the async part and the synchronous clean-up."""
 
@@ -140,7 +162,9 @@ class _Run:
         self.opt = options
         self.timeline = Timeline()
         self.ledger = Ledger(meta={"experiment": str(experiment.path)})
+        self.ledger.on_event = self._ledger_event
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="deadair")
+        self.inflight: set[concurrent.futures.Future] = set()  # applies and reverts still running
         self.status = "error"
         self.interrupted: int | None = None
         self.timings: dict[str, float] = {}
@@ -148,13 +172,26 @@ class _Run:
         self.method_len = method_length(self.plan)
         self.links: dict[str, str] = {}
         self.abort: dict[str, Any] | None = None
+        self.crash: str | None = None  # the traceback of an unexpected error (a bug)
 
     def say(self, msg: str) -> None:
         self.opt.progress(msg)
 
-    async def blocking(self, fn: Callable[[], Any], timeout: float = STEP_TIMEOUT) -> Any:
-        loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(loop.run_in_executor(self.pool, fn), timeout)
+    async def blocking(self, fn: Callable[[], Any], timeout: float = STEP_TIMEOUT, settle: bool = False) -> Any:
+        """Run a blocking call in a worker thread. With `settle`, rollback waits for it even after
+        this wait was cancelled (a signal, a guardrail) or timed out: it changes the stack."""
+        fut = self.pool.submit(fn)
+        if settle:
+            self.inflight.add(fut)
+            fut.add_done_callback(self.inflight.discard)
+        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+
+    def _ledger_event(self, event: dict[str, Any]) -> None:
+        """Something a revert did that listeners feel (a Toxiproxy restart): on the timeline."""
+        data = dict(event)
+        kind = data.pop("kind", "harness.event")
+        self.timeline.record(kind, "deadair", **data)
+        self.say(f"  {kind}: {data.get('reason', '')}; {data.get('effect', '')}".rstrip("; "))
 
     # -- probes ----------------------------------------------------------------------------------
     async def sample(self, spec: ProbeSpec, phase: str, kind: str = "probe.sample", keep_body: bool = False,
@@ -273,6 +310,7 @@ class _Run:
         common = dict(count=spec.count, backoff=spec.backoff, ears=spec.ears, arrival=spec.arrival,
                       arrival_over=spec.arrival_over, arrival_rate=spec.arrival_rate,
                       playout=PlayoutSettings(min_stall=spec.min_stall, read_timeout=spec.read_timeout,
+                                              response_timeout=spec.response_timeout,
                                               prebuffer=spec.prebuffer))
         room_api, room = None, None
         if spec.join == "room-api":
@@ -317,7 +355,7 @@ class _Run:
             self.say(f"  guardrail tripped: {self.abort['measure']} {self.abort['expect']} "
                      f"({self.abort['stat']}={self.abort['value']:.4g}); rolling back now")
             report = await self.blocking(lambda: self.ledger.rollback(exclude=("stack.down",)),
-                                         timeout=4 * STEP_TIMEOUT)
+                                         timeout=4 * REVERT_TIMEOUT, settle=True)
             for entry in report.reverted:
                 tl.record("fault.end", "runner", step=entry.get("step"), occurrence=entry.get("occurrence"),
                           fault=entry["fault"], aborted=True)
@@ -359,12 +397,15 @@ class _Run:
         assert fault is not None
         undo = await self.blocking(fault.undo)
         entry = self.ledger.intend(fault.describe(), undo, step=step.index, occurrence=occ.key)
+        fault.extra["others"] = lambda: self.ledger.active_others(entry)
         start = clock.now()
         tl.record("fault.start", "runner", t=start, step=step.index, occurrence=occ.key, fault=step.fault,
                   target=fault.target)
-        await self.blocking(fault.apply)
+        await self.blocking(fault.apply, settle=True)
         self.ledger.mark(entry, "applied")
-        self.say(f"  t+{start - m0:5.1f}s  {fault.describe()} applied" + (f" for {occ.duration:g}s" if occ.duration else ""))
+        note = f" ({fault.extra['note']})" if fault.extra.get("note") else ""
+        self.say(f"  t+{start - m0:5.1f}s  {fault.describe()} applied" + (f" for {occ.duration:g}s" if occ.duration else "")
+                 + note)
         if occ.duration:
             await asyncio.sleep(max(0.0, start + occ.duration - clock.now()))
             if occ.end >= self.method_len - 1e-9:
@@ -372,10 +413,12 @@ class _Run:
         end = clock.now()
         tl.record("fault.end", "runner", t=end, step=step.index, occurrence=occ.key, fault=step.fault,
                   target=fault.target)
-        err = await self.blocking(lambda: self.ledger.revert_entry(self.ledger.entries[entry]))
+        err = await self.blocking(lambda: self.ledger.revert_entry(self.ledger.entries[entry]), timeout=REVERT_TIMEOUT,
+                                  settle=True)
         if err:
             raise FaultError(f"could not revert {fault.describe()}: {err}")
-        self.say(f"  t+{clock.now() - m0:5.1f}s  {fault.describe()} reverted")
+        detail = self.ledger.entries[entry].get("detail")
+        self.say(f"  t+{clock.now() - m0:5.1f}s  {fault.describe()} reverted" + (f" ({detail})" if detail else ""))
         report = getattr(fault, "report", None)
         if report is not None:  # a flood's own numbers, on the timeline
             data = await self.blocking(report, timeout=10)
@@ -396,14 +439,24 @@ class _Run:
 
     # -- clean-up ----------------------------------------------------------------------------------
     def rollback(self) -> RollbackReport:
-        """Revert what the ledger holds; signals cannot cut this short (each call has a timeout)."""
+        """Revert what the ledger holds; signals cannot cut this short (each call has a timeout).
+
+        First wait (bounded) for applies and reverts still running in worker threads: reverting
+        before a late apply lands would leave its fault in place after "reverted, verified". What
+        is still running after the wait keeps the ledger (and its lock, until this process ends)."""
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, lambda s, f: self.say("  (rollback in progress; it will finish)"))
         try:
+            running = set(self.inflight)
+            if running:
+                self.say(f"  waiting for {len(running)} step(s) still running before rolling back")
+            _, not_done = concurrent.futures.wait(running, timeout=SETTLE_TIMEOUT)
             report = self.ledger.rollback()
-            self.ledger.close()
+            if not_done:
+                report.unsettled.append(f"{len(not_done)} step(s) still running after {SETTLE_TIMEOUT:.0f}s")
+            self.ledger.close(keep=bool(not_done), hold=bool(not_done))
             return report
         finally:
             for signum, handler in previous.items():
@@ -483,8 +536,7 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
     t0 = time.monotonic()
     try:
         for led, rep in sweep():
-            r.say(f"deadair: reverted {len(rep.reverted)} item(s) left by run {led.run_id}"
-                  + (f"; {len(rep.failed)} failed" if rep.failed else ""))
+            r.say(f"deadair: {describe_sweep(led.run_id, rep)}")
         stack = Stack(find_stack(experiment.stack, near=experiment.path.resolve().parent), opt.project)
         token = r.ledger.run_id[-6:]
         faults = {o.key: make_fault(stack, o.step.fault, o.target, o.step.raw_params, f"{token}_{o.step.index}_{o.n}",
@@ -513,20 +565,27 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
         r.interrupted = r.interrupted or exc.signum
     except KeyboardInterrupt:
         r.interrupted = r.interrupted or signal.SIGINT
-    except (DeadairError, FaultError, ToxiproxyError, RoomApiError, DockerException) as exc:
+    except (DeadairError, ToxiproxyError, RoomApiError, DockerException) as exc:
         result.error = str(exc)
         result.exit_code = getattr(exc, "exit_code", EXIT_ENVIRONMENT)
     except asyncio.TimeoutError:
-        result.error = f"a step did not finish within {STEP_TIMEOUT:.0f}s (a hung Docker or Toxiproxy call?)"
+        result.error = "a step did not finish in time (a hung Docker or Toxiproxy call?)"
         result.exit_code = EXIT_ENVIRONMENT
-    except Exception as exc:  # noqa: BLE001 - reported, rolled back, and re-raised below
-        result.error = f"{type(exc).__name__}: {exc}"
-        result.rollback = r.rollback()
-        raise
+    except Exception as exc:  # noqa: BLE001 - a bug, reported (traceback in the run's folder) and rolled back
+        result.error = f"internal error: {type(exc).__name__}: {exc}"
+        result.exit_code = EXIT_ENVIRONMENT
+        r.crash = traceback.format_exc()
     finally:
         r.pool.shutdown(wait=False, cancel_futures=True)
-    result.rollback = r.rollback()
-    r.rollback_actions()
+    try:
+        result.rollback = r.rollback()
+    except Exception as exc:  # noqa: BLE001 - the ledger itself failed (disk?): it stays for sweep
+        result.rollback = RollbackReport(failed=[({"fault": "the ledger"}, f"{type(exc).__name__}: {exc}")])
+        r.crash = (r.crash or "") + traceback.format_exc()
+    try:
+        r.rollback_actions()
+    except Exception as exc:  # noqa: BLE001
+        r.timeline.record("rollback.action", "runner", error=f"{type(exc).__name__}: {exc}")
     if started and any(e["undo"]["action"] == "stack.down" for e in result.rollback.reverted):
         r.say("  stack down")
     result.timings = {**r.timings, "total": time.monotonic() - t0}
@@ -545,13 +604,34 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
         else:
             result.status, result.exit_code = "failed", EXIT_FAILED
     if result.rollback and not result.rollback.ok:
-        failed = "; ".join(f"{e['fault']}: {msg}" for e, msg in result.rollback.failed)
+        problems = [f"{e['fault']}: {msg}" for e, msg in result.rollback.failed] + result.rollback.unsettled
+        failed = "; ".join(_without_repeats(problems, result.error))
         result.error = (result.error + "; " if result.error else "") + \
             f"rollback failed ({failed}); ledger kept at {r.ledger.path}; run `deadair sweep`"
         result.status, result.exit_code = "error", EXIT_ENVIRONMENT
-    if len(r.timeline):
-        _write_outputs(result, r, opt)
+    elif result.status == "error" and r.ledger.path.exists():
+        result.error = (result.error or "") + f"; ledger kept at {r.ledger.path}"
+    if result.exit_code == EXIT_INVALID or not (len(r.timeline) or r.ledger.entries or r.crash):
+        return result  # nothing was started (bad input, no engine): nothing is left behind
+    crash = opt.journal_dir / result.run_id / "traceback.txt"
+    if r.crash:
+        result.error = (result.error or "") + f"; traceback in {crash}"
+    _write_outputs(result, r, opt)
+    if r.crash:
+        crash.write_text(r.crash)
     return result
+
+
+def _without_repeats(messages: list[str], already: str | None) -> list[str]:
+    """Rollback failures without the run's own error repeated in each (a hung Toxiproxy fails the
+    step and then every revert with the same sentence)."""
+    out: list[str] = []
+    for m in messages:
+        if already and already in m:
+            m = m.replace(already, "(the same error)")
+        if m not in out:
+            out.append(m)
+    return out
 
 
 def _versions(stack: Stack) -> dict[str, str]:
@@ -580,11 +660,21 @@ def _write_outputs(result: RunResult, r: _Run, opt: RunOptions) -> None:
         "abort": result.abort,
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "verdicts": [v.to_json() for v in result.verdicts],
-        "rollback": {"reverted": [e["fault"] for e in result.rollback.reverted] if result.rollback else [],
-                     "failed": [e["fault"] for e, _ in result.rollback.failed] if result.rollback else []},
+        "rollback": _rollback_json(result.rollback, r.ledger),
     }
     result.summary = folder / "summary.json"
     result.summary.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def _rollback_json(report: RollbackReport | None, ledger: Ledger) -> dict[str, Any]:
+    if report is None:
+        return {"reverted": [], "failed": [], "gone": [], "unsettled": [], "ledger": None}
+    return {"reverted": [e["fault"] for e in report.reverted],
+            "failed": [{"fault": e["fault"], "error": msg} for e, msg in report.failed],
+            "gone": [{"fault": e["fault"], "reason": why} for e, why in report.gone],
+            "unsettled": report.unsettled,
+            "details": {e["fault"]: e["detail"] for e in ledger.entries if e.get("detail")},
+            "ledger": str(ledger.path) if ledger.path.exists() else None}
 
 
 __all__ = ["RunOptions", "RunResult", "run", "judge", "EnvironmentNotReady"]

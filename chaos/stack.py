@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
@@ -106,21 +106,40 @@ class StackDefinition:
             if "deadair.toxiproxy" in labels:
                 tox_service = svc
                 api_port = int(labels["deadair.toxiproxy"] or 8474)
-                for key, value in labels.items():
-                    m = _LINK_LABEL.match(key)
-                    if not m:
-                        continue
-                    spec_m = _LINK_SPEC.match(str(value))
-                    if not spec_m:
-                        raise StackError(
-                            f"{compose_file}: label {key}={value!r} is not 'LISTEN_HOST:PORT -> SERVICE:PORT'")
-                    links[m.group(1)] = Link(m.group(1), spec_m.group(1), spec_m.group(2))
+                try:
+                    links = links_from_labels(labels)
+                except ValueError as exc:
+                    raise StackError(f"{compose_file}: {exc}") from None
         if tox_service is None:
             raise StackError(f"{compose_file}: no service carries the label deadair.toxiproxy")
         for link in links.values():
             if link.upstream_node not in services:
                 raise StackError(f"{compose_file}: link {link.name} goes to {link.upstream_node}, not a service")
         return cls(name or compose_file.parent.name, compose_file, services, tox_service, api_port, links)
+
+
+def links_from_labels(labels: dict[str, str]) -> dict[str, Link]:
+    """The links a Toxiproxy service declares (`deadair.link.NAME: "LISTEN -> UPSTREAM"`).
+
+    Read from the compose file before a start, and from the running container's own labels when
+    Toxiproxy must be restarted and its links recreated without the compose file."""
+    links = {}
+    for key, value in labels.items():
+        m = _LINK_LABEL.match(key)
+        if not m:
+            continue
+        spec_m = _LINK_SPEC.match(str(value))
+        if not spec_m:
+            raise ValueError(f"label {key}={value!r} is not 'LISTEN_HOST:PORT -> SERVICE:PORT'")
+        links[m.group(1)] = Link(m.group(1), spec_m.group(1), spec_m.group(2))
+    return links
+
+
+def port_env(service: str, container_port: int) -> str:
+    """The variable a compose file may use to publish a port on a host port deadair picks once:
+    `"127.0.0.1:${DEADAIR_PORT_TOXIPROXY_8474:-}:8474"`. Ephemeral ports change whenever a
+    container restarts; a pinned one keeps every host address valid across restarts."""
+    return f"DEADAIR_PORT_{re.sub('[^A-Z0-9]', '_', service.upper())}_{container_port}"
 
 
 def _labels(spec: dict[str, Any]) -> dict[str, str]:
@@ -161,6 +180,22 @@ def find_stack(name_or_path: str, near: Path | None = None) -> StackDefinition:
                      f"from {near or Path.cwd()} upwards and in {repo_root()}")
 
 
+def ensure_links(tox: Toxiproxy, links: "Iterable[Link]") -> None:
+    """Create missing links; leave existing ones alone (their connections and state).
+
+    Not /populate: Toxiproxy reports `0.0.0.0:8001` back as `[::]:8001`, so populate would
+    see every proxy as changed and recreate it, dropping every connection through it.
+    """
+    existing = tox.proxies()
+    for link in links:
+        p = existing.get(link.name)
+        if p is not None and p.upstream == link.upstream and p.listen.rsplit(":", 1)[1] == str(link.listen_port):
+            continue
+        if p is not None:
+            tox.delete_proxy(link.name)
+        tox.create_proxy(link.name, link.listen, link.upstream)
+
+
 class Compose:
     """The compose CLI: v2 (`docker compose`) where present, else v1 (`docker-compose`)."""
 
@@ -195,6 +230,20 @@ def compose_command() -> list[str]:
         return ["docker-compose"]
     raise EnvironmentNotReady("no Docker Compose found (neither `docker compose` nor `docker-compose`); "
                               "run `deadair setup` or install Docker Compose")
+
+
+def _free_port(taken: set[int]) -> int:
+    """A loopback port nothing listens on and no container has claimed. With Docker's userland
+    proxy off, a published port holds no host socket, hence the second check."""
+    import socket
+
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in taken:
+            return port
+    raise StackError("found no free loopback port to publish on")
 
 
 def networks_of(container) -> dict[str, dict]:
@@ -367,10 +416,11 @@ class Stack:
         t0 = time.monotonic()
         self.check_images()
         was_running = bool(self.containers())
+        ports = self.pinned_ports()
         try:
-            self.compose.run("up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout)
+            self.compose.run("up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout, env=ports)
             self.create_links(deadline=t0 + timeout)
-            self.compose.run("up", "-d", "--no-build", timeout=timeout, env=self.link_urls())
+            self.compose.run("up", "-d", "--no-build", timeout=timeout, env={**ports, **self.link_urls()})
             self.wait_healthy(deadline=t0 + timeout)
         except BaseException:
             if not was_running:  # leave nothing behind from a start that failed
@@ -380,6 +430,45 @@ class Stack:
                     pass
             raise
         return time.monotonic() - t0
+
+    def pinned_ports(self) -> dict[str, str]:
+        """A host port for every published container port, for compose files that publish through
+        `port_env` variables: the one a container of this project already has, else a free one."""
+        wanted: list[tuple[str, int]] = []
+        for svc, spec in self.definition.services.items():
+            for entry in spec.get("ports") or []:
+                text = str(entry.get("target") if isinstance(entry, dict) else entry)
+                cport = text.rsplit(":", 1)[-1].split("/")[0]
+                if cport.isdigit():
+                    wanted.append((svc, int(cport)))
+        try:
+            every = self.docker.containers.list(all=True)
+        except DockerException as exc:
+            raise StackError(f"cannot list containers: {exc}") from exc
+        taken: set[int] = set()
+        mine: dict[tuple[str, int], int] = {}
+        for c in every:
+            bindings = (c.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+            for key, binds in bindings.items():
+                for b in binds or []:
+                    if str(b.get("HostPort") or "").isdigit():
+                        taken.add(int(b["HostPort"]))
+                        if c.labels.get("com.docker.compose.project") == self.project:
+                            mine[(c.labels.get("com.docker.compose.service", ""), int(key.split("/")[0]))] = \
+                                int(b["HostPort"])
+            for key, binds in ((c.attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
+                for b in binds or []:
+                    if str(b.get("HostPort") or "").isdigit() and ":" not in str(b.get("HostIp") or ""):
+                        taken.add(int(b["HostPort"]))
+                        if c.labels.get("com.docker.compose.project") == self.project:
+                            mine.setdefault((c.labels.get("com.docker.compose.service", ""),
+                                             int(key.split("/")[0])), int(b["HostPort"]))
+        out = {}
+        for svc, cport in wanted:
+            port = mine.get((svc, cport)) or _free_port(taken)
+            taken.add(port)
+            out[port_env(svc, cport)] = str(port)
+        return out
 
     def create_links(self, deadline: float) -> None:
         tox = self.toxiproxy()
@@ -393,19 +482,7 @@ class Stack:
         self.ensure_links(tox)
 
     def ensure_links(self, tox: Toxiproxy) -> None:
-        """Create missing links; leave existing ones alone (their connections and state).
-
-        Not /populate: Toxiproxy reports `0.0.0.0:8001` back as `[::]:8001`, so populate would
-        see every proxy as changed and recreate it, dropping every connection through it.
-        """
-        existing = tox.proxies()
-        for link in self.definition.links.values():
-            p = existing.get(link.name)
-            if p is not None and p.upstream == link.upstream and p.listen.rsplit(":", 1)[1] == str(link.listen_port):
-                continue
-            if p is not None:
-                tox.delete_proxy(link.name)
-            tox.create_proxy(link.name, link.listen, link.upstream)
+        ensure_links(tox, self.definition.links.values())
 
     def wait_healthy(self, deadline: float, nodes: list[str] | None = None) -> None:
         """Wait until the given nodes (default all) run and pass their healthchecks."""

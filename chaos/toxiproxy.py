@@ -18,7 +18,16 @@ DEFAULT_TIMEOUT = 5.0
 
 
 class ToxiproxyError(Exception):
-    """Toxiproxy answered with an error, or did not answer in time."""
+    """Toxiproxy answered with an error, or did not answer in time.
+
+    `timed_out` tells a request that was sent and got no answer in time (Toxiproxy may still
+    carry it out) from one that was refused or answered with an error.
+    """
+
+    def __init__(self, message: str, timed_out: bool = False, status: int | None = None):
+        super().__init__(message)
+        self.timed_out = timed_out
+        self.status = status
 
 
 @dataclass
@@ -65,14 +74,18 @@ class Toxiproxy:
         try:
             r = self._http.request(method, self.url + path, json=body,
                                    timeout=timeout or self.timeout)
+        except requests.Timeout as exc:
+            raise ToxiproxyError(f"Toxiproxy at {self.url} did not answer {method} {path} within "
+                                 f"{timeout or self.timeout:g}s", timed_out=True) from exc
         except requests.RequestException as exc:
-            raise ToxiproxyError(f"Toxiproxy at {self.url} did not answer {method} {path}: {exc}") from exc
+            raise ToxiproxyError(f"Toxiproxy at {self.url} did not answer {method} {path}: "
+                                 f"{_reason(exc)}") from exc
         if not 200 <= r.status_code < 300:
             try:
                 detail = r.json().get("error") or r.text
             except ValueError:
                 detail = r.text or "(empty body)"
-            raise ToxiproxyError(f"Toxiproxy {method} {path}: HTTP {r.status_code}: {detail}")
+            raise ToxiproxyError(f"Toxiproxy {method} {path}: HTTP {r.status_code}: {detail}", status=r.status_code)
         if r.status_code == 204 or not r.content:
             return None
         return r.json()
@@ -86,14 +99,16 @@ class Toxiproxy:
                 f"Toxiproxy is unreachable at {self.url} ({exc}); start the stack with `deadair stack up`"
             ) from exc
 
-    def version(self) -> str:
-        return str(self._call("GET", "/version")["version"])
+    def version(self, timeout: float | None = None) -> str:
+        """The server's version. GET /version takes no proxy's lock: it answers even while a
+        removal is stuck on one proxy, which tells a stuck proxy from a hung server."""
+        return str(self._call("GET", "/version", timeout=timeout)["version"])
 
     def proxies(self) -> dict[str, Proxy]:
         return {name: Proxy.from_json(p) for name, p in self._call("GET", "/proxies").items()}
 
-    def proxy(self, name: str) -> Proxy:
-        return Proxy.from_json(self._call("GET", f"/proxies/{name}"))
+    def proxy(self, name: str, timeout: float | None = None) -> Proxy:
+        return Proxy.from_json(self._call("GET", f"/proxies/{name}", timeout=timeout))
 
     def create_proxy(self, name: str, listen: str, upstream: str) -> Proxy:
         return Proxy.from_json(self._call("POST", "/proxies", {"name": name, "listen": listen,
@@ -119,12 +134,15 @@ class Toxiproxy:
             body["toxicity"] = toxicity
         self._call("PATCH", f"/proxies/{proxy}/toxics/{name}", body)
 
-    def remove_toxic(self, proxy: str, name: str) -> bool:
-        """Remove a toxic; False when it was already gone (idempotent rollback)."""
+    def remove_toxic(self, proxy: str, name: str, timeout: float | None = None) -> bool:
+        """Remove a toxic; False when it was already gone (idempotent rollback).
+
+        A removal may legitimately take seconds (a toxic and the removal each wait up to 5 s to
+        flush a held chunk), so callers give it a longer timeout than other calls."""
         try:
-            self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
+            self._call("DELETE", f"/proxies/{proxy}/toxics/{name}", timeout=timeout)
         except ToxiproxyError as exc:
-            if "HTTP 404" in str(exc):
+            if exc.status == 404:
                 return False
             raise
         return True
@@ -132,3 +150,12 @@ class Toxiproxy:
     def reset(self) -> None:
         """Enable every proxy and remove every toxic."""
         self._call("POST", "/reset")
+
+
+def _reason(exc: Exception) -> str:
+    """The last line of a requests error: 'Connection refused', not three nested reprs."""
+    text = str(exc)
+    for marker in ("Connection refused", "Connection reset", "Name or service not known", "No route to host"):
+        if marker in text:
+            return marker.lower()
+    return text.splitlines()[-1][-200:] if text else type(exc).__name__

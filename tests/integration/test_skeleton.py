@@ -79,6 +79,7 @@ def _start_and_wait_for_cut(tmp_path: Path, env: dict) -> subprocess.Popen:
     pytest.fail("the run never applied the cut")
 
 
+@pytest.mark.rollback
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_during_the_cut_rolls_back_before_exit(stack, tmp_path, state_dir, signum, code):
     proc = _start_and_wait_for_cut(tmp_path, {"DEADAIR_STATE": str(state_dir)})
@@ -120,6 +121,7 @@ def test_target_outside_the_stack_is_refused_before_anything_starts(stack, tmp_p
     assert stack.toxiproxy().proxy("mic").enabled
 
 
+@pytest.mark.rollback
 def test_sigterm_while_the_stack_starts_leaves_nothing_behind(stack, tmp_path, state_dir):
     """A run that started its own stack takes it down on every exit path, even mid-start."""
     project = "deadair-sigterm-probe"

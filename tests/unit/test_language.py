@@ -65,7 +65,7 @@ def test_overrides_set_variables_or_any_key_by_path(tmp_path):
     assert exp.windows.gate == 1.0 and exp.method[1].params["latency"] == 800 and exp.seed == 9
     assert problems(tmp_path, BASE, **{"listeners.cnt": "5"}) == [
         "--var listeners.cnt=5: unknown key 'cnt' (did you mean 'count'?); expected one of: arrival, backoff, count, "
-        "ears, join, min_stall, path, prebuffer, read_timeout, via"]
+        "ears, join, min_stall, path, prebuffer, read_timeout, response_timeout, via"]
     assert problems(tmp_path, BASE, **{"windows.gate": "soon"}) == [
         "--var windows.gate=soon: windows.gate: 'soon' is not valid; expected a duration with a unit, such as "
         "300ms, 2s, 1.5m or 1h"]
