@@ -96,7 +96,12 @@ class DockerLocator:
             raise FaultError(f"Toxiproxy of {ref['project']} is paused and cannot answer; "
                              "unpause it, then run `deadair sweep`")
         if c.status != "running":
-            raise Gone(f"Toxiproxy of {ref['project']} is {c.status}: the links' state went with its process")
+            others = self.client().containers.list(filters={"label": f"com.docker.compose.project={ref['project']}"})
+            if others:  # the stack runs without its links: broken, not gone
+                raise FaultError(f"Toxiproxy of {ref['project']} is {c.status} while the rest of the stack runs: "
+                                 "every link is down; run `deadair stack up`, then `deadair sweep`")
+            raise Gone(f"Toxiproxy of {ref['project']} is {c.status}, and so is the rest of its stack: "
+                       "the links' state went with its process")
         return c
 
     def toxiproxy(self, ref: dict[str, Any], timeout: float) -> Toxiproxy:
