@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -187,8 +188,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     code = 0
     for led, report in results:
-        print(f"run {led.run_id}: {describe_sweep(led.run_id, report).split(' left by run ')[0]}"
-              + ("" if report.failed else "; ledger removed"))
+        print(describe_sweep(led.run_id, report) + ("" if report.failed else "; ledger removed"))
         for entry in report.reverted:
             print(f"  reverted: {entry['fault']}" + (f" ({entry['detail']})" if entry.get("detail") else ""))
         for entry, why in report.gone:
@@ -264,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deadair: interrupted", file=sys.stderr)
         return 130
+    except BaseException as exc:  # the runner's Interrupted: a signal outside any run's own handling
+        from .runner import Interrupted
+
+        if not isinstance(exc, Interrupted):
+            raise
+        print(f"deadair: interrupted ({exc})", file=sys.stderr)
+        return 143 if exc.signum == signal.SIGTERM else 130
 
 
 if __name__ == "__main__":

@@ -403,19 +403,22 @@ class LinkFlap(Fault):
         key = f"{os.getpid()}:{self.token}"
         stop = threading.Event()
         down, up = self.params.get("down", 1000) / 1000, self.params.get("up", 1000) / 1000
-        tox.set_enabled(self.target, False)  # the first outage starts now, as the fault's start says
         me = {"proxy": self.target, "stack": self.stack_ref()}
+        # the link is down while any flap on it is in a down phase, or a steady down fault is active
+        phases = undo_actions.FLAP_PHASES.setdefault(undo_actions.link_key(me), {})
+        phases[key] = True
+        tox.set_enabled(self.target, False)  # the first outage starts now, as the fault's start says
 
         def flap() -> None:
-            enabled = False
-            while not stop.wait(down if not enabled else up):
-                enabled = not enabled
-                if enabled and undo_actions.on_same_link(me, self.others(), undo_actions.LINK_DOWN):
-                    continue  # another down fault holds the link: its up phases stay down
+            while not stop.wait(down if phases.get(key) else up):
+                phases[key] = not phases.get(key, True)
+                if stop.is_set():
+                    break
+                held = any(phases.values()) or undo_actions.on_same_link(me, self.others(), ("link.enable",))
                 try:
-                    tox.set_enabled(self.target, enabled)
+                    tox.set_enabled(self.target, not held)
                 except ToxiproxyError:
-                    enabled = not enabled  # try again at the next turn; rollback enables it anyway
+                    pass  # set again at the next turn; rollback enables it anyway
 
         t = threading.Thread(target=flap, name=f"deadair-flap-{self.target}", daemon=True)
         undo_actions.FLAPPERS[key] = (stop, t)

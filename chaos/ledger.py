@@ -131,15 +131,31 @@ class Ledger:
         return [e for e in reversed(self.entries) if e["status"] not in SETTLED]
 
     def active_others(self, entry_id: int) -> list[dict[str, Any]]:
-        """The other faults that may be in effect now: what a revert must leave in place."""
-        return [e for e in self.entries if e["id"] != entry_id and e["status"] in ACTIVE]
+        """The other faults that may be in effect now, this run's and every other ledger's in the
+        state directory (a concurrent run, another dead run being swept): what a revert must leave
+        in place. Read afresh at every call."""
+        mine = [e for e in self.entries if e["id"] != entry_id and e["status"] in ACTIVE]
+        return mine + self._foreign_active()
+
+    def _foreign_active(self) -> list[dict[str, Any]]:
+        out = []
+        for path in sorted(self.path.parent.glob("*.json")) if self.path.parent.is_dir() else []:
+            if path == self.path:
+                continue
+            try:
+                doc = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            out += [{**e, "ledger": path.stem} for e in doc.get("entries", []) if e.get("status") in ACTIVE]
+        return out
 
     def revert_entry(self, entry: dict[str, Any]) -> str | None:
         """Revert one entry given the faults still active beside it; returns an error message, or
         None when it is reverted and verified (or its target is gone with its stack). Never raises
         for a failure of the stack, the engine or Toxiproxy, nor for a bug in an undo action."""
         try:
-            outcome = undo.revert(entry["undo"], self.active_others(entry["id"]), list(self.entries))
+            outcome = undo.revert(entry["undo"], self.active_others(entry["id"]), list(self.entries),
+                                  refresh=lambda: self.active_others(entry["id"]))
         except FaultError as exc:
             self.mark(entry["id"], "revert_failed", str(exc))
             return str(exc)
@@ -154,16 +170,21 @@ class Ledger:
         self.mark(entry["id"], "gone" if outcome.gone else "reverted", **extra)
         return None
 
-    def rollback(self, exclude: tuple[str, ...] = ()) -> RollbackReport:
-        """Revert every pending entry, newest first (but those whose undo action is excluded).
+    def rollback(self, exclude: tuple[str, ...] = (), skip: set[int] | frozenset[int] = frozenset()) -> RollbackReport:
+        """Revert every pending entry, newest first, but those whose undo action is excluded and the
+        entries in `skip` (their apply is still running: reverting them now would be undone when it
+        lands; they stay pending, for this process later or for sweep).
 
         One rollback at a time: a second caller waits for the first, then finds nothing left."""
         report = RollbackReport()
         with self._rolling:
             for entry in self.pending():
-                if entry["undo"]["action"] in exclude:
+                if entry["undo"]["action"] in exclude or entry["id"] in skip:
                     continue
-                err = self.revert_entry(entry)
+                try:
+                    err = self.revert_entry(entry)
+                except Exception as exc:  # noqa: BLE001 - e.g. the ledger could not be written (disk full)
+                    err = f"{type(exc).__name__}: {exc}"
                 if err is not None:
                     report.failed.append((entry, err))
                 elif entry["status"] == "gone":
@@ -191,6 +212,9 @@ def orphaned() -> list[Ledger]:
     """Ledgers whose owner is gone (nobody holds their lock), each now locked by this process."""
     folder = state_dir() / "ledgers"
     out = []
+    for tmp in folder.glob("*.tmp") if folder.is_dir() else []:
+        if time.time() - tmp.stat().st_mtime > 3600:  # a write cut short long ago
+            tmp.unlink(missing_ok=True)
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         probe = Ledger(path.stem, path=path)
         if not probe.acquire():
@@ -227,7 +251,7 @@ def sweep() -> list[tuple[Ledger, RollbackReport]]:
 
 def describe_sweep(run_id: str, report: RollbackReport) -> str:
     """One line on what sweeping a dead run's ledger did."""
-    parts = [f"reverted {len(report.reverted)} item(s) left by run {run_id}"]
+    parts = [f"run {run_id}: reverted {len(report.reverted)} item(s) it left"]
     if report.gone:
         parts.append(f"{len(report.gone)} gone with their stack")
     if report.failed:

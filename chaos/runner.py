@@ -85,7 +85,10 @@ class RunResult:
         return self.status == "passed"
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
+    """A signal, raised where no event loop handles it. A BaseException, so that the catch-alls
+    that keep a rollback going (or turn a bug into exit 3) never swallow it."""
+
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(signal.Signals(signum).name)
@@ -165,6 +168,7 @@ class _Run:
         self.ledger.on_event = self._ledger_event
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="deadair")
         self.inflight: set[concurrent.futures.Future] = set()  # applies and reverts still running
+        self.applying: dict[int, concurrent.futures.Future] = {}  # ledger entry -> its apply
         self.status = "error"
         self.interrupted: int | None = None
         self.timings: dict[str, float] = {}
@@ -177,14 +181,27 @@ class _Run:
     def say(self, msg: str) -> None:
         self.opt.progress(msg)
 
-    async def blocking(self, fn: Callable[[], Any], timeout: float = STEP_TIMEOUT, settle: bool = False) -> Any:
-        """Run a blocking call in a worker thread. With `settle`, rollback waits for it even after
-        this wait was cancelled (a signal, a guardrail) or timed out: it changes the stack."""
+    def submit(self, fn: Callable[[], Any], settle: bool = False) -> concurrent.futures.Future:
+        """Start a blocking call in a worker thread. With `settle`, rollback waits for it even after
+        the wait for it was cancelled (a signal, a guardrail) or timed out: it changes the stack."""
         fut = self.pool.submit(fn)
         if settle:
             self.inflight.add(fut)
             fut.add_done_callback(self.inflight.discard)
-        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+        return fut
+
+    async def blocking(self, fn: Callable[[], Any], timeout: float = STEP_TIMEOUT, settle: bool = False) -> Any:
+        return await asyncio.wait_for(asyncio.wrap_future(self.submit(fn, settle)), timeout)
+
+    def settle(self) -> set[int]:
+        """Wait (bounded) for the applies and reverts still running; returns the ledger entries whose
+        apply is still running after that (rollback must leave them: a revert now would be undone
+        when the apply lands)."""
+        running = set(self.inflight)
+        if running:
+            self.say(f"  waiting for {len(running)} step(s) still running before rolling back")
+            concurrent.futures.wait(running, timeout=SETTLE_TIMEOUT)
+        return {eid for eid, fut in self.applying.items() if not fut.done()}
 
     def _ledger_event(self, event: dict[str, Any]) -> None:
         """Something a revert did that listeners feel (a Toxiproxy restart): on the timeline."""
@@ -354,8 +371,8 @@ class _Run:
                 raise
             self.say(f"  guardrail tripped: {self.abort['measure']} {self.abort['expect']} "
                      f"({self.abort['stat']}={self.abort['value']:.4g}); rolling back now")
-            report = await self.blocking(lambda: self.ledger.rollback(exclude=("stack.down",)),
-                                         timeout=4 * REVERT_TIMEOUT, settle=True)
+            report = await self.blocking(lambda: self.ledger.rollback(exclude=("stack.down",), skip=self.settle()),
+                                         timeout=4 * REVERT_TIMEOUT)
             for entry in report.reverted:
                 tl.record("fault.end", "runner", step=entry.get("step"), occurrence=entry.get("occurrence"),
                           fault=entry["fault"], aborted=True)
@@ -401,7 +418,8 @@ class _Run:
         start = clock.now()
         tl.record("fault.start", "runner", t=start, step=step.index, occurrence=occ.key, fault=step.fault,
                   target=fault.target)
-        await self.blocking(fault.apply, settle=True)
+        applying = self.applying[entry] = self.submit(fault.apply, settle=True)
+        await asyncio.wait_for(asyncio.wrap_future(applying), STEP_TIMEOUT)
         self.ledger.mark(entry, "applied")
         note = f" ({fault.extra['note']})" if fault.extra.get("note") else ""
         self.say(f"  t+{start - m0:5.1f}s  {fault.describe()} applied" + (f" for {occ.duration:g}s" if occ.duration else "")
@@ -449,14 +467,12 @@ class _Run:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, lambda s, f: self.say("  (rollback in progress; it will finish)"))
         try:
-            running = set(self.inflight)
-            if running:
-                self.say(f"  waiting for {len(running)} step(s) still running before rolling back")
-            _, not_done = concurrent.futures.wait(running, timeout=SETTLE_TIMEOUT)
-            report = self.ledger.rollback()
-            if not_done:
-                report.unsettled.append(f"{len(not_done)} step(s) still running after {SETTLE_TIMEOUT:.0f}s")
-            self.ledger.close(keep=bool(not_done), hold=bool(not_done))
+            unsettled = self.settle()
+            report = self.ledger.rollback(skip=unsettled)
+            for eid in sorted(unsettled):
+                report.unsettled.append(f"{self.ledger.entries[eid]['fault']}: still being applied after "
+                                        f"{SETTLE_TIMEOUT:.0f}s; left for `deadair sweep` once this process ends")
+            self.ledger.close(keep=bool(unsettled), hold=bool(unsettled))
             return report
         finally:
             for signum, handler in previous.items():
@@ -568,6 +584,8 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
     except (DeadairError, ToxiproxyError, RoomApiError, DockerException) as exc:
         result.error = str(exc)
         result.exit_code = getattr(exc, "exit_code", EXIT_ENVIRONMENT)
+        if result.exit_code == EXIT_INVALID and (len(r.timeline) or r.ledger.entries):
+            result.exit_code = EXIT_ENVIRONMENT  # not bad input: found at run time, after things started
     except asyncio.TimeoutError:
         result.error = "a step did not finish in time (a hung Docker or Toxiproxy call?)"
         result.exit_code = EXIT_ENVIRONMENT
@@ -596,8 +614,15 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
         result.status = "interrupted"
         result.exit_code = EXIT_INTERRUPTED if r.interrupted == signal.SIGINT else EXIT_TERMINATED
     elif r.status in ("judged", "not_steady", "aborted"):
-        result.verdicts = judge(experiment, History(r.timeline.events))
-        if r.status in ("not_steady", "aborted"):
+        try:
+            result.verdicts = judge(experiment, History(r.timeline.events))
+        except Exception as exc:  # noqa: BLE001 - a bug in a measure: reported, never a pass
+            r.crash = (r.crash or "") + traceback.format_exc()
+            result.error = f"internal error while judging: {type(exc).__name__}: {exc}"
+            r.status = "error"
+        if r.status == "error":
+            result.status, result.exit_code = "error", EXIT_ENVIRONMENT
+        elif r.status in ("not_steady", "aborted"):
             result.status, result.exit_code = r.status, EXIT_FAILED
         elif all(v.passed for v in result.verdicts):
             result.status, result.exit_code = "passed", EXIT_PASSED
@@ -616,9 +641,15 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
     crash = opt.journal_dir / result.run_id / "traceback.txt"
     if r.crash:
         result.error = (result.error or "") + f"; traceback in {crash}"
-    _write_outputs(result, r, opt)
-    if r.crash:
-        crash.write_text(r.crash)
+    try:
+        _write_outputs(result, r, opt)
+        if r.crash:
+            crash.write_text(r.crash)
+    except OSError as exc:  # the journal folder cannot be written: say so, keep the exit code honest
+        result.error = (result.error + "; " if result.error else "") + f"could not write the journal: {exc}"
+        result.journal = result.summary = None
+        if result.exit_code == EXIT_PASSED:
+            result.status, result.exit_code = "error", EXIT_ENVIRONMENT
     return result
 
 
@@ -629,6 +660,8 @@ def _without_repeats(messages: list[str], already: str | None) -> list[str]:
     for m in messages:
         if already and already in m:
             m = m.replace(already, "(the same error)")
+        elif already and m.split(": ", 1)[-1] in already:
+            m = m.split(": ", 1)[0] + ": (the same error)"
         if m not in out:
             out.append(m)
     return out

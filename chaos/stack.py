@@ -232,17 +232,27 @@ def compose_command() -> list[str]:
                               "run `deadair setup` or install Docker Compose")
 
 
+PORT_RANGE = (20000, 32767)  # below Linux's ephemeral range (32768-60999): clients' source ports stay clear
+
+
 def _free_port(taken: set[int]) -> int:
-    """A loopback port nothing listens on and no container has claimed. With Docker's userland
-    proxy off, a published port holds no host socket, hence the second check."""
+    """A loopback port nothing listens on and no container has claimed, outside the ephemeral range
+    that outgoing connections (and Docker's own ephemeral choices) draw from. With Docker's
+    userland proxy off, a published port holds no host socket, hence the check against `taken`."""
+    import random
     import socket
 
-    for _ in range(100):
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randint(*PORT_RANGE)
+        if port in taken:
+            continue
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in taken:
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
     raise StackError("found no free loopback port to publish on")
 
 
@@ -418,7 +428,13 @@ class Stack:
         was_running = bool(self.containers())
         ports = self.pinned_ports()
         try:
-            self.compose.run("up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout, env=ports)
+            try:
+                self.compose.run("up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout, env=ports)
+            except StackError as exc:  # another stack took a port between our check and its start
+                if "port is already allocated" not in str(exc):
+                    raise
+                ports = self.pinned_ports()
+                self.compose.run("up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout, env=ports)
             self.create_links(deadline=t0 + timeout)
             self.compose.run("up", "-d", "--no-build", timeout=timeout, env={**ports, **self.link_urls()})
             self.wait_healthy(deadline=t0 + timeout)

@@ -40,9 +40,9 @@ from .toxiproxy import Toxic, Toxiproxy, ToxiproxyError
 
 VERIFY_TIMEOUT = 30.0  # a started container must be running and healthy within this
 # A toxic's removal right after clients went away takes rounds of Toxiproxy's 5 s flush timeout:
-# 5 s with one client, 15 s with 60 to 150 (bench/results/toxic-removal-*.json). Toxiproxy
+# 10 to 15 s measured with 1 to 60 clients (bench/results/rollback-paths-*.json). Toxiproxy
 # answers any request after 25 s with an empty 503 itself: a removal still going then is stuck.
-REMOVE_TIMEOUT = 20.0
+REMOVE_TIMEOUT = 23.0
 RESTART_TIMEOUT = 30.0  # a restarted Toxiproxy must answer within this
 
 Entry = dict[str, Any]  # a ledger entry: id, fault (its description), undo (the action), status
@@ -139,10 +139,24 @@ LOCATOR: Locator = DockerLocator()
 
 
 def toxiproxy_of(action: dict[str, Any], timeout: float = 5.0) -> Toxiproxy:
-    """The Toxiproxy an action names: by stack identity, or (ledgers of older versions) by URL."""
+    """The Toxiproxy an action names: by stack identity, or (ledgers of older versions) by URL;
+    such a URL that refuses connections and that no container publishes is gone."""
     if "stack" in action:
         return LOCATOR.toxiproxy(action["stack"], timeout)
-    return Toxiproxy(action["toxiproxy"], timeout=timeout)
+    tox = Toxiproxy(action["toxiproxy"], timeout=timeout)
+    try:
+        tox.version(timeout=3.0)
+    except ToxiproxyError as exc:
+        if exc.timed_out:
+            raise
+        port = action["toxiproxy"].rsplit(":", 1)[-1].strip("/")
+        for c in engine.connect().containers.list():
+            for binds in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}).values():
+                if any(str(b.get("HostPort")) == port for b in binds or []):
+                    raise
+        raise Gone(f"nothing answers at {action['toxiproxy']} and no container publishes it "
+                   "(a ledger of an older deadair, whose stack is gone)") from exc
+    return tox
 
 
 # -- composition: which other active faults hold the same target --------------------------------
@@ -151,7 +165,7 @@ LINK_DOWN = ("link.enable", "link.flap.stop")  # undo actions of faults that tak
 NODE_DOWN = ("container.start",)  # stop, kill, pause, restart, crash
 
 
-def _link_key(action: dict[str, Any]) -> tuple[str, str] | None:
+def link_key(action: dict[str, Any]) -> tuple[str, str] | None:
     if "proxy" not in action:
         return None
     stack = action.get("stack")
@@ -159,8 +173,8 @@ def _link_key(action: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def on_same_link(action: dict[str, Any], others: list[Entry], kinds: tuple[str, ...] | None = None) -> list[Entry]:
-    key = _link_key(action)
-    return [o for o in others if _link_key(o["undo"]) == key and (kinds is None or o["undo"]["action"] in kinds)]
+    key = link_key(action)
+    return [o for o in others if link_key(o["undo"]) == key and (kinds is None or o["undo"]["action"] in kinds)]
 
 
 def on_same_node(action: dict[str, Any], others: list[Entry], kinds: tuple[str, ...]) -> list[Entry]:
@@ -180,6 +194,10 @@ class Revert:
     others: list[Entry]
     history: list[Entry] = field(default_factory=list)  # every entry of the ledger, for unions
     outcome: Outcome = field(default_factory=Outcome)
+    refresh: Callable[[], list[Entry]] | None = None  # the active others, read again (after a slow step)
+
+    def active_now(self) -> list[Entry]:
+        return list(self.refresh()) if self.refresh is not None else self.others
 
     def holders(self, kinds: tuple[str, ...]) -> list[Entry]:
         if kinds == LINK_DOWN:
@@ -201,6 +219,7 @@ def _enable_link(r: Revert) -> None:
     if r.held(LINK_DOWN, f"link {r.action['proxy']}"):
         return
     toxiproxy_of(r.action).set_enabled(r.action["proxy"], True)
+    _remove_orphans(r)
 
 
 def _verify_link(r: Revert) -> None:
@@ -217,17 +236,34 @@ def verify_declared_link(action: dict[str, Any], others: list[Entry], mine: tupl
     if names & set(mine):
         raise FaultError(f"toxics {', '.join(sorted(names & set(mine)))} still on link {proxy}")
     active = on_same_link(action, others)
-    down = [o for o in active if o["undo"]["action"] == "link.enable"]
-    flapping = [o for o in active if o["undo"]["action"] == "link.flap.stop"]
+    # a down fault whose apply may not have landed (still "applying"), or a flap: either state
+    down = [o for o in active if o["undo"]["action"] == "link.enable" and o.get("status") != "applying"]
+    maybe_down = [o for o in active if o["undo"]["action"] in LINK_DOWN and o not in down]
     if down and p.enabled:
         raise FaultError(f"link {proxy} is up although {_names(down)} is still active")
-    if not down and not flapping and not p.enabled:
+    if not down and not maybe_down and not p.enabled:
         raise FaultError(f"link {proxy} is down and no active fault holds it down")
     expected = {n for o in active if o["undo"]["action"] == "toxics.remove" for n in o["undo"]["toxics"]}
     stray = names - expected
     if stray:
         why = "no fault is active on it" if not active else f"only {_names(active)} is active on it"
         raise FaultError(f"link {proxy} still has toxic(s) {', '.join(sorted(stray))}, but {why}")
+
+
+def _remove_orphans(r: Revert) -> None:
+    """deadair's own toxics on this link that no ledger owns any more (a run whose ledger was lost,
+    such as a test's private directory that was deleted) are removed when the last fault on the
+    link ends, and said; anyone else's toxic is left, and fails verification."""
+    if on_same_link(r.action, r.others):
+        return
+    tox = toxiproxy_of(r.action)
+    mine = set(r.action.get("toxics") or ())
+    orphans = [t.name for t in tox.proxy(r.action["proxy"]).toxics if t.name.startswith("deadair_") and t.name not in mine]
+    for name in orphans:
+        tox.remove_toxic(r.action["proxy"], name, timeout=REMOVE_TIMEOUT)
+    if orphans:
+        note = f"removed toxic(s) {', '.join(orphans)} that no ledger owns"
+        r.outcome.detail = f"{r.outcome.detail}; {note}" if r.outcome.detail else note
 
 
 def _remove_toxics(r: Revert) -> None:
@@ -255,6 +291,7 @@ def _remove_toxics(r: Revert) -> None:
             recover_toxiproxy(r, f"removing toxic {name} from link {proxy} did not finish within "
                                  f"{REMOVE_TIMEOUT:g}s (Toxiproxy's stuck-removal deadlock)")
             return
+    _remove_orphans(r)
 
 
 def _verify_toxics(r: Revert) -> None:
@@ -284,7 +321,7 @@ def recover_toxiproxy(r: Revert, reason: str) -> None:
     links = links_from_labels(labels)
     ensure_links(tox, links.values())
     reapplied = []
-    for other in r.others:
+    for other in r.active_now():  # not the list taken when this revert began: others ended meanwhile
         u = other["undo"]
         if (u.get("stack") or {}).get("project") != ref["project"] or u["action"] not in ("toxics.remove", "link.enable"):
             continue
@@ -308,16 +345,19 @@ def recover_toxiproxy(r: Revert, reason: str) -> None:
 # -- links that flap: a thread in the runner's process --------------------------------------------
 
 FLAPPERS: dict[str, Any] = {}  # key -> (stop event, thread); filled by chaos.faults.LinkFlap
+FLAP_PHASES: dict[Any, dict[str, bool]] = {}  # link -> flapper -> in a down phase now
 
 
 def _stop_flapping(r: Revert) -> None:
     key = r.action["flapper"]
-    if key in FLAPPERS:  # in another process (sweep after a SIGKILL) the thread died with its own
-        stop, thread = FLAPPERS[key]
+    found = FLAPPERS.get(key)
+    if found is not None:  # in another process (sweep after a SIGKILL) the thread died with its own
+        stop, thread = found
         stop.set()
         thread.join(timeout=5)
         if not thread.is_alive():
-            del FLAPPERS[key]
+            FLAPPERS.pop(key, None)
+    FLAP_PHASES.get(link_key(r.action), {}).pop(key, None)
     _enable_link(r)
 
 
@@ -453,10 +493,20 @@ def _verify_connected(r: Revert) -> None:
 def _stack_down(r: Revert) -> None:
     from .stack import Compose
 
-    left = engine.connect().containers.list(all=True, filters={"label": f"com.docker.compose.project={r.action['project']}"})
+    client = engine.connect()
+    label = f"com.docker.compose.project={r.action['project']}"
+    left = client.containers.list(all=True, filters={"label": label})
     if not left:
         return  # already down
-    Compose(r.action["project"], Path(r.action["compose_file"])).run("down", "--remove-orphans", "-v", "-t", "2")
+    if Path(r.action["compose_file"]).is_file():
+        Compose(r.action["project"], Path(r.action["compose_file"])).run("down", "--remove-orphans", "-v", "-t", "2")
+        return
+    # the compose file is gone (a temporary project): what compose would remove, by its labels
+    for c in left:
+        c.remove(force=True, v=True)
+    for net in client.networks.list(filters={"label": label}):
+        net.remove()
+    r.outcome.detail = f"compose file {r.action['compose_file']} is gone: removed the project's containers and networks"
 
 
 def _verify_stack_down(r: Revert) -> None:
@@ -488,7 +538,8 @@ UNDO: dict[str, tuple[Callable[[Revert], None], Callable[[Revert], None]]] = {
 }
 
 
-def revert(action: dict[str, Any], others: list[Entry] | None = None, history: list[Entry] | None = None) -> Outcome:
+def revert(action: dict[str, Any], others: list[Entry] | None = None, history: list[Entry] | None = None,
+           refresh: Callable[[], list[Entry]] | None = None) -> Outcome:
     """Run an undo action and verify the declared state, given the other faults still active.
 
     Returns what was done; raises FaultError when the stack is not as declared. A target gone
@@ -497,7 +548,7 @@ def revert(action: dict[str, Any], others: list[Entry] | None = None, history: l
         do, verify = UNDO[action["action"]]
     except KeyError:
         raise FaultError(f"unknown undo action {action.get('action')!r}") from None
-    r = Revert(action, list(others or []), list(history or []))
+    r = Revert(action, list(others or []), list(history or []), refresh=refresh)
     try:
         do(r)
         verify(r)

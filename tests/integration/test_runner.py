@@ -116,7 +116,7 @@ def test_after_sigkill_the_next_run_reverts_what_was_left(stack: Stack, tmp_path
                                   "for": "1s"}]), "next.yaml")
     proc = deadair("run", str(exp), "--journal-dir", str(tmp_path / "runs2"), env={"DEADAIR_STATE": str(state_dir)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "reverted 1 item(s) left by run" in proc.stderr
+    assert "reverted 1 item(s) it left" in proc.stderr
     assert stack.toxiproxy().proxy("mic").enabled
 
 

@@ -157,3 +157,35 @@ def test_a_live_run_in_another_process_is_not_swept(state, tmp_path):
         assert [led.run_id for led, _ in ledger.sweep()] == ["busy"] and state == ["held"]
     finally:
         proc.kill()
+
+
+def test_an_entry_whose_apply_is_still_running_is_left_for_later(state):
+    led = ledger.Ledger()
+    a = led.intend("landed", {"action": "test.undo", "name": "landed"})
+    led.mark(a, "applied")
+    b = led.intend("still applying", {"action": "test.undo", "name": "late"})
+    report = led.rollback(skip={b})
+    assert state == ["landed"] and [e["fault"] for e in report.reverted] == ["landed"]
+    assert led.pending() == [led.entries[b]]
+    assert not led.close(keep=True, hold=True) and led.path.exists()
+    assert ledger.sweep() == [], "the owner still holds it (its apply may land)"
+
+
+def test_a_signal_is_never_swallowed_by_the_rollbacks_catch_all(state, monkeypatch):
+    from chaos.runner import Interrupted
+
+    monkeypatch.setitem(undo.UNDO, "test.signal", (lambda r: (_ for _ in ()).throw(Interrupted(signal.SIGINT)),
+                                                   lambda r: None))
+    led = ledger.Ledger()
+    led.intend("x", {"action": "test.signal"})
+    with pytest.raises(Interrupted):
+        led.rollback()
+
+
+def test_rollback_failures_do_not_repeat_the_runs_own_error():
+    from chaos.runner import _without_repeats
+
+    err = "could not revert link.latency relay-1: Toxiproxy of p is paused and cannot answer"
+    assert _without_repeats(["link.latency relay-1: Toxiproxy of p is paused and cannot answer"], err) == \
+        ["link.latency relay-1: (the same error)"]
+    assert _without_repeats([f"x: {err}", f"x: {err}"], err) == ["x: (the same error)"]

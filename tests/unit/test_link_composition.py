@@ -231,3 +231,72 @@ def test_a_removal_on_a_hung_server_is_not_mistaken_for_a_stuck_proxy(fake, monk
     err = run.ledger.revert_entry(run.ledger.entries[run.ids["a"]])
     assert err is not None and "stopped answering" in err and fake.restarts == 0
     fake.handle = original  # type: ignore[method-assign]
+
+
+def test_a_recovery_does_not_put_back_a_fault_that_ended_while_it_waited(fake, monkeypatch):
+    """Two toxics end together; one's removal sticks, the other is reverted meanwhile. The restart
+    must re-apply what is active when it happens, not what was active when the stuck revert began."""
+    import threading
+
+    monkeypatch.setattr(undo, "REMOVE_TIMEOUT", 1.0)
+    run = Run(fake)
+    run.start("a", "link.latency")
+    b = make_fault(run.stack, "link.latency", "relay-2", {"latency": "80ms"}, token="b", duration=10.0)
+    bid = run.ledger.intend(b.describe(), b.undo())
+    b.apply()
+    run.ledger.mark(bid, "applied")
+    fake.stuck |= run.toxic_names("a")
+    stuck = threading.Thread(target=run.end, args=("a",))
+    stuck.start()
+    time.sleep(0.2)
+    assert run.ledger.revert_entry(run.ledger.entries[bid]) is None  # b ends while a's removal hangs
+    stuck.join(timeout=30)
+    assert fake.restarts == 1
+    assert not Toxiproxy(fake.url).proxy("relay-2").toxics, "the restart put back a fault that had ended"
+
+
+def test_a_down_fault_whose_apply_never_landed_does_not_fail_the_others_verification(fake):
+    run = Run(fake)
+    run.start("a", "link.latency")
+    down = make_fault(run.stack, "link.down", LINK, {}, token="d", duration=10.0)
+    run.ledger.intend(down.describe(), down.undo())  # "applying": its apply failed before acting
+    report = run.ledger.rollback()
+    assert report.ok, report.failed
+    assert link_state(fake) == (True, set())
+
+
+def test_faults_of_two_dead_runs_on_one_link_settle_in_one_sweep(fake):
+    from chaos.ledger import sweep
+
+    first, second = Run(fake), Run(fake)
+    first.start("a", "link.down")
+    second.start("b", "link.latency")
+    first.ledger.release()
+    second.ledger.release()  # both runs died
+    results = sweep()
+    assert [r.ok for _, r in results] == [True, True], [r.failed for _, r in results]
+    assert link_state(fake) == (True, set())
+
+
+def test_deadair_toxics_that_no_ledger_owns_are_removed_when_the_last_fault_ends(fake):
+    Toxiproxy(fake.url).add_toxic(LINK, undo.Toxic("deadair_lost_downstream", "latency", "downstream", 1.0,
+                                                   {"latency": 5}))
+    run = Run(fake)
+    run.start("a", "link.down")
+    run.end("a")
+    assert link_state(fake) == (True, set())
+    assert "deadair_lost_downstream" in run.ledger.entries[run.ids["a"]]["detail"]
+
+
+def test_two_flaps_on_one_link_still_flap_and_are_down_while_either_is(fake):
+    run = Run(fake)
+    run.start("a", "link.flap")
+    run.start("b", "link.flap")
+    ups = 0
+    for _ in range(60):
+        ups += link_state(fake)[0]
+        time.sleep(0.01)
+    assert ups > 0, "two flaps held each other down for good"
+    run.end("a")
+    run.end("b")
+    assert link_state(fake) == (True, set())
