@@ -1,8 +1,9 @@
 """The `deadair` command line: run, validate, setup, stack, sweep.
 
 Exit codes: 0 passed, 1 a hypothesis failed (or not steady), 2 invalid experiment,
-3 environment error (no engine, no Toxiproxy, failed rollback), 130 interrupted
-(SIGINT), 143 terminated (SIGTERM).
+3 environment error (no engine, no Toxiproxy, failed rollback, internal error),
+4 inconclusive (nothing failed, a verdict was unknown), 130 interrupted (SIGINT),
+143 terminated (SIGTERM).
 """
 from __future__ import annotations
 
@@ -84,8 +85,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{name:<18} {cls.target_kind:<5} {cls.summary}" + (f"  [{params}]" if params else ""))
         return 0
     if args.what == "measures":
+        if args.markdown:
+            from .report import measure_table
+
+            print(measure_table())
+            return 0
         for name, m in MEASURES.items():
             print(f"{name:<28} {m.unit:<9} default {m.default_stat:<4} {m.doc}")
+            print(f"{'':<28} no data (fails): {m.no_data or '-'}")
         return 0
     code = 0
     files = []
@@ -230,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("paths", nargs="*")
     ls.add_argument("--faults", dest="what", action="store_const", const="faults")
     ls.add_argument("--measures", dest="what", action="store_const", const="measures")
+    ls.add_argument("--markdown", action="store_true", help="with --measures: the README's table")
     ls.set_defaults(fn=cmd_list, what="experiments")
 
     im = sub.add_parser("import", help="translate a Chaos Toolkit experiment (JSON or YAML) to deadair YAML")
@@ -261,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     except DeadairError as exc:
         print(f"deadair: {exc}" if not isinstance(exc, ExperimentError) else str(exc), file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # piped into head, grep -q or a closed pager: end quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("deadair: interrupted", file=sys.stderr)
         return 130

@@ -217,6 +217,8 @@ class Analyzer:
 class GoldenEar(Listener):
     """A listener that decodes and analyses what it plays."""
 
+    is_ear = True
+
     def __init__(self, lid: str, swarm, settings: EarSettings | None = None):
         super().__init__(lid, swarm)
         self.ogg.want_packets = True

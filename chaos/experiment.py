@@ -595,6 +595,14 @@ def parse_experiment(text: str, path: Path, check_stack: bool = True,
     if listeners.count == 0 and uses_listeners:
         problems.append(Problem(file, *pos.of(("listeners", "count")),
                                 f"listeners.count is 0 but {uses_listeners[0].measure} is measured from listeners"))
+    for c in uses_listeners:
+        if listeners.ears == 0 and resolve_measure(c.measure or "")[0].ears:
+            problems.append(Problem(file, c.line, c.column,
+                                    f"{c.measure} is measured by golden ears, but listeners.ears is 0; "
+                                    "set listeners.ears to at least 1 (a measure with no one to take it can never fail)"))
+    if not steady and not any(st.expect for st in steps) and not m.problems:
+        problems.append(Problem(file, 1, 1, "nothing to judge: no steady_state check and no step with `expect`; "
+                                            "an experiment without a hypothesis passes whatever happens"))
     windows = Windows(**{k: parse_duration(v) for k, v in (data.get("windows") or {}).items()})
     if problems:
         raise ExperimentError(problems)

@@ -15,10 +15,16 @@ Events (kind, fields):
     listener.connected     attempt, status, server    HTTP response headers received (server: the
                                                       load balancer's X-Served-By, if any)
     listener.first_audio   attempt, title             first audio page of a connection
-    listener.stream        title, serial              first audio page of a logical stream
+    listener.stream        title, serial, played_at   first audio page of a logical stream (t: its
+                                                      arrival; played_at: when the player reaches it,
+                                                      after the audio still buffered ahead of it)
     listener.switch        from, to                   the stream title changed (hold <-> live)
     listener.stall_start   -                          the playout buffer ran dry (dead air)
     listener.stall_end     duration, open             audio again (open: still dry at the end)
+    listener.slip          duration                   a gap shorter than min_stall (one Opus frame):
+                                                      too short for a stall event, still silence
+    swarm.health           lag_max, cpu, listeners    the swarm's own event-loop lag (its timing error)
+                                                      and its process's CPU, once a second
     listener.disconnect    reason, attempt            eof, reset, timeout, refused, http_404, ...
     listener.reconnect     attempt, delay             a retry is scheduled after `delay`
     listener.gave_up       attempts                   the backoff schedule is exhausted
@@ -34,7 +40,7 @@ import socket
 import time
 from time import monotonic as _monotonic
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
 from .ogg import OggFormatError, OggTracker
@@ -42,6 +48,9 @@ from .timeline import Timeline
 
 # LiveKit's client reconnect schedule: 0, 0.3, 1.2, 2.7, 4.8 s, then 7 s, ten tries in all.
 DEFAULT_BACKOFF = (0.0, 0.3, 1.2, 2.7, 4.8, 7.0, 7.0, 7.0, 7.0, 7.0)
+MIN_SLIP = 0.001  # gaps shorter than this are clock noise, not silence
+HEALTH_EVERY = 1.0  # the swarm reports its own health this often
+LAG_TICK = 0.05  # ... measured by a timer that should fire this often
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ class Playout:
     """
 
     __slots__ = ("started", "start", "received", "stalled", "stall_open_at", "min_stall", "prebuffer",
-                 "_stall_from", "_base")
+                 "_stall_from", "_base", "_residual")
 
     def __init__(self, min_stall: float = 0.02, prebuffer: float = 0.0):
         self.started = False
@@ -119,6 +128,7 @@ class Playout:
         self.prebuffer = prebuffer
         self._stall_from: float | None = None  # the buffer ran dry here and playback has not resumed
         self._base = 0.0
+        self._residual = 0.0  # sub-millisecond gaps not reported yet
 
     def dry_at(self) -> float:
         """When the buffer runs (or ran) dry if no more audio arrives."""
@@ -131,7 +141,9 @@ class Playout:
         return self._stall_from is not None
 
     def add(self, seconds: float, now: float) -> tuple[float, float] | None:
-        """Audio arrived at `now`. Returns (start, end) of a dead-air span it ended, if any."""
+        """Audio arrived at `now`. Returns (start, end) of a dead-air span it ended, if any: every
+        gap of at least MIN_SLIP, however short (a stream delivered at 85 % of real time is 15 %
+        silent in gaps of 18 ms; `min_stall` decides only how a listener reports a gap)."""
         if not self.started:
             self.received += seconds
             if seconds > 0.0 and self.received >= self.prebuffer - 1e-9:
@@ -152,7 +164,13 @@ class Playout:
         dry, self._stall_from = self._stall_from, None
         self.stalled += now - dry
         self.stall_open_at = None
-        return (dry, now) if now - dry >= self.min_stall else None
+        if now - dry >= MIN_SLIP:
+            return (dry, now)
+        self._residual += now - dry  # sub-millisecond gaps add up; reported once they reach MIN_SLIP
+        if self._residual >= MIN_SLIP:
+            gap, self._residual = self._residual, 0.0
+            return (now - gap, now)
+        return None
 
     def buffered(self, now: float) -> float:
         return self.dry_at() - now if self.started else 0.0
@@ -160,6 +178,8 @@ class Playout:
 
 class Listener(asyncio.Protocol):
     """One simulated listener. Reused across its reconnections."""
+
+    is_ear = False  # golden ears (chaos.ears) decode what they hear
 
     def __init__(self, lid: str, swarm: "Swarm"):
         self.lid = lid
@@ -221,11 +241,15 @@ class Listener(asyncio.Protocol):
             if p.started and p.stall_open_at is None:
                 dry = p.dry_at()
                 if now - dry >= p.min_stall:
+                    p.stall_open_at = dry  # once, even while a prebuffer refills
                     self.timeline.record("listener.stall_start", self.lid, dry)
             span = p.add(seconds, now)
             if span is not None:
-                self.timeline.record("listener.stall_end", self.lid, now, duration=round(span[1] - span[0], 6),
-                                     open=False)
+                gap = round(span[1] - span[0], 6)
+                if gap >= p.min_stall:
+                    self.timeline.record("listener.stall_end", self.lid, now, duration=gap, open=False)
+                else:
+                    self.timeline.record("listener.slip", self.lid, now, duration=gap)
             if ogg.want_packets:
                 self.on_audio(seconds, now)
         elif ogg.packets:
@@ -264,8 +288,12 @@ class Listener(asyncio.Protocol):
         """Hook for decoding listeners: `seconds` of audio were just added to the playout."""
 
     def _on_streams(self, now: float) -> None:
-        for title in self.ogg.switches:
-            self.timeline.record("listener.stream", self.lid, now, title=title, serial=self.ogg.serial)
+        p = self.playout
+        for title, before in self.ogg.switches:
+            # the player reaches this stream's first audio after what is still buffered ahead of it
+            ahead = max(0.0, p.dry_at() - now) if p.started and not p.rebuffering else 0.0
+            self.timeline.record("listener.stream", self.lid, now, title=title, serial=self.ogg.serial,
+                                 played_at=round(now + ahead + before, 6))
             if title != self.title:
                 if self.title is not None or title is not None:
                     self.timeline.record("listener.switch", self.lid, now, **{"from": self.title, "to": title})
@@ -342,7 +370,10 @@ class Swarm:
         self.listeners += [Listener(f"{prefix}{i:0{width}d}", self) for i in range(ears, settings.count)]
         self._tasks: set[asyncio.Task] = set()
         self._watchdog: asyncio.Task | None = None
+        self._monitor: asyncio.Task | None = None
+        self._flush_health: "Callable[[], None] | None" = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.lag_max = 0.0  # the largest event-loop lag seen in the whole run
 
     def arrival_offsets(self) -> list[float]:
         """When each listener joins, from the start: all at once, a ramp, or a seeded Poisson process."""
@@ -366,6 +397,33 @@ class Swarm:
             else:
                 self._loop.call_later(offset, lambda lst=listener: self._spawn(self._connect(lst)))
         self._watchdog = asyncio.create_task(self._watch())
+        self._monitor = asyncio.create_task(self._health())
+
+    async def _health(self) -> None:
+        """The swarm watches itself: a timer that should fire every LAG_TICK; how late it fires is
+        the event loop's lag, and every listener timestamp is late by up to as much. Once a
+        second: the worst lag since the last report, and the process's CPU (of one core)."""
+        loop = asyncio.get_running_loop()
+        clock = self.timeline.clock
+        state = {"worst": 0.0, "since": loop.time(), "cpu0": time.process_time()}
+
+        def report() -> None:
+            now, cpu = loop.time(), time.process_time()
+            if now <= state["since"]:
+                return
+            self.lag_max = max(self.lag_max, state["worst"])
+            self.timeline.record("swarm.health", "swarm", clock.now(), lag_max=round(state["worst"], 6),
+                                 cpu=round((cpu - state["cpu0"]) / (now - state["since"]), 4),
+                                 listeners=len(self.listeners), since=round(clock.now() - (now - state["since"]), 6))
+            state.update(worst=0.0, since=now, cpu0=cpu)
+
+        self._flush_health = report
+        while True:
+            due = loop.time() + LAG_TICK
+            await asyncio.sleep(LAG_TICK)
+            state["worst"] = max(state["worst"], loop.time() - due)
+            if loop.time() - state["since"] >= HEALTH_EVERY:
+                report()
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
@@ -377,7 +435,8 @@ class Swarm:
         s = self.settings
         assert s.join_api is not None and s.room is not None
         t0 = time.monotonic()
-        self.timeline.record("listener.join", listener.lid, attempt=listener.attempt)
+        self.timeline.record("listener.join", listener.lid, attempt=listener.attempt,
+                             **({"ear": True} if listener.is_ear else {}))
         status, reason, answer = 0, "", {}
         try:
             status, answer = await asyncio.wait_for(
@@ -409,7 +468,7 @@ class Swarm:
             if not await self._join(listener):
                 return
         elif s.join_api is None and listener.attempt == 0 and not listener.playout.started:
-            self.timeline.record("listener.join", listener.lid, attempt=0)
+            self.timeline.record("listener.join", listener.lid, attempt=0, **({"ear": True} if listener.is_ear else {}))
         self.timeline.record("listener.connect", listener.lid, attempt=listener.attempt)
         stream = listener.stream
         assert self._loop is not None and stream is not None
@@ -463,6 +522,10 @@ class Swarm:
         now = self.timeline.clock.now()
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._monitor is not None:
+            self._monitor.cancel()
+            if self._flush_health is not None:
+                self._flush_health()  # the last, partial interval: the end of a run has a lag too
         for listener in self.listeners:
             listener.close(now)
         for task in list(self._tasks):

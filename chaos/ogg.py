@@ -17,6 +17,7 @@ _GRANULE = struct.Struct("<qII")  # granule, serial, page sequence (at offset 6 
 HEADER_SIZE = 27
 OPUS_RATE = 48000.0
 FLAG_CONTINUED, FLAG_BOS, FLAG_EOS = 1, 2, 4
+RESTART_BEHIND = int(10 * OPUS_RATE)  # a first page this far behind the serial's last: a new stream
 
 # Opus TOC (RFC 6716 3.1): frame size in 48 kHz samples for each of the 32 configurations.
 _FRAME_SAMPLES = (
@@ -86,14 +87,19 @@ def opus_title(tags: bytes | memoryview) -> str | None:
 class OggTracker:
     """Follows an Ogg/Opus byte stream and accounts for the audio it carries.
 
-    `feed(data)` returns the seconds of audio in the complete pages just received, and
-    fills `switches` with the titles of logical streams whose first audio page was among
-    them (usually none). Lost pages (sequence gaps) are counted in `lost_pages`, and
-    their audio is not counted as received.
+    `feed(data)` returns the seconds of new audio in the complete pages just received, and
+    fills `switches` with (title, seconds of audio before it in this feed) for logical streams
+    whose first audio page was among them (usually none). Lost pages (sequence gaps) are
+    counted in `lost_pages`, and their audio is not counted as received.
+
+    Audio is new only once: after a reconnection Icecast's burst repeats pages of the same
+    logical stream that were already received, and those add nothing (the highest granule seen
+    per serial survives `reset()`); otherwise quick reconnections would grow the buffer.
     """
 
     __slots__ = ("_buf", "serial", "_granule", "_seq", "_preskip", "_pending_title",
-                 "title", "switches", "lost_pages", "pages", "want_packets", "packets", "_partial", "channels")
+                 "title", "switches", "lost_pages", "pages", "want_packets", "packets", "_partial", "channels",
+                 "_seen")
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -111,6 +117,7 @@ class OggTracker:
         self.packets: list[tuple[int, list[bytes], int]] = []
         self._partial = b""
         self.channels = 1
+        self._seen: dict[int, int] = {}  # serial -> highest granule received, across connections
 
     def reset(self) -> None:
         """A new connection: partial pages from the old one are dropped."""
@@ -153,8 +160,14 @@ class OggTracker:
                     self._pending_title = opus_title(data[body_at:end])
             else:
                 last = self._granule
+                seen = self._seen.get(serial, -1)
+                if last < 0 and 0 <= granule < seen - RESTART_BEHIND:
+                    seen = -1  # far behind what was heard: a restarted source that kept its serial
+                    self._seen.pop(serial, None)
                 if last < 0:
-                    page_samples = self._first_audio(data, off, body_at, end, flags)
+                    page_samples = self._first_audio(data, off, body_at, end, flags, samples)
+                    if seen >= 0:  # a reconnection to a stream already heard: only what is beyond it
+                        page_samples = min(page_samples, max(0, granule - seen))
                 else:
                     page_samples = granule - last
                     gap = seq - self._seq - 1
@@ -162,11 +175,17 @@ class OggTracker:
                         self.lost_pages += gap
                         page_samples //= gap + 1
                         self._partial = b""
+                    if seen > last:
+                        page_samples = min(page_samples, max(0, granule - seen))
                     if page_samples < 0:
                         page_samples = 0
                 samples += page_samples
                 self._granule = granule
-                if self.want_packets:
+                if granule > seen:
+                    if seen < 0 and len(self._seen) > 64:
+                        self._seen.clear()  # old streams: a long run must not grow this
+                    self._seen[serial] = granule
+                if self.want_packets and page_samples:  # a repeated page is not heard twice
                     self._collect(data, off, body_at, end, flags, serial, page_samples)
             self._seq = seq
             off = end
@@ -200,10 +219,10 @@ class OggTracker:
         self._partial = partial + body[start:pos] if start < pos else partial
         self.packets.append((serial, out, samples))
 
-    def _first_audio(self, buf, off: int, body_at: int, end: int, flags: int) -> int:
+    def _first_audio(self, buf, off: int, body_at: int, end: int, flags: int, before: int = 0) -> int:
         """Audio in the first audio page of a logical stream, from the Opus TOC bytes."""
         self.title = self._pending_title
-        self.switches.append(self.title)
+        self.switches.append((self.title, before / OPUS_RATE))
         lacing = bytes(buf[off + HEADER_SIZE:body_at])
         body = bytes(buf[body_at:end])
         return sum(opus_packet_samples(p) for p in page_packets(lacing, body, bool(flags & FLAG_CONTINUED)))

@@ -8,19 +8,28 @@ from .runner import RunResult
 _PHASE_ORDER = {"before": 0, "step": 1, "during": 2, "abort": 3, "after": 4}
 
 
+def _n(s: dict) -> str:
+    """n in what the measure counts (listeners, ears, samples), and the dead-air spans apart."""
+    basis = str(s.get("basis", "listeners"))
+    n = f"n={s['count']} {basis}"
+    return n + (f", {s['spans']} spans" if "spans" in s else "")
+
+
 def verdict_line(v: Verdict) -> str:
-    mark = "PASS" if v.passed else "FAIL"
+    mark = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN"}[v.outcome]
     s = v.summary
     if v.unit == "probe":
         line = f"{v.measure} {v.expect}".ljust(40) + f" {mark}  {s['count'] - int(v.value)}/{s['count']} samples ok"
     elif v.phase == "abort":
         line = f"abort_when {v.measure} {v.expect}".ljust(40) + f" TRIPPED  {v.stat}={v.describe_value()}"
     else:
-        if v.unit == "duration":
-            dist = (f"n={s['count']}, p50 {v.describe_value(s['p50'])}, p95 {v.describe_value(s['p95'])}, "
+        if s.get("no_data"):
+            dist = _n(s)
+        elif v.unit == "duration":
+            dist = (f"{_n(s)}; p50 {v.describe_value(s['p50'])}, p95 {v.describe_value(s['p95'])}, "
                     f"p99 {v.describe_value(s['p99'])}, max {v.describe_value(s['max'])}")
         else:
-            dist = f"n={s['count']}"
+            dist = _n(s)
         line = f"{v.measure} {v.expect}".ljust(40) + f" {mark}  {v.stat}={v.describe_value()}  ({dist})"
     if v.note and not (v.phase == "abort"):
         line += f"  [{v.note}]"
@@ -93,3 +102,14 @@ def render_plan(exp: Experiment) -> str:
     total = w.gate + length + w.recovery
     lines.append(f"  about {total:g}s after the listeners hear audio (plus stack start and warm-up)")
     return "\n".join(lines)
+
+
+def measure_table() -> str:
+    """The README's measure table, from the measures' own definitions (a test keeps the two equal)."""
+    from .hypotheses import MEASURES
+
+    rows = ["| measure | unit | default | definition (per listener or ear first, then across them) | no data |",
+            "|---|---|---|---|---|"]
+    for m in MEASURES.values():
+        rows.append(f"| `{m.name}` | {m.unit} | {m.default_stat} | {m.definition or m.doc} | {m.no_data or '-'} |")
+    return "\n".join(rows)

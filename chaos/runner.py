@@ -48,6 +48,7 @@ from .timeline import Timeline
 from .toxiproxy import ToxiproxyError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
+EXIT_INCONCLUSIVE = 4  # nothing failed, but a verdict could not be told from the instrument's own error
 STEP_TIMEOUT = 30.0  # an apply that takes longer is abandoned (its own calls time out sooner)
 # A revert may wait out two slow toxic removals (chaos.undo.REMOVE_TIMEOUT each) and a Toxiproxy
 # restart before it verifies; rollback waits as long for steps still running.
@@ -68,7 +69,7 @@ class RunOptions:
 class RunResult:
     experiment: Experiment
     run_id: str
-    status: str  # passed, failed, not_steady, aborted, interrupted, error
+    status: str  # passed, failed, inconclusive, not_steady, aborted, interrupted, error
     exit_code: int
     verdicts: list[Verdict] = field(default_factory=list)
     journal: Path | None = None
@@ -154,7 +155,13 @@ def _name_harness_disruptions(verdicts: list[Verdict], history: History) -> None
             if v.window.start <= ev.t <= v.window.end + 1e-9:
                 what = f"at t={ev.t:.2f}s deadair restarted Toxiproxy ({ev.data.get('effect', 'links reset')})" \
                     if ev.kind == "harness.toxiproxy_restart" else f"at t={ev.t:.2f}s {ev.kind}"
-                v.note = f"{v.note}; {what}" if v.note else what
+                # a failure that already holds before the restart is the system's; else it may be the harness's
+                already = v.outcome == "fail" and v.unit not in ("probe",) and v.phase != "abort" and \
+                    not check(history, v.measure, v.expect, Window(v.window.start, ev.t), v.phase).passed
+                if v.outcome == "fail" and not already:
+                    v.make_unknown(f"unknown: {what}")
+                else:
+                    v.note = f"{v.note}; {what}" if v.note else what
 
 
 class _Run:
@@ -257,11 +264,17 @@ class _Run:
             await asyncio.sleep(exp.windows.gate)
             await self.sample_checks("before")
             self._phase("before", g0, clock.now())
-            history = History(tl.events, end=clock.now())
-            gate = [v for v in judge(exp, history) if v.phase == "before"]
-            if not all(v.passed for v in gate):
+            events, now = list(tl.events), clock.now()  # judged off the loop: judging must not lag the listeners
+            gate = [v for v in await self.blocking(lambda: judge(exp, History(events, end=now)), timeout=60)
+                    if v.phase == "before"]
+            if any(v.outcome == "fail" for v in gate):
                 self.status = "not_steady"
                 self.say("  not steady before the method: no fault injected")
+                return
+            if any(v.outcome == "unknown" for v in gate):
+                self.status = "inconclusive"
+                self.say("  the steady state could not be judged before the method (see the verdicts): "
+                         "no fault injected")
                 return
             await self._method(faults)
             if self.abort is None:
@@ -391,10 +404,14 @@ class _Run:
             await asyncio.sleep(GUARD_INTERVAL)
             now = clock.now()
             events = list(self.timeline.events)
-            history = await self.blocking(lambda: History(events, end=now), timeout=10)
-            for c in self.exp.abort_when:
-                v = check(history, c.measure or "", c.expect or "", Window(m0, now), "abort")
-                if v.passed:  # the abort condition holds
+
+            def trips() -> list:
+                history = History(events, end=now)
+                return [(c, check(history, c.measure or "", c.expect or "", Window(m0, now), "abort", lag_rule=False))
+                        for c in self.exp.abort_when]
+
+            for c, v in await self.blocking(trips, timeout=10):
+                if v.passed:  # the abort condition holds (as seen: a guardrail acts on what it sees)
                     self.abort = {"measure": c.measure, "expect": c.expect, "stat": v.stat, "value": v.value,
                                   "start": m0, "unit": v.unit}
                     self.timeline.record("run.abort", "runner", t=now, **self.abort)
@@ -613,7 +630,7 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
     if r.interrupted is not None:
         result.status = "interrupted"
         result.exit_code = EXIT_INTERRUPTED if r.interrupted == signal.SIGINT else EXIT_TERMINATED
-    elif r.status in ("judged", "not_steady", "aborted"):
+    elif r.status in ("judged", "not_steady", "aborted", "inconclusive"):
         try:
             result.verdicts = judge(experiment, History(r.timeline.events))
         except Exception as exc:  # noqa: BLE001 - a bug in a measure: reported, never a pass
@@ -624,9 +641,13 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
             result.status, result.exit_code = "error", EXIT_ENVIRONMENT
         elif r.status in ("not_steady", "aborted"):
             result.status, result.exit_code = r.status, EXIT_FAILED
-        elif all(v.passed for v in result.verdicts):
+        elif any(v.outcome == "fail" for v in result.verdicts):
+            result.status, result.exit_code = "failed", EXIT_FAILED
+        elif any(v.outcome == "unknown" for v in result.verdicts) or r.status == "inconclusive":
+            result.status, result.exit_code = "inconclusive", EXIT_INCONCLUSIVE
+        elif result.verdicts:
             result.status, result.exit_code = "passed", EXIT_PASSED
-        else:
+        else:  # nothing was judged (the loader refuses such experiments; a journal re-judged may not)
             result.status, result.exit_code = "failed", EXIT_FAILED
     if result.rollback and not result.rollback.ok:
         problems = [f"{e['fault']}: {msg}" for e, msg in result.rollback.failed] + result.rollback.unsettled

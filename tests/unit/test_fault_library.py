@@ -110,7 +110,8 @@ STACK = Path(__file__).resolve().parents[2] / "compose" / "audio-room"
 
 def problems(tmp_path: Path, step: str) -> list[str]:
     f = tmp_path / "e.yaml"
-    f.write_text(f"title: t\nstack: {STACK}\nmethod:\n  - {step}\n")
+    f.write_text(f"title: t\nstack: {STACK}\nsteady_state: [{{measure: dead_air, expect: '< 5s'}}]\n"
+                 f"method:\n  - {step}\n")
     try:
         load_experiment(f)
     except ExperimentError as exc:

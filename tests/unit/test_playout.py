@@ -22,12 +22,24 @@ def test_gap_longer_than_buffer_is_dead_air_from_dry_to_arrival():
     assert p.dry_at() == pytest.approx(13.1)
 
 
-def test_gaps_under_min_stall_are_not_dead_air_but_slip_the_clock():
+def test_every_gap_is_dead_air_however_short():
+    """Issue 12 point 1: gaps under min_stall slipped the clock but were reported as nothing, so a
+    stream delivered at 85 % of real time was 15 % silent with no dead air at all."""
     p = Playout(min_stall=0.02)
     p.add(0.1, 0.0)
-    assert p.add(0.1, 0.11) is None
+    assert p.add(0.1, 0.11) == pytest.approx((0.1, 0.11))  # a 10 ms slip
     assert p.stalled == pytest.approx(0.01)
     assert p.add(0.1, 0.30) == pytest.approx((0.21, 0.30))
+    assert p.add(0.1, 0.3005) is None  # under a millisecond: clock noise
+
+
+def test_a_stream_at_85_percent_of_real_time_is_15_percent_silent():
+    p = Playout(min_stall=0.02)
+    silent = 0.0
+    for i in range(101):  # each 100 ms page 118 ms after the previous one
+        span = p.add(0.1, i * 0.1176)
+        silent += (span[1] - span[0]) if span else 0.0
+    assert silent / (100 * 0.1176) == pytest.approx(0.15, abs=0.001)
 
 
 def test_prebuffer_delays_playback_and_rebuffers_after_dead_air():
