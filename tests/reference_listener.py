@@ -7,11 +7,12 @@ every 20 ms frame of playout with no sample to play (the buffer is empty: playba
 resumes when samples arrive) or whose samples are below -50 dBFS. No Ogg parsing, no granules,
 no page sizes.
 
-    python reference_listener.py HOST PORT PATH SECONDS OUT.json
+    python reference_listener.py HOST PORT PATH SECONDS OUT.json [RETRY]
 
 Writes {"first_audio": t, "silence": [[start, end], ...], "samples": n, "connections": k} with
 times on CLOCK_MONOTONIC (the same clock as deadair's journal, whose first line gives its origin).
-It reconnects 250 ms after a loss, with a fresh decoder, and stops after SECONDS or at SIGTERM.
+It reconnects RETRY seconds (0.25) after a loss, with a fresh decoder, and stops after SECONDS or at
+SIGTERM.
 """
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ class Player:
 STOP = threading.Event()  # SIGTERM or SIGINT: stop listening, write what was heard
 
 
-def run(host: str, port: int, path: str, seconds: float) -> dict:
+def run(host: str, port: int, path: str, seconds: float, retry: float = 0.25) -> dict:
     player = Player()
     stop_at = time.monotonic() + seconds
     connections = 0
@@ -102,7 +103,7 @@ def run(host: str, port: int, path: str, seconds: float) -> dict:
             one_connection(host, port, path, player, stop_at)
         except OSError:
             pass
-        STOP.wait(0.25)
+        STOP.wait(retry)
     player.finish(time.monotonic())
     return {"first_audio": player.first, "silence": player.silence, "samples": player.received,
             "connections": connections}
@@ -162,5 +163,6 @@ if __name__ == "__main__":
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: STOP.set())
     host, port, path, seconds, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), sys.argv[5]
+    retry = float(sys.argv[6]) if len(sys.argv) > 6 else 0.25
     with open(out, "w") as fh:
-        json.dump(run(host, port, path, seconds), fh)
+        json.dump(run(host, port, path, seconds, retry), fh)
