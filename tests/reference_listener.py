@@ -44,6 +44,7 @@ class Player:
         self.position = 0  # samples played so far
         self.silence: list[list[float]] = []
         self.levels: list[bool] = []  # per 20 ms frame received: silent?
+        self.servers: list[str] = []  # X-Served-By of each connection
 
     def add(self, pcm: bytes, now: float) -> None:
         samples = array("h")
@@ -106,7 +107,7 @@ def run(host: str, port: int, path: str, seconds: float, retry: float = 0.25) ->
         STOP.wait(retry)
     player.finish(time.monotonic())
     return {"first_audio": player.first, "silence": player.silence, "samples": player.received,
-            "connections": connections}
+            "connections": connections, "servers": player.servers}
 
 
 def one_connection(host: str, port: int, path: str, player: Player, stop_at: float) -> None:
@@ -122,6 +123,10 @@ def one_connection(host: str, port: int, path: str, player: Player, stop_at: flo
         status, _, body = head.partition(b"\r\n\r\n")
         if b" 200 " not in status.split(b"\r\n")[0]:
             return
+        for line in status.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"x-served-by":  # which edge (HAProxy's header), to compare like with like
+                player.servers.append(value.strip().decode(errors="replace"))
         dec = subprocess.Popen(FFMPEG, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         reader = threading.Thread(target=pump_pcm, args=(dec, player), daemon=True)
         reader.start()
