@@ -77,13 +77,34 @@ def curl_baseline(count: int, seconds: float, streams: list[str]) -> dict:
             "rss_kb_per_listener": statistics.mean(m[0] for m in mem), "pss_kb_per_listener": statistics.mean(m[1] for m in mem)}
 
 
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def repeated(n: int, fn) -> list[dict]:
+    return [fn() for _ in range(n)]
+
+
+def summarise(runs: list[dict], keys: tuple[str, ...]) -> dict:
+    out = {k: spread([r[k] for r in runs]) for k in keys}
+    out["count"], out["loop"] = runs[0]["count"], runs[0].get("loop")
+    out["hearing"] = min(r["hearing"] for r in runs)
+    return out
+
+
+KEYS = ("us_per_listener_s", "user_us", "sys_us", "rss_kb_per_listener", "process_rss_kb_per_listener",
+        "process_pss_kb_per_listener", "false_dead_air", "worst_listener_stall_ratio", "lag_max_s")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--counts", default="1000,2000,3000,4000,4500,5000")
     p.add_argument("--seconds", type=float, default=15.0)
     p.add_argument("--curl", type=int, default=200)
     p.add_argument("--loops", default="uvloop,asyncio")
+    p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
+    n = args.repeats
     stack = Stack(find_stack("audio-room"))
     started = not stack.is_running()
     if started:
@@ -94,32 +115,48 @@ def main() -> None:
         rows = []
         for count in [int(c) for c in args.counts.split(",")]:
             for loop in loops if count <= 1000 else loops[:1]:
-                d = worker(count, args.seconds, streams, loop)
+                d = summarise(repeated(n, lambda: worker(count, args.seconds, streams, loop)), KEYS)
                 rows.append(d)
-                print(f"swarm {loop:<7} {count:>6} listeners: {d['us_per_listener_s']:6.1f} us/listener-s "
-                      f"(user {d['user_us']:.1f}, sys {d['sys_us']:.1f}), {d['rss_kb_per_listener']:5.1f} KB/listener, "
-                      f"false dead air {d['false_dead_air'] * 100:.2f}%, hearing {d['hearing']}", flush=True)
-        same = worker(args.curl, args.seconds, streams, loops[0])
-        rows.append(same)
-        curl = curl_baseline(args.curl, args.seconds, streams)
-        print(f"swarm {loops[0]:<7} {args.curl:>6} listeners: {same['us_per_listener_s']:6.1f} us/listener-s, "
-              f"{same['rss_kb_per_listener']:.1f} KB/listener")
-        print(f"curl            {args.curl:>6} processes: {curl['us_per_listener_s']:6.1f} us/listener-s, "
-              f"{curl['rss_kb_per_listener'] / 1024:.1f} MB RSS ({curl['pss_kb_per_listener'] / 1024:.2f} MB PSS) per listener")
-        sustained = [r for r in rows if r["loop"] == loops[0] and r["false_dead_air"] < 0.01 and r["hearing"] == r["count"]]
+                print(f"swarm {loop:<7} {count:>6} listeners: {d['us_per_listener_s']['median']:6.1f} us/listener-s "
+                      f"({d['us_per_listener_s']['min']:.1f} to {d['us_per_listener_s']['max']:.1f}), "
+                      f"worst listener stall {d['worst_listener_stall_ratio']['median'] * 100:.2f}%, "
+                      f"lag {d['lag_max_s']['median'] * 1000:.0f} ms, hearing {d['hearing']}", flush=True)
+        same = summarise(repeated(n, lambda: worker(args.curl, args.seconds, streams, loops[0])), KEYS)
+        curl_runs = repeated(n, lambda: curl_baseline(args.curl, args.seconds, streams))
+        curl = {k: spread([r[k] for r in curl_runs]) for k in ("us_per_listener_s", "rss_kb_per_listener",
+                                                                 "pss_kb_per_listener")}
+        print(f"swarm {loops[0]:<7} {args.curl:>6} listeners: {same['us_per_listener_s']['median']:6.1f} us/listener-s, "
+              f"{same['process_rss_kb_per_listener']['median']:.1f} KB RSS, "
+              f"{same['process_pss_kb_per_listener']['median']:.1f} KB PSS per listener (whole process)")
+        print(f"curl            {args.curl:>6} processes: {curl['us_per_listener_s']['median']:6.1f} us/listener-s, "
+              f"{curl['rss_kb_per_listener']['median']:.0f} KB RSS, {curl['pss_kb_per_listener']['median']:.0f} KB PSS "
+              "per listener")
+        # capacity by the worst listener: every listener hears, and the worst one's stall ratio stays
+        # under 1 % in every repeat
+        sustained = [r for r in rows if r["loop"] == loops[0] and r["hearing"] == r["count"]
+                     and r["worst_listener_stall_ratio"]["max"] < 0.01]
         best = max(sustained, key=lambda r: r["count"]) if sustained else None
         summary = {
-            "largest_count_under_1pct_false_dead_air": best["count"] if best else None,
-            "at_that_count_us_per_listener_s": best["us_per_listener_s"] if best else None,
-            "at_that_count_kb_per_listener": best["rss_kb_per_listener"] if best else None,
-            "cpu_ratio_curl_over_swarm_same_count": curl["us_per_listener_s"] / same["us_per_listener_s"],
-            "cpu_ratio_curl_over_swarm_at_scale": curl["us_per_listener_s"] / best["us_per_listener_s"] if best else None,
-            "memory_ratio_curl_rss_over_swarm": curl["rss_kb_per_listener"] / max(same["rss_kb_per_listener"], 0.001),
+            "capacity_worst_listener_under_1pct": best["count"] if best else None,
+            "cpu_ratio_curl_over_swarm_same_count": curl["us_per_listener_s"]["median"] / same["us_per_listener_s"]["median"],
+            "rss_ratio_curl_over_swarm_same_count": curl["rss_kb_per_listener"]["median"]
+            / same["process_rss_kb_per_listener"]["median"],
+            "pss_ratio_curl_over_swarm_same_count": curl["pss_kb_per_listener"]["median"]
+            / same["process_pss_kb_per_listener"]["median"],
         }
         print(json.dumps(summary, indent=2))
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "chaos", "bench/swarm.py", "bench/swarm_worker.py"],
+                                    cwd=HERE.parent, capture_output=True, text=True).stdout.strip())
         out = HERE / "results" / f"swarm-{time.strftime('%Y%m%d-%H%M%S')}.json"
         out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps({"swarm": rows, "curl": curl, "summary": summary, "cpus": os.cpu_count()}, indent=2))
+        import platform
+
+        out.write_text(json.dumps({"benchmark": "swarm", "commit": commit, "dirty": dirty, "host": platform.node(),
+                                   "cores": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                   "load_average": os.getloadavg(), "repeats": n, "seconds": args.seconds,
+                                   "swarm": rows, "swarm_same_count_as_curl": same, "curl": curl, "summary": summary},
+                                  indent=2))
         print(f"results: {out}")
     finally:
         if started:

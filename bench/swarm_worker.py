@@ -30,6 +30,13 @@ def rss_kb() -> int:
     return 0
 
 
+def pss_kb() -> int:
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return rss_kb()
+
+
 async def main(args) -> dict:
     tl = Timeline()
     streams = []
@@ -50,7 +57,7 @@ async def main(args) -> dict:
         await asyncio.sleep(0.2)
     hearing = sum(sw.hearing() for sw in swarms)
     await asyncio.sleep(2.0)  # let the connect burst settle
-    rss1 = rss_kb()
+    rss1, pss1 = rss_kb(), pss_kb()
     disc0 = len([e for e in tl.events if e.kind == "listener.disconnect"])
     w0, c0 = tl.clock.now(), time.process_time()
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -70,7 +77,10 @@ async def main(args) -> dict:
             "cpu_s": c1 - c0, "user_s": ru1.ru_utime - ru0.ru_utime, "sys_s": ru1.ru_stime - ru0.ru_stime,
             "listener_seconds": args.count * (w1 - w0),
             "rss_kb_per_listener": (rss1 - rss0) / max(args.count, 1), "rss_mb": rss1 / 1024,
+            # like for like with a curl process: the whole process, shared pages counted once (PSS)
+            "process_rss_kb_per_listener": rss1 / max(args.count, 1), "process_pss_kb_per_listener": pss1 / max(args.count, 1),
             "false_dead_air": total_dead / (args.count * (w1 - w0)), "worst_listener_stall_ratio": stall.value,
+            "lag_max_s": h.lag(Window(w0, w1)),
             "disconnects_while_measured": len([e for e in tl.events if e.kind == "listener.disconnect"
                                                and w0 <= e.t <= w1]),
             "disconnects_before": disc0}
