@@ -109,9 +109,12 @@ def longest(spans, w: Window) -> float:
 
 def agree(h: History, ref, w: Window) -> tuple[float, float, float]:
     """The swarm's median listener against the reference on the longest dead air: (swarm, reference,
-    end difference). The end, when audio comes back, is the same instant for every listener on one
-    clock: they must agree within AGREE. The start is when each one's buffer ran out: buffers differ
-    by up to a page (the connect burst is whole pages), so durations agree within AGREE + PAGE.
+    end difference). Where listeners stay connected (the origin moves them to /hold), the end, when
+    audio comes back, is the same instant for every listener on one clock: they must agree within
+    AGREE. Where the server drops them (a cut with no hold music, at the origin or behind the
+    edges), each comes back at its first retry after the stream is back, at its own phase: ends
+    differ by up to one retry more. The start is when each one's buffer ran out: buffers differ by
+    up to a page (the connect burst is whole pages), so durations agree within a page more.
     Behind the edges, only the swarm's listeners on the reference's edge: each edge retries its
     relay on its own schedule."""
     server = getattr(ref, "server", None)
@@ -198,7 +201,9 @@ def test_through_the_edges_a_cut_costs_up_to_one_more_relay_retry(stack: Stack, 
           f"ends {end_diff * 1000:+.0f} ms apart")
     burst = BURST / stream_rate(stack)
     assert cut - burst - PAGE <= mine <= cut + EDGE_MASTER_UPDATE + 1.0 + PAGE, mine
-    assert abs(end_diff) <= AGREE and abs(mine - theirs) <= AGREE + PAGE, (mine, theirs, end_diff)
+    # The edge drops its listeners with its relay; they (and the reference) retry through lb every
+    # RETRY, each at its own phase, so they come back up to one retry apart.
+    assert abs(end_diff) <= AGREE + RETRY and abs(mine - theirs) <= AGREE + PAGE + RETRY, (mine, theirs, end_diff)
 
 
 def test_mic_stall_is_dead_air_for_about_the_source_timeout(stack: Stack, tmp_path, state_dir):
