@@ -247,14 +247,19 @@ class History:
 
     def adjusted(self, delta: float) -> "History":
         """The same history with every dead-air span grown (delta > 0) or shrunk by |delta| in all:
-        what the listeners could have recorded with a clock late by up to |delta|. A span's two
-        ends are both read on the same late clock, so its length is off by at most the difference
-        of two latenesses, each between 0 and the lag: half at each end."""
+        what could have happened for listeners whose clock is late by up to |delta|. A late clock
+        never records early: what it recorded at t happened between t - |delta| and t, so each end
+        of a span truly lies up to |delta| before where it was recorded. Grown, a span starts
+        |delta| earlier; shrunk, it ends |delta| earlier. (Moving an end later would invent dead
+        air, e.g. at the start of a window that opens as the last listener's audio arrives.)"""
         other = History.__new__(History)
         other.__dict__.update(self.__dict__)
-        half = delta / 2
-        other._spans = {lid: _merge([(s - half, e + half) for s, e in spans if e - s + delta > 0])
-                        for lid, spans in self.dead_air_spans().items()}
+        lag = abs(delta)
+
+        def moved(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+            return [(s - lag, e) for s, e in spans] if delta > 0 else [(s, e - lag) for s, e in spans if e - s > lag]
+
+        other._spans = {lid: _merge(moved(spans)) for lid, spans in self.dead_air_spans().items()}
         return other
 
     def spans_of_step(self, step: int) -> list[FaultSpan]:

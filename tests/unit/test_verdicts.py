@@ -282,6 +282,30 @@ def test_a_starved_swarm_makes_a_close_connected_ratio_unknown_too():
     assert guard.outcome == "pass"  # a guardrail acts on what it sees
 
 
+def test_a_late_clock_moves_spans_earlier_never_later():
+    """A lagging loop records everything late, never early: a span truly lies up to the lag before
+    where it was recorded. Seen in CI with both cores busy: the gate opened as the last listener's
+    first audio arrived, and a model that also moved span ends later invented dead air at the
+    window's first sample (connected_ratio 0.9 < 0.99), making a steady state unknown. The same
+    lag does reach back from a span recorded just after a window."""
+    def history(last_audio: float, stall: tuple[float, float] | None = None) -> History:
+        evs = []
+        for i in range(10):
+            evs += [ev(0.0, "listener.join", f"L{i}"), ev(1.0 if i else last_audio, "listener.first_audio", f"L{i}")]
+        if stall:
+            evs += [ev(stall[0], "listener.stall_start", "L3"), ev(stall[1], "listener.stall_end", "L3",
+                                                                  duration=stall[1] - stall[0])]
+        return History(evs + [ev(3.0, "swarm.health", "swarm", lag_max=0.05, cpu=0.9, since=1.5),
+                              ev(9.0, "swarm.health", "swarm", lag_max=0.05, cpu=0.9, since=8.0),
+                              ev(20.0, "run.end", "runner")])
+
+    opens_as_audio_arrives = check(history(1.98), "listeners.connected_ratio", ">= 0.99", Window(2.0, 10.0), "before")
+    assert opens_as_audio_arrives.outcome == "pass", opens_as_audio_arrives
+    recorded_just_after = check(history(1.0, stall=(10.03, 11.0)), "listeners.connected_ratio", ">= 0.99",
+                                Window(2.0, 10.0), "before")
+    assert recorded_just_after.value == 1.0 and recorded_just_after.outcome == "unknown", recorded_just_after
+
+
 def test_the_lag_behind_a_whole_span_counts_even_outside_the_window():
     evs = [ev(0.0, "listener.join"), ev(0.1, "listener.first_audio"), ev(8.0, "listener.stall_start"),
            ev(10.5, "listener.stall_end", duration=2.5),
