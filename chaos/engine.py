@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import os
 
+from typing import Any
+
 import docker
-from docker.errors import DockerException
+from docker.errors import DockerException, NotFound
 
 from .errors import EnvironmentNotReady
 
@@ -37,6 +39,21 @@ def try_connect(timeout: float = 3.0) -> docker.DockerClient | None:
         return connect(timeout)
     except EnvironmentNotReady:
         return None
+
+
+def list_containers(client: docker.DockerClient, *, all: bool = False, filters: dict[str, Any] | None = None,
+                    attempts: int = 5) -> list:
+    """`client.containers.list`, safe against containers that go while it runs. The SDK lists,
+    then inspects each container it listed; one removed in between (compose recreating a service,
+    a stack coming down) makes the whole call raise NotFound for a container that no longer
+    exists. Seen in CI with every core busy. A fresh listing does not name it any more."""
+    for attempt in range(attempts):
+        try:
+            return client.containers.list(all=all, filters=filters or {})
+        except NotFound:
+            if attempt == attempts - 1:
+                raise
+    return []
 
 
 def _short(exc: Exception) -> str:

@@ -316,7 +316,7 @@ class Stack:
         if service:
             labels.append(f"com.docker.compose.service={service}")
         try:
-            return self.docker.containers.list(all=all, filters={"label": labels})
+            return engine.list_containers(self.docker, all=all, filters={"label": labels})
         except DockerException as exc:
             raise StackError(f"cannot list the containers of {self.project}: {exc}") from exc
 
@@ -458,7 +458,7 @@ class Stack:
                 if cport.isdigit():
                     wanted.append((svc, int(cport)))
         try:
-            every = self.docker.containers.list(all=True)
+            every = engine.list_containers(self.docker, all=True)
         except DockerException as exc:
             raise StackError(f"cannot list containers: {exc}") from exc
         taken: set[int] = set()

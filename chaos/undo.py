@@ -88,7 +88,7 @@ class DockerLocator:
 
     def _toxiproxy_container(self, ref: dict[str, Any]) -> Any:
         labels = [f"com.docker.compose.project={ref['project']}", f"com.docker.compose.service={ref['service']}"]
-        found = self.client().containers.list(all=True, filters={"label": labels})
+        found = engine.list_containers(self.client(), all=True, filters={"label": labels})
         if not found:
             raise Gone(f"stack {ref['project']} has no Toxiproxy container any more: gone with the stack")
         c = found[0]
@@ -96,7 +96,7 @@ class DockerLocator:
             raise FaultError(f"Toxiproxy of {ref['project']} is paused and cannot answer; "
                              "unpause it, then run `deadair sweep`")
         if c.status != "running":
-            others = self.client().containers.list(filters={"label": f"com.docker.compose.project={ref['project']}"})
+            others = engine.list_containers(self.client(), filters={"label": f"com.docker.compose.project={ref['project']}"})
             if others:  # the stack runs without its links: broken, not gone
                 raise FaultError(f"Toxiproxy of {ref['project']} is {c.status} while the rest of the stack runs: "
                                  "every link is down; run `deadair stack up`, then `deadair sweep`")
@@ -127,7 +127,7 @@ class DockerLocator:
             pass
         node, project = action.get("node"), action.get("project")
         if project:
-            now = client.containers.list(all=True, filters={"label": [
+            now = engine.list_containers(client, all=True, filters={"label": [
                 f"com.docker.compose.project={project}", f"com.docker.compose.service={node}"]})
             if now:
                 raise Gone(f"node {node}'s container was replaced (its stack was recreated): the fault went with it")
@@ -150,7 +150,7 @@ def toxiproxy_of(action: dict[str, Any], timeout: float = 5.0) -> Toxiproxy:
         if exc.timed_out:
             raise
         port = action["toxiproxy"].rsplit(":", 1)[-1].strip("/")
-        for c in engine.connect().containers.list():
+        for c in engine.list_containers(engine.connect()):
             for binds in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}).values():
                 if any(str(b.get("HostPort")) == port for b in binds or []):
                     raise
@@ -495,7 +495,7 @@ def _stack_down(r: Revert) -> None:
 
     client = engine.connect()
     label = f"com.docker.compose.project={r.action['project']}"
-    left = client.containers.list(all=True, filters={"label": label})
+    left = engine.list_containers(client, all=True, filters={"label": label})
     if not left:
         return  # already down
     if Path(r.action["compose_file"]).is_file():
@@ -503,14 +503,17 @@ def _stack_down(r: Revert) -> None:
         return
     # the compose file is gone (a temporary project): what compose would remove, by its labels
     for c in left:
-        c.remove(force=True, v=True)
+        try:
+            c.remove(force=True, v=True)
+        except NotFound:
+            pass  # removed meanwhile: what this step wants
     for net in client.networks.list(filters={"label": label}):
         net.remove()
     r.outcome.detail = f"compose file {r.action['compose_file']} is gone: removed the project's containers and networks"
 
 
 def _verify_stack_down(r: Revert) -> None:
-    left = engine.connect().containers.list(all=True, filters={"label": f"com.docker.compose.project={r.action['project']}"})
+    left = engine.list_containers(engine.connect(), all=True, filters={"label": f"com.docker.compose.project={r.action['project']}"})
     if left:
         raise FaultError(f"{len(left)} container(s) of {r.action['project']} still exist")
 

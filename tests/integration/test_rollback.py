@@ -21,6 +21,7 @@ from typing import Iterator
 import pytest
 import yaml
 
+from chaos.engine import list_containers
 from chaos import undo
 from chaos.faults import make_fault
 from chaos.ledger import Ledger
@@ -280,13 +281,13 @@ def test_a_killed_pytest_session_leaves_a_ledger_that_takes_its_stack_down(stack
             pytest.fail("the session never started its stack")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        assert stack.docker.containers.list(filters=label), "the stack should outlive the killed session..."
+        assert list_containers(stack.docker, filters=label), "the stack should outlive the killed session..."
         sweep = deadair("sweep", env={"DEADAIR_STATE": str(state_dir)}, timeout=300)
         assert sweep.returncode == 0, sweep.stdout + sweep.stderr
-        assert not stack.docker.containers.list(all=True, filters=label), "...until sweep"
+        assert not list_containers(stack.docker, all=True, filters=label), "...until sweep"
     finally:
         proc.kill()
-        for c in stack.docker.containers.list(all=True, filters=label):
+        for c in list_containers(stack.docker, all=True, filters=label):
             c.remove(force=True)
 
 

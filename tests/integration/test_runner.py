@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chaos.engine import list_containers
 from chaos.experiment import load_experiment
 
 from chaos.stack import Stack
@@ -105,7 +106,7 @@ def test_sigkill_leaves_a_ledger_that_sweep_reverts_including_the_stack_it_start
     proc = deadair("sweep", env={"DEADAIR_STATE": str(state_dir)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reverted 2" in proc.stdout  # ...until sweep: the cut, then the stack
-    assert not stack.docker.containers.list(all=True, filters=label)
+    assert not list_containers(stack.docker, all=True, filters=label)
     assert not list(state_dir.glob("ledgers/*.json"))
 
 

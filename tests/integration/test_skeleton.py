@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chaos.engine import list_containers
 from chaos.stack import Stack
 from conftest import FLAGSHIP, ROOT, deadair
 
@@ -105,7 +106,7 @@ def test_invalid_experiment_exits_2_and_starts_nothing(stack, tmp_path, state_di
     lines = proc.stderr.strip().splitlines()
     assert lines[0].startswith(f"{bad}:{colour}:3: unknown key 'colour'")
     assert lines[1].startswith(f"{bad}:{duration}:10: method[0].for: '8 seconds' is not valid")
-    assert not stack.docker.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})
+    assert not list_containers(stack.docker, all=True, filters={"label": f"com.docker.compose.project={project}"})
     assert not (tmp_path / "runs").exists() and not state_dir.exists()
 
 
@@ -130,11 +131,11 @@ def test_sigterm_while_the_stack_starts_leaves_nothing_behind(stack, tmp_path, s
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     label = {"label": f"com.docker.compose.project={project}"}
     deadline = time.monotonic() + 60
-    while not stack.docker.containers.list(all=True, filters=label):
+    while not list_containers(stack.docker, all=True, filters=label):
         assert time.monotonic() < deadline, "the run never started its stack"
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, out + err
-    assert not stack.docker.containers.list(all=True, filters=label)
+    assert not list_containers(stack.docker, all=True, filters=label)
     assert not stack.docker.networks.list(filters=label)
