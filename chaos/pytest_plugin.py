@@ -69,6 +69,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where run journals go (default: <rootdir>/.deadair/runs)")
     group.addoption("--deadair-project", dest="deadair_project", default=None,
                     help="compose project name of the stack (default deadair-<stack>)")
+    group.addoption("--deadair-inconclusive-retries", dest="deadair_inconclusive_retries", type=int, default=1,
+                    metavar="N", help="measure an inconclusive run (exit 4) again up to N times (default 1)")
     group.addoption("--deadair-var", dest="deadair_var", action="append", default=[], metavar="NAME=VALUE",
                     help="set an experiment variable, or a key by its dotted path (listeners.count=500)")
     parser.addini("deadair_paths", type="linelist", default=["experiments"],
@@ -141,9 +143,17 @@ class ExperimentItem(pytest.Item):
         stacks.get(self.experiment.stack, near=self.path.parent)
         journal = self.config.getoption("deadair_journal_dir") or str(Path(str(self.config.rootpath)) / ".deadair" / "runs")
         lines: list[str] = []
-        self.result = run(self.experiment, RunOptions(keep_stack=True, journal_dir=Path(journal),
-                                                      project=self.config.getoption("deadair_project"),
-                                                      progress=lines.append))
+        # Inconclusive (exit 4) means nothing failed but the load generator's own lag could have
+        # decided a verdict: the answer is to measure again, not to pass or fail the system. A run
+        # that failed is never retried.
+        for attempt in range(1 + max(0, self.config.getoption("deadair_inconclusive_retries"))):
+            if attempt:
+                lines.append(f"inconclusive ({self.result.journal}): measuring again, attempt {attempt + 1}")
+            self.result = run(self.experiment, RunOptions(keep_stack=True, journal_dir=Path(journal),
+                                                          project=self.config.getoption("deadair_project"),
+                                                          progress=lines.append))
+            if self.result.exit_code != 4:
+                break
         self.add_report_section("call", "deadair", "\n".join(lines))
         if self.result.exit_code != 0:
             raise ExperimentFailed(self.result)

@@ -76,9 +76,14 @@ def test_removing_a_slow_toxic_right_after_its_clients_left_gets_the_time_it_nee
     faults = Faults(stack)
     faults.start("bw", "link.bandwidth", "entry-lb", rate="2KB/s")
     host, port = stack.link_address("entry-lb")
-    socks = [socket.create_connection((host, port), timeout=5) for _ in range(5)]
+    socks = [socket.create_connection((host, port), timeout=30) for _ in range(5)]
     for s in socks:
         s.sendall(b"GET /live HTTP/1.0\r\nHost: x\r\n\r\n")
+    # The slow case needs the toxic streaming to every client when it leaves. A fixed 2 s was not
+    # always enough with every core busy (CI: no data had come through yet, the removal took
+    # 0.18 s): wait for each client's first bytes, then let the toxic's queue fill.
+    for s in socks:
+        assert s.recv(1), "no data through entry-lb"
     time.sleep(2.0)
     for s in socks:
         s.close()

@@ -27,3 +27,38 @@ def test_invalid_experiment_is_a_collection_error_with_position(pytester):
     result = pytester.runpytest("--collect-only", "-q")
     result.stdout.fnmatch_lines(["*invalid deadair experiment*", "*bad.yaml:17:10: method[[]0[]].for: 'eight' is not valid*"])
     assert result.ret == 2
+
+
+def _scripted_runs(monkeypatch, codes: list[int]) -> list[int]:
+    """The plugin's `run` replaced by one that returns the given exit codes in turn (no stack)."""
+    import chaos.pytest_plugin as plugin
+    from chaos.runner import RunResult
+
+    calls: list[int] = []
+    status = {0: "passed", 1: "failed", 4: "inconclusive"}
+
+    def fake_run(experiment, options):
+        code = codes[len(calls)]
+        calls.append(code)
+        return RunResult(experiment=experiment, run_id=f"r{len(calls)}", status=status[code], exit_code=code)
+
+    monkeypatch.setattr(plugin, "run", fake_run)
+    monkeypatch.setattr(plugin._Stacks, "get", lambda self, name="audio-room", near=None: None)
+    return calls
+
+
+def test_an_inconclusive_run_is_measured_again_and_a_failed_one_is_not(pytester, monkeypatch):
+    pytester.makeini("[pytest]\ndeadair_paths = experiments\n")
+    pytester.mkdir("experiments")
+    (pytester.path / "experiments" / "cut.yaml").write_text(VALID)
+    calls = _scripted_runs(monkeypatch, [4, 0])
+    assert pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider").ret == 0 and calls == [4, 0]
+    calls = _scripted_runs(monkeypatch, [4, 4])
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+    assert result.ret == 1 and calls == [4, 4]
+    result.stdout.fnmatch_lines(["*INCONCLUSIVE (exit 4)*"])
+    calls = _scripted_runs(monkeypatch, [1])
+    assert pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider").ret == 1 and calls == [1]
+    calls = _scripted_runs(monkeypatch, [4])
+    assert pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "--deadair-inconclusive-retries", "0").ret == 1
+    assert calls == [4]
