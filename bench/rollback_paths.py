@@ -33,10 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from chaos import undo  # noqa: E402
-from chaos.ledger import Ledger  # noqa: E402
-from chaos.stack import Stack, _free_port, find_stack  # noqa: E402
-from chaos.toxiproxy import Toxic, Toxiproxy  # noqa: E402
+from chaos.faults import undo  # noqa: E402
+from chaos.faults.ledger import Ledger  # noqa: E402
+from chaos.stack.compose import Stack, _free_port  # noqa: E402
+from chaos.stack.definition import find_stack  # noqa: E402
+from chaos.stack.toxiproxy import Toxic, Toxiproxy  # noqa: E402
 
 
 def stats(xs: list[float]) -> dict:

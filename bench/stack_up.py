@@ -11,7 +11,8 @@ import argparse
 import statistics
 import time
 
-from chaos.stack import Stack, find_stack
+from chaos.stack.compose import Stack
+from chaos.stack.definition import find_stack
 
 
 def main() -> None:

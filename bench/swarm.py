@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chaos.stack import Stack, find_stack  # noqa: E402
+from chaos.stack.compose import Stack  # noqa: E402
+from chaos.stack.definition import find_stack  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

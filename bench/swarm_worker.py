@@ -18,8 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chaos.hypotheses import History, Window, check  # noqa: E402
-from chaos.listeners import ListenerSettings, StreamAddress, Swarm  # noqa: E402
+from chaos.judge.history import History, Window  # noqa: E402
+from chaos.judge.verdicts import check  # noqa: E402
+from chaos.listen.listener import ListenerSettings, StreamAddress  # noqa: E402
+from chaos.listen.swarm import Swarm  # noqa: E402
 from chaos.timeline import Timeline  # noqa: E402
 
 

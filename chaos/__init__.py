@@ -18,13 +18,17 @@ __version__ = "0.1.0"
 
 _WHERE = {
     "errors": ["DeadairError", "EnvironmentNotReady", "ExperimentError", "Problem", "TargetError"],
-    "experiment": ["Check", "Experiment", "Step", "load_experiment", "parse_experiment"],
-    "hypotheses": ["Distribution", "History", "Verdict", "Window", "check", "parse_expectation"],
-    "runner": ["RunOptions", "RunResult", "judge", "run"],
-    "stack": ["Stack", "StackDefinition", "find_stack"],
+    "language.model": ["Check", "Experiment", "Step"],
+    "language.loader": ["load_experiment", "parse_experiment"],
+    "language.expectations": ["parse_expectation"],
+    "language.registry": ["FAULTS", "MEASURES"],
+    "judge.history": ["Distribution", "History", "Window"],
+    "judge.verdicts": ["Verdict", "check"],
+    "run.runner": ["RunOptions", "RunResult", "judge", "run"],
+    "stack.compose": ["Stack"],
+    "stack.definition": ["StackDefinition", "find_stack"],
+    "stack.addresses": ["guard", "GuardError"],
     "timeline": ["Clock", "Event", "Timeline"],
-    "faults": ["FAULTS"],
-    "floods": ["guard", "GuardError"],
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 __all__ = ["__version__", *_MODULE_OF]
@@ -45,10 +49,14 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors
     from .errors import DeadairError, EnvironmentNotReady, ExperimentError, Problem, TargetError  # noqa: F401
-    from .experiment import Check, Experiment, Step, load_experiment, parse_experiment  # noqa: F401
-    from .faults import FAULTS  # noqa: F401
-    from .floods import GuardError, guard  # noqa: F401
-    from .hypotheses import Distribution, History, Verdict, Window, check, parse_expectation  # noqa: F401
-    from .runner import RunOptions, RunResult, judge, run  # noqa: F401
-    from .stack import Stack, StackDefinition, find_stack  # noqa: F401
+    from .judge.history import Distribution, History, Window  # noqa: F401
+    from .judge.verdicts import Verdict, check  # noqa: F401
+    from .language.expectations import parse_expectation  # noqa: F401
+    from .language.loader import load_experiment, parse_experiment  # noqa: F401
+    from .language.model import Check, Experiment, Step  # noqa: F401
+    from .language.registry import FAULTS, MEASURES  # noqa: F401
+    from .run.runner import RunOptions, RunResult, judge, run  # noqa: F401
+    from .stack.addresses import GuardError, guard  # noqa: F401
+    from .stack.compose import Stack  # noqa: F401
+    from .stack.definition import StackDefinition, find_stack  # noqa: F401
     from .timeline import Clock, Event, Timeline  # noqa: F401

@@ -1,6 +1,6 @@
 """`python -m chaos` is the `deadair` CLI."""
 import sys
 
-from .cli import main
+from chaos.cli import main
 
 sys.exit(main())

@@ -13,8 +13,8 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import DeadairError, ExperimentError, Problem
+from chaos import __version__
+from chaos.errors import DeadairError, ExperimentError, Problem
 
 
 def _say(msg: str) -> None:
@@ -22,7 +22,7 @@ def _say(msg: str) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    from .experiment import parse_var
+    from chaos.language.loader import parse_var
 
     out = {}
     for text in getattr(args, "var", None) or []:
@@ -35,9 +35,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .experiment import load_experiment
-    from .report import render
-    from .runner import RunOptions, run
+    from chaos.language.loader import load_experiment
+    from chaos.report.text import render
+    from chaos.run.runner import RunOptions, run
 
     exp = load_experiment(args.file, overrides=_overrides(args))
     result = run(exp, RunOptions(keep_stack=args.keep_stack, journal_dir=Path(args.journal_dir),
@@ -52,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .experiment import load_experiment
+    from chaos.language.loader import load_experiment
 
     code = 0
     for f in args.files:
@@ -66,18 +66,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .experiment import load_experiment
-    from .report import render_plan
+    from chaos.language.loader import load_experiment
+    from chaos.report.text import render_plan
 
     print(render_plan(load_experiment(args.file, overrides=_overrides(args))))
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .experiment import load_experiment
-    from .faults import FAULTS
-    from .hypotheses import MEASURES
-    from .plan import method_length
+    from chaos.language.loader import load_experiment
+    from chaos.language.registry import FAULTS
+    from chaos.judge.measures import MEASURES
+    from chaos.language.plan import method_length, plan
 
     if args.what == "faults":
         for name, cls in FAULTS.items():
@@ -86,7 +86,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     if args.what == "measures":
         if args.markdown:
-            from .report import measure_table
+            from chaos.report.text import measure_table
 
             print(measure_table())
             return 0
@@ -102,7 +102,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for f in files:
         try:
             exp = load_experiment(f)
-            length = method_length(exp.plan())
+            length = method_length(plan(exp))
             tags = f"  [{', '.join(exp.tags)}]" if exp.tags else ""
             print(f"{str(f):<48} {exp.title}{tags}  ({len(exp.method)} steps, {length:g}s method, "
                   f"{exp.listeners.count} listeners)")
@@ -116,8 +116,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Translate a Chaos Toolkit experiment to deadair YAML (to read, edit and keep)."""
     import yaml as _yaml
 
-    from . import chaostoolkit
-    from .experiment import load_experiment, load_yaml
+    from chaos.language import chaostoolkit
+    from chaos.language.loader import load_experiment
+    from chaos.language.positions import load_yaml
 
     text = Path(args.file).read_text() if Path(args.file).is_file() else None
     if text is None:
@@ -141,7 +142,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from .provision import setup
+    from chaos.stack.provision import setup
 
     _say("deadair setup")
     setup(_say)
@@ -149,7 +150,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def _stack(args: argparse.Namespace):
-    from .stack import Stack, find_stack
+    from chaos.stack.compose import Stack
+    from chaos.stack.definition import find_stack
 
     return Stack(find_stack(args.stack), args.project)
 
@@ -187,7 +189,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Settle every ledger left by a dead run: revert what is still applied, resolve what went away
     with its stack, and remove the ledger; exit 3 (ledger kept) only for what could not be settled."""
-    from .ledger import describe_sweep, sweep
+    from chaos.faults.ledger import describe_sweep, sweep
 
     results = sweep()
     if not results:
@@ -278,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         print("deadair: interrupted", file=sys.stderr)
         return 130
     except BaseException as exc:  # the runner's Interrupted: a signal outside any run's own handling
-        from .runner import Interrupted
+        from chaos.run.runner import Interrupted
 
         if not isinstance(exc, Interrupted):
             raise

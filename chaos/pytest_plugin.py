@@ -18,11 +18,13 @@ from typing import Any, Iterator
 
 import pytest
 
-from .errors import DeadairError, ExperimentError
-from .experiment import Experiment, load_experiment
-from .ledger import Ledger
-from .runner import RunOptions, RunResult, run
-from .stack import Stack, find_stack
+from chaos.errors import DeadairError, ExperimentError
+from chaos.language.model import Experiment
+from chaos.language.loader import load_experiment
+from chaos.faults.ledger import Ledger
+from chaos.run.runner import RunOptions, RunResult, run
+from chaos.stack.compose import Stack
+from chaos.stack.definition import find_stack
 
 _STACKS = pytest.StashKey["_Stacks"]()
 
@@ -107,7 +109,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class ExperimentFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        from .experiment import parse_var
+        from chaos.language.loader import parse_var
 
         try:
             overrides = dict(parse_var(v) for v in self.config.getoption("deadair_var"))
@@ -160,7 +162,7 @@ class ExperimentItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
         if isinstance(excinfo.value, ExperimentFailed):
-            from .report import render
+            from chaos.report.text import render
 
             return render(excinfo.value.result)
         if isinstance(excinfo.value, DeadairError):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.stack import Stack
+from chaos.stack.compose import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = ROOT / "experiments" / "mic-cut-hold-music.yaml"
@@ -36,7 +36,7 @@ def stack_left_clean(stack: Stack):
     """Every test must leave the stack as it found it. One that does not fails, and the stack is
     repaired so that the tests after it are not failed by it too."""
     yield
-    from chaos.floods import flood_pids
+    from chaos.faults.flooder import flood_pids
 
     deadline = time.monotonic() + 30
     while True:
@@ -53,7 +53,7 @@ def stack_left_clean(stack: Stack):
 
 
 def _repair(stack: Stack) -> None:
-    from chaos.floods import stop_floods
+    from chaos.faults.flooder import stop_floods
 
     stop_floods("deadair-flood-")
     network = f"{stack.project}_default"
@@ -86,8 +86,9 @@ def listen(stack: Stack, count: int, seconds: float, during=None, warmup: float 
     in a thread) once they all hear audio; keep listening `seconds` more. Returns the timeline."""
     import asyncio
 
-    from chaos.listeners import ListenerSettings, Swarm
-    from chaos.room import RoomApi
+    from chaos.listen.listener import ListenerSettings
+    from chaos.listen.swarm import Swarm
+    from chaos.stack.room import RoomApi
     from chaos.timeline import Timeline
 
     host, port = stack.link_address("entry-api")

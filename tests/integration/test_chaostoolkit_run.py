@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from chaos.stack import Stack
+from chaos.stack.compose import Stack
 from conftest import ROOT, deadair
 
 CTK = ROOT / "experiments" / "chaostoolkit" / "room-api-slow-redis.json"

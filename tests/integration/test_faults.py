@@ -19,15 +19,16 @@ import pytest
 import requests
 import yaml
 
-from chaos import floods
-from chaos.experiment import load_experiment
-from chaos.faults import Fault, make_fault
-from chaos.hypotheses import History, Window, check
-from chaos.ledger import Ledger
-from chaos.runner import RunOptions, run
-from chaos.stack import Stack
+from chaos.faults import flooder as floods
+from chaos.language.loader import load_experiment
+from chaos.faults.base import Fault, make_fault
+from chaos.judge.history import History, Window
+from chaos.judge.verdicts import check
+from chaos.faults.ledger import Ledger
+from chaos.run.runner import RunOptions, run
+from chaos.stack.compose import Stack
 from chaos.timeline import Timeline
-from conftest import ROOT, deadair, haproxy_status, icecast_stats, listen
+from conftest import ROOT, deadair, haproxy_status, icecast_stats
 
 STACK = str(ROOT / "compose" / "audio-room")
 
@@ -38,6 +39,7 @@ def fault(stack: Stack, name: str, target: str | None = None, duration: float | 
     """Apply a fault as the runner does (undo on the ledger first) and revert it through the ledger."""
     f = make_fault(stack, name, target, params, uuid.uuid4().hex[:6], duration)
     led = Ledger()
+    f.prepare()
     entry = led.intend(f.describe(), f.undo())
     f.apply()
     led.mark(entry, "applied")
@@ -448,7 +450,7 @@ def test_join_storm_through_the_runner_fills_the_edges_and_reports(stack: Stack,
 def test_connection_flood_fills_lb_and_stops_by_itself(stack: Stack, state_dir):
     """Not reverted early: the flood's own deadline ends it (as after a SIGKILL of the runner)."""
     f = make_fault(stack, "flood.connections", None, {"rate": "1000/s", "count": 1500, "mode": "idle"}, "selfstop", 3.0)
-    f.undo()
+    f.prepare()
     f.apply()
     try:
         during, deadline = 0, time.monotonic() + 2.8  # the most lb held at once before the flood's end
@@ -470,6 +472,7 @@ def test_connection_flood_fills_lb_and_stops_by_itself(stack: Stack, state_dir):
 def test_sweep_stops_a_flood_left_by_a_dead_run(stack: Stack, state_dir):
     f = make_fault(stack, "flood.connections", None, {"rate": "10/s", "count": 10}, "orphan", 60.0)
     led = Ledger()
+    f.prepare()
     led.intend(f.describe(), f.undo())
     led.release()  # its lock goes, as when the run's process dies
     f.apply()

@@ -19,10 +19,11 @@ from typing import Iterator
 import pytest
 import yaml
 
-from chaos.experiment import load_experiment
-from chaos.hypotheses import History, Window, check
-from chaos.runner import RunOptions, run
-from chaos.stack import Stack
+from chaos.language.loader import load_experiment
+from chaos.judge.history import History, Window
+from chaos.judge.verdicts import check
+from chaos.run.runner import RunOptions, run
+from chaos.stack.compose import Stack
 from chaos.timeline import Event, Timeline
 from conftest import ROOT
 from results import record
@@ -256,7 +257,7 @@ def test_a_cap_just_under_the_streams_rate_is_stutter_both_hear_alike(stack: Sta
     silence is 1 - C/R of the time, in many short gaps. Compared over the last
     8 s of the cap: the swarm's median listener and the reference hear the same share of silence
     within 5 %, and both the known answer within 10 % (a page's granularity over 8 s)."""
-    from chaos.toxiproxy import Toxic
+    from chaos.stack.toxiproxy import Toxic
 
     rate = stream_rate(stack)
     tox = stack.toxiproxy()

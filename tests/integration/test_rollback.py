@@ -21,13 +21,13 @@ from typing import Iterator
 import pytest
 import yaml
 
-from chaos.engine import list_containers
-from chaos import undo
-from chaos.faults import make_fault
-from chaos.ledger import Ledger
-from chaos.runner import RunOptions, run
-from chaos.stack import Stack, _free_port
-from chaos.toxiproxy import Toxic, Toxiproxy
+from chaos.stack.engine import list_containers
+from chaos.faults import undo
+from chaos.faults.base import make_fault
+from chaos.faults.ledger import Ledger
+from chaos.run.runner import RunOptions, run
+from chaos.stack.compose import Stack, _free_port
+from chaos.stack.toxiproxy import Toxic, Toxiproxy
 from conftest import ROOT, deadair
 
 pytestmark = pytest.mark.rollback
@@ -55,6 +55,7 @@ class Faults:
 
     def start(self, key: str, name: str, target: str | None, **params) -> None:
         f = make_fault(self.stack, name, target, params, token=f"{key}{uuid.uuid4().hex[:4]}", duration=30.0)
+        f.prepare()
         entry = self.ledger.intend(f.describe(), f.undo())
         f.extra["others"] = lambda: self.ledger.active_others(entry)
         f.apply()
@@ -378,13 +379,12 @@ def test_an_unexpected_error_rolls_back_everything_and_exits_3_with_journal_and_
     """Seen: rollback stopped at the first exception that was not a FaultError (an engine that
     stops answering, an OSError, a KeyError): older entries were not reverted and no journal or
     summary was written; and a bug exited 1, which means "a hypothesis failed"."""
-    from chaos import faults as faults_module
-
+    from chaos.faults import base as faults_module
     exp_file = write(tmp_path, quick([
         {"at": "0s", "fault": "mic.cut", "for": "20s"},
         {"at": "1s", "fault": "link.latency", "target": "relay-2", "with": {"latency": "30ms"}, "for": "20s"},
         {"at": "2s", "fault": "node.stop", "target": "hold-music", "for": "20s"}]))
-    from chaos.experiment import load_experiment
+    from chaos.language.loader import load_experiment
 
     def broken_apply(self):
         raise RuntimeError("simulated bug in a fault")

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from chaos.stack import Stack
+from chaos.stack.compose import Stack
 
 
 @pytest.fixture

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaos.engine import list_containers
-from chaos.experiment import load_experiment
+from chaos.stack.engine import list_containers
+from chaos.language.loader import load_experiment
+from chaos.language.plan import plan
 
-from chaos.stack import Stack
+from chaos.stack.compose import Stack
 from conftest import FLAGSHIP, ROOT, deadair
 
 pytestmark = pytest.mark.rollback
@@ -143,7 +144,7 @@ def test_repeating_step_with_random_targets_follows_the_plan(stack: Stack, tmp_p
     doc = quick([{"at": "0s", "fault": "link.latency", "target": {"one_of": ["relay-1", "relay-2"]},
                   "with": {"latency": "30ms"}, "for": "1s", "every": "2s", "times": 3}], seed=11)
     f = write(tmp_path, doc)
-    planned = [o.target for o in load_experiment(f).plan()]
+    planned = [o.target for o in plan(load_experiment(f))]
     proc = deadair("run", str(f), "--journal-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     events = [json.loads(line) for line in next(tmp_path.glob("runs/*/journal.jsonl")).read_text().splitlines()]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaos.engine import list_containers
-from chaos.stack import Stack
+from chaos.stack.engine import list_containers
+from chaos.stack.compose import Stack
 from conftest import FLAGSHIP, ROOT, deadair
 
 

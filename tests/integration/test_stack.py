@@ -5,9 +5,9 @@ import time
 
 import requests
 
-from chaos.room import RoomApi
-from chaos.stack import Stack
-from chaos.toxiproxy import Toxic
+from chaos.stack.room import RoomApi
+from chaos.stack.compose import Stack
+from chaos.stack.toxiproxy import Toxic
 from conftest import deadair, haproxy_status, icecast_stats, listen
 
 

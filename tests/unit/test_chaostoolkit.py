@@ -6,7 +6,7 @@ import pytest
 
 from chaos.cli import main
 from chaos.errors import ExperimentError
-from chaos.experiment import load_experiment
+from chaos.language.loader import load_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 CTK = ROOT / "experiments" / "chaostoolkit" / "room-api-slow-redis.json"

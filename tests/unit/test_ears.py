@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from chaos.ears import Analyzer, EarSettings, OpusDecoder
+from chaos.listen.ears import Analyzer, EarSettings, OpusDecoder
 from chaos.timeline import Timeline
 
 RATE = 48000

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from docker.errors import NotFound
 
-from chaos.engine import list_containers
+from chaos.stack.engine import list_containers
 
 
 class Containers:

@@ -5,7 +5,7 @@ import pytest
 
 from chaos.cli import main
 from chaos.errors import EnvironmentNotReady
-from chaos.toxiproxy import Toxiproxy
+from chaos.stack.toxiproxy import Toxiproxy
 
 FLAGSHIP = Path(__file__).resolve().parents[2] / "experiments" / "mic-cut-hold-music.yaml"
 

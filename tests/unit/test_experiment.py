@@ -5,7 +5,7 @@ import pytest
 
 from chaos.cli import main
 from chaos.errors import ExperimentError
-from chaos.experiment import load_experiment, parse_experiment, schema
+from chaos.language.loader import load_experiment, parse_experiment, schema
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = ROOT / "experiments" / "mic-cut-hold-music.yaml"

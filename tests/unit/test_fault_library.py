@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from chaos import floods
+from chaos.faults import flooder as floods
 from chaos.errors import ExperimentError
-from chaos.experiment import load_experiment
-from chaos.faults import FAULTS
-from chaos.floods import GuardError, guard, guard_url
+from chaos.language.loader import load_experiment
+from chaos.language.registry import FAULTS
+from chaos.stack.addresses import GuardError, guard, guard_url
 
 # The stack as Docker would describe it: nodes and their container addresses.
 NODES = {"room-api": "172.18.0.9", "lb": "172.18.0.8", "redis": None}

@@ -2,7 +2,10 @@ import math
 
 import pytest
 
-from chaos.hypotheses import Distribution, History, Window, check, parse_expectation, resolve_measure
+from chaos.judge.history import Distribution, History, Window
+from chaos.judge.verdicts import check
+from chaos.language.expectations import parse_expectation
+from chaos.judge.measures import resolve_measure
 from chaos.timeline import Event
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import ExperimentError
-from chaos.experiment import load_experiment, parse_var
-from chaos.plan import method_length
+from chaos.language.loader import load_experiment, parse_var
+from chaos.language.plan import method_length, plan
 
 BASE = """\
 title: t
@@ -84,17 +84,17 @@ def test_undefined_variables_and_runtime_links_outside_probes(tmp_path):
 
 def test_plan_expands_repeats_and_chooses_targets_by_seed(tmp_path):
     exp = load(tmp_path, BASE)
-    plan = exp.plan()
-    downs = [o for o in plan if o.step.fault == "link.down"]
+    occurrences = plan(exp)
+    downs = [o for o in occurrences if o.step.fault == "link.down"]
     assert [o.at for o in downs] == [1.0, 6.0, 11.0] and all(o.duration == 2.0 for o in downs)
     assert {o.target for o in downs} <= {"relay-1", "relay-2"}
-    assert [o.target for o in load(tmp_path, BASE).plan() if o.step.fault == "link.down"] == [o.target for o in downs]
-    seeds = {tuple(o.target for o in load(tmp_path, BASE, seed=str(s)).plan() if o.step.fault == "link.down")
+    assert [o.target for o in plan(load(tmp_path, BASE)) if o.step.fault == "link.down"] == [o.target for o in downs]
+    seeds = {tuple(o.target for o in plan(load(tmp_path, BASE, seed=str(s))) if o.step.fault == "link.down")
              for s in range(20)}
     assert len(seeds) > 1  # the seed decides
-    assert method_length(plan) == 13.0
+    assert method_length(occurrences) == 13.0
     until = load(tmp_path, BASE.replace("times: 3", "until: 12s"))
-    assert [o.at for o in until.plan() if o.step.fault == "link.down"] == [1.0, 6.0, 11.0]
+    assert [o.at for o in plan(until) if o.step.fault == "link.down"] == [1.0, 6.0, 11.0]
 
 
 def test_repeat_rules(tmp_path):

@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from chaos import ledger, undo
+from chaos.faults import ledger
+
+from chaos.faults import undo
 from chaos.errors import EnvironmentNotReady, FaultError
 
 
@@ -118,7 +120,7 @@ def test_two_rollbacks_of_one_ledger_revert_each_entry_once(state):
 
 def _dead_ledger(tmp_path, run_id: str, pid: int | None = None) -> None:
     """A separate process writes a ledger and dies without rolling back (as SIGKILL leaves it)."""
-    code = (f"from chaos import ledger; l = ledger.Ledger(run_id='{run_id}'); "
+    code = (f"from chaos.faults import ledger; l = ledger.Ledger(run_id='{run_id}'); "
             "l.mark(l.intend('left', {'action': 'test.undo', 'name': 'left'}), 'applied')")
     if pid is not None:
         code += f"; l.meta['pid'] = {pid}; l._write()"
@@ -145,7 +147,7 @@ def test_a_dead_run_whose_pid_was_reused_is_still_swept(state, tmp_path):
 
 
 def test_a_live_run_in_another_process_is_not_swept(state, tmp_path):
-    code = ("import time; from chaos import ledger; l = ledger.Ledger(run_id='busy'); "
+    code = ("import time; from chaos.faults import ledger; l = ledger.Ledger(run_id='busy'); "
             "l.intend('held', {'action': 'test.undo', 'name': 'held'}); print('ready', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "DEADAIR_STATE": str(tmp_path)})
@@ -172,7 +174,7 @@ def test_an_entry_whose_apply_is_still_running_is_left_for_later(state):
 
 
 def test_a_signal_is_never_swallowed_by_the_rollbacks_catch_all(state, monkeypatch):
-    from chaos.runner import Interrupted
+    from chaos.run.runner import Interrupted
 
     monkeypatch.setitem(undo.UNDO, "test.signal", (lambda r: (_ for _ in ()).throw(Interrupted(signal.SIGINT)),
                                                    lambda r: None))
@@ -183,7 +185,7 @@ def test_a_signal_is_never_swallowed_by_the_rollbacks_catch_all(state, monkeypat
 
 
 def test_rollback_failures_do_not_repeat_the_runs_own_error():
-    from chaos.runner import _without_repeats
+    from chaos.run.runner import _without_repeats
 
     err = "could not revert link.latency relay-1: Toxiproxy of p is paused and cannot answer"
     assert _without_repeats(["link.latency relay-1: Toxiproxy of p is paused and cannot answer"], err) == \

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from chaos import undo
-from chaos.faults import make_fault
-from chaos.ledger import Ledger
-from chaos.stack import Stack, StackDefinition, ensure_links
-from chaos.toxiproxy import Toxiproxy
+from chaos.faults import undo
+from chaos.faults.base import make_fault
+from chaos.faults.ledger import Ledger
+from chaos.stack.compose import Stack, ensure_links
+from chaos.stack.definition import StackDefinition
+from chaos.stack.toxiproxy import Toxiproxy
 from fake_toxiproxy import FakeToxiproxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +97,7 @@ class Run:
 
     def start(self, key: str, name: str) -> None:
         f = make_fault(self.stack, name, LINK, LINK_FAULTS[name], token=key, duration=10.0)
+        f.prepare()
         entry = self.ledger.intend(f.describe(), f.undo())
         f.extra["others"] = lambda: self.ledger.active_others(entry)
         f.apply()
@@ -266,7 +268,7 @@ def test_a_down_fault_whose_apply_never_landed_does_not_fail_the_others_verifica
 
 
 def test_faults_of_two_dead_runs_on_one_link_settle_in_one_sweep(fake):
-    from chaos.ledger import sweep
+    from chaos.faults.ledger import sweep
 
     first, second = Run(fake), Run(fake)
     first.start("a", "link.down")

@@ -3,7 +3,8 @@ does (issue 11, point 7): before, it waited for whatever proxy timeout came firs
 (HAProxy's 10 s), and a harness in the path decided the reconnect time."""
 import asyncio
 
-from chaos.listeners import ListenerSettings, PlayoutSettings, StreamAddress, Swarm
+from chaos.listen.listener import ListenerSettings, PlayoutSettings, StreamAddress
+from chaos.listen.swarm import Swarm
 from chaos.timeline import Timeline
 
 

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaos.errors import ExperimentError
-from chaos.experiment import parse_experiment
+from chaos.language.loader import parse_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = yaml.safe_load((ROOT / "experiments" / "mic-cut-hold-music.yaml").read_text())

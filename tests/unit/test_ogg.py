@@ -1,7 +1,7 @@
 import pytest
 
 import oggbuild
-from chaos.ogg import OggFormatError, OggTracker, opus_packet_samples, opus_title
+from chaos.listen.ogg import OggFormatError, OggTracker, opus_packet_samples, opus_title
 
 
 def test_media_time_from_granules_and_first_page_toc():

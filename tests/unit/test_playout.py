@@ -1,6 +1,6 @@
 import pytest
 
-from chaos.listeners import Playout
+from chaos.listen.listener import Playout
 
 
 def test_steady_arrivals_make_no_dead_air():
@@ -58,7 +58,8 @@ def test_prebuffer_delays_playback_and_rebuffers_after_dead_air():
 def _offsets(**kw):
     import random
 
-    from chaos.listeners import ListenerSettings, StreamAddress, Swarm
+    from chaos.listen.listener import ListenerSettings, StreamAddress
+    from chaos.listen.swarm import Swarm
     from chaos.timeline import Timeline
 
     s = ListenerSettings(count=5, stream=StreamAddress("127.0.0.1", 1, "/live"), **kw)
@@ -74,7 +75,7 @@ def test_arrivals():
 
 
 def test_stream_urls_stay_on_loopback():
-    from chaos.listeners import StreamAddress
+    from chaos.listen.listener import StreamAddress
 
     assert StreamAddress.from_url("http://127.0.0.1:8000/live").port == 8000
     for url in ("http://10.1.2.3:8000/live", "http://example.com:80/live", "ftp://127.0.0.1:1/x"):

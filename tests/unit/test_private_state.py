@@ -3,7 +3,7 @@ left a ledger in ~/.local/state/deadair that broke every later run of the machin
 import os
 from pathlib import Path
 
-from chaos.ledger import Ledger, state_dir
+from chaos.faults.ledger import Ledger, state_dir
 
 PRIVATE_STATE = Path(__file__).resolve().parents[2] / ".deadair" / "test-state"
 

@@ -1,7 +1,8 @@
 """Tolerances behave as the Chaos Toolkit's do; probes stay on loopback."""
 import pytest
 
-from chaos.probes import ProbeError, ProbeSpec, check_loopback_url, interpolate_links, jsonpath, run_probe, within_tolerance
+from chaos.listen.probes import ProbeError, check_loopback_url, interpolate_links, run_probe
+from chaos.language.probes import ProbeSpec, jsonpath, within_tolerance
 
 HTTP = {"status": 200, "headers": {}, "body": {"status": "ok", "items": [{"n": 1}, {"n": 2}]}}
 

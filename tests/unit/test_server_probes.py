@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from chaos.probes import ProbeError, ServerProbe, server_probes
-from chaos.stack import find_stack
+from chaos.listen.probes import ProbeError, ServerProbe, server_probes
+from chaos.stack.definition import find_stack
 
 ICECAST = b"""<icestats><clients>7</clients><source mount="/live"><listeners>5</listeners>
 <slow_listeners>2</slow_listeners></source><source mount="/hold"><listeners>1</listeners>

@@ -1,6 +1,6 @@
 import pytest
 
-from chaos.units import format_duration, parse_duration, parse_rate
+from chaos.language.units import format_duration, parse_duration, parse_rate
 
 
 @pytest.mark.parametrize("text,seconds", [("300ms", 0.3), ("2s", 2.0), ("1.5m", 90.0), ("1h", 3600.0), (" 8 s ", 8.0)])

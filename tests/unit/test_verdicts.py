@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-from chaos.hypotheses import History, Window, check
-from chaos.listeners import ListenerSettings, StreamAddress, Swarm
-from chaos.ogg import OggTracker
+from chaos.judge.history import History, Window
+from chaos.judge.verdicts import check
+from chaos.listen.listener import ListenerSettings, StreamAddress
+from chaos.listen.swarm import Swarm
+from chaos.listen.ogg import OggTracker
 from chaos.timeline import Event, Timeline
 from oggbuild import opus_head, opus_packet, opus_tags, page
 from stream_server import StreamServer
@@ -188,7 +190,7 @@ def test_a_starved_swarm_makes_close_verdicts_unknown_and_says_why():
 def test_the_readmes_measure_table_is_the_code_s_definitions():
     from pathlib import Path
 
-    from chaos.report import measure_table
+    from chaos.report.text import measure_table
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert measure_table() in readme, "regenerate it: deadair list --measures --markdown"
@@ -196,7 +198,7 @@ def test_the_readmes_measure_table_is_the_code_s_definitions():
 
 def _problems(tmp_path, text: str) -> list[str]:
     from chaos.errors import ExperimentError
-    from chaos.experiment import load_experiment
+    from chaos.language.loader import load_experiment
 
     f = tmp_path / "e.yaml"
     f.write_text(text)
@@ -315,7 +317,7 @@ def test_the_lag_behind_a_whole_span_counts_even_outside_the_window():
 
 
 def test_an_occurrence_of_a_repeating_step_with_no_data_fails_the_pooled_verdict():
-    from chaos.hypotheses import FaultSpan
+    from chaos.judge.history import FaultSpan
 
     evs = _steady(2) + [ev(3.0, "listener.disconnect", "L0", reason="reset"), ev(3.5, "listener.first_audio", "L0"),
                         ev(30.0, "run.end", "runner")]

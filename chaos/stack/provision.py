@@ -29,9 +29,10 @@ import docker
 import yaml
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 
-from . import engine
-from .errors import EnvironmentNotReady
-from .stack import compose_command, repo_root
+from chaos.stack import engine
+from chaos.errors import EnvironmentNotReady
+from chaos.stack.compose import compose_command
+from chaos.stack.definition import repo_root
 
 TOXIPROXY_VERSION = "2.12.0"
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"

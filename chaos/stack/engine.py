@@ -8,7 +8,7 @@ from typing import Any
 import docker
 from docker.errors import DockerException, NotFound
 
-from .errors import EnvironmentNotReady
+from chaos.errors import EnvironmentNotReady
 
 # Every Docker SDK request gets this timeout (seconds) unless a call passes its own;
 # stop/kill add their grace period on top of it inside the SDK.

@@ -33,21 +33,16 @@ Events (kind, fields):
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
-import random
-import socket
-import time
 from time import monotonic as _monotonic
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Protocol, Sequence
 from urllib.parse import urlsplit
 
-from .ogg import OggFormatError, OggTracker
-from .timeline import Timeline
+from chaos.language.model import DEFAULT_BACKOFF
+from chaos.stack.addresses import guard
+from chaos.listen.ogg import OggFormatError, OggTracker
+from chaos.timeline import Timeline
 
-# LiveKit's client reconnect schedule: 0, 0.3, 1.2, 2.7, 4.8 s, then 7 s, ten tries in all.
-DEFAULT_BACKOFF = (0.0, 0.3, 1.2, 2.7, 4.8, 7.0, 7.0, 7.0, 7.0, 7.0)
 MIN_SLIP = 0.001  # gaps shorter than this are clock noise, not silence
 HEALTH_EVERY = 1.0  # the swarm reports its own health this often
 LAG_TICK = 0.05  # ... measured by a timer that should fire this often
@@ -75,18 +70,13 @@ class StreamAddress:
 
     @classmethod
     def from_url(cls, url: str) -> "StreamAddress":
-        """Parse a stream URL; only loopback addresses are accepted (the stack's published links)."""
+        """Parse a stream URL; the stack-address policy allows only loopback (the stack's published
+        links); GuardError (a ValueError) otherwise."""
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname or not parts.port:
             raise ValueError(f"not an http://host:port/path stream URL: {url!r}")
         host = parts.hostname
-        if host != "localhost":
-            try:
-                ip = ipaddress.ip_address(host)
-            except ValueError:
-                raise ValueError(f"stream URL host {host!r} is not an IP address") from None
-            if not ip.is_loopback:
-                raise ValueError(f"stream URL {url!r} is not on loopback; listeners only go to the stack")
+        guard(host, who="stream URL host")
         return cls(host, parts.port, parts.path or "/")
 
 
@@ -176,12 +166,21 @@ class Playout:
         return self.dry_at() - now if self.started else 0.0
 
 
+class SwarmLike(Protocol):
+    """What a listener needs of the swarm that runs it (chaos.listen.swarm.Swarm)."""
+
+    timeline: Timeline
+    settings: ListenerSettings
+
+    def schedule_retry(self, listener: Listener) -> None: ...
+
+
 class Listener(asyncio.Protocol):
     """One simulated listener. Reused across its reconnections."""
 
     is_ear = False  # golden ears (chaos.ears) decode what they hear
 
-    def __init__(self, lid: str, swarm: "Swarm"):
+    def __init__(self, lid: str, swarm: SwarmLike):
         self.lid = lid
         self.swarm = swarm
         self.timeline = swarm.timeline
@@ -350,204 +349,3 @@ class Listener(asyncio.Protocol):
         if self.transport is not None:
             self.closing_reason = "closed"
             self.transport.abort()
-
-
-class Swarm:
-    """Many listeners on one event loop, with one watchdog for all of them."""
-
-    def __init__(self, settings: ListenerSettings, timeline: Timeline, rng: random.Random | None = None,
-                 prefix: str = "L", ear_settings=None):
-        self.settings = settings
-        self.timeline = timeline
-        self.rng = rng or random.Random(0)
-        width = max(4, len(str(settings.count)))
-        ears = min(settings.ears, settings.count)
-        self.listeners: list[Listener] = []
-        if ears:
-            from .ears import GoldenEar
-
-            self.listeners += [GoldenEar(f"E{i:0{width}d}", self, ear_settings) for i in range(ears)]
-        self.listeners += [Listener(f"{prefix}{i:0{width}d}", self) for i in range(ears, settings.count)]
-        self._tasks: set[asyncio.Task] = set()
-        self._watchdog: asyncio.Task | None = None
-        self._monitor: asyncio.Task | None = None
-        self._flush_health: "Callable[[], None] | None" = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.lag_max = 0.0  # the largest event-loop lag seen in the whole run
-
-    def arrival_offsets(self) -> list[float]:
-        """When each listener joins, from the start: all at once, a ramp, or a seeded Poisson process."""
-        s, n = self.settings, len(self.listeners)
-        if s.arrival == "ramp" and n > 1:
-            return [i * s.arrival_over / (n - 1) for i in range(n)]
-        if s.arrival == "poisson" and s.arrival_rate > 0:
-            t, out = 0.0, []
-            for _ in range(n):
-                out.append(t)
-                t += self.rng.expovariate(s.arrival_rate)
-            return out
-        return [0.0] * n
-
-    async def start(self) -> None:
-        """Listeners join according to the arrival pattern (this returns at once)."""
-        self._loop = asyncio.get_running_loop()
-        for listener, offset in zip(self.listeners, self.arrival_offsets()):
-            if offset <= 0:
-                self._spawn(self._connect(listener))
-            else:
-                self._loop.call_later(offset, lambda lst=listener: self._spawn(self._connect(lst)))
-        self._watchdog = asyncio.create_task(self._watch())
-        self._monitor = asyncio.create_task(self._health())
-
-    async def _health(self) -> None:
-        """The swarm watches itself: a timer that should fire every LAG_TICK; how late it fires is
-        the event loop's lag, and every listener timestamp is late by up to as much. Once a
-        second: the worst lag since the last report, and the process's CPU (of one core)."""
-        loop = asyncio.get_running_loop()
-        clock = self.timeline.clock
-        state = {"worst": 0.0, "since": loop.time(), "cpu0": time.process_time()}
-
-        def report() -> None:
-            now, cpu = loop.time(), time.process_time()
-            if now <= state["since"]:
-                return
-            self.lag_max = max(self.lag_max, state["worst"])
-            self.timeline.record("swarm.health", "swarm", clock.now(), lag_max=round(state["worst"], 6),
-                                 cpu=round((cpu - state["cpu0"]) / (now - state["since"]), 4),
-                                 listeners=len(self.listeners), since=round(clock.now() - (now - state["since"]), 6))
-            state.update(worst=0.0, since=now, cpu0=cpu)
-
-        self._flush_health = report
-        while True:
-            due = loop.time() + LAG_TICK
-            await asyncio.sleep(LAG_TICK)
-            state["worst"] = max(state["worst"], loop.time() - due)
-            if loop.time() - state["since"] >= HEALTH_EVERY:
-                report()
-
-    def _spawn(self, coro) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _join(self, listener: Listener) -> bool:
-        """Ask room-api for a stream URL. False (and a retry scheduled) when it fails."""
-        s = self.settings
-        assert s.join_api is not None and s.room is not None
-        t0 = time.monotonic()
-        self.timeline.record("listener.join", listener.lid, attempt=listener.attempt,
-                             **({"ear": True} if listener.is_ear else {}))
-        status, reason, answer = 0, "", {}
-        try:
-            status, answer = await asyncio.wait_for(
-                post_json(s.join_api[0], s.join_api[1], f"/rooms/{s.room}/join", {"user": listener.lid}),
-                timeout=s.join_timeout)
-            if status == 200:
-                listener.stream = StreamAddress.from_url(str(answer.get("stream_url")))
-                listener.listener_id = answer.get("listener_id")
-                self.timeline.record("listener.joined", listener.lid, status=status,
-                                     latency=round(time.monotonic() - t0, 6))
-                return True
-            reason = str(answer.get("error", ""))[:200]
-        except asyncio.TimeoutError:
-            reason = "timeout"
-        except ValueError as exc:
-            reason = str(exc)
-        except OSError as exc:
-            reason = type(exc).__name__
-        self.timeline.record("listener.join_failed", listener.lid, status=status, reason=reason,
-                             latency=round(time.monotonic() - t0, 6))
-        self.schedule_retry(listener)
-        return False
-
-    async def _connect(self, listener: Listener) -> None:
-        if listener.stopped:
-            return
-        s = self.settings
-        if listener.stream is None:
-            if not await self._join(listener):
-                return
-        elif s.join_api is None and listener.attempt == 0 and not listener.playout.started:
-            self.timeline.record("listener.join", listener.lid, attempt=0, **({"ear": True} if listener.is_ear else {}))
-        self.timeline.record("listener.connect", listener.lid, attempt=listener.attempt)
-        stream = listener.stream
-        assert self._loop is not None and stream is not None
-        try:
-            await asyncio.wait_for(
-                self._loop.create_connection(lambda: listener, stream.host, stream.port),
-                timeout=s.playout.connect_timeout)
-        except asyncio.TimeoutError:
-            listener._disconnected("connect_timeout")
-        except ConnectionRefusedError:
-            listener._disconnected("refused")
-        except (OSError, socket.gaierror) as exc:
-            listener._disconnected(type(exc).__name__)
-
-    def schedule_retry(self, listener: Listener) -> None:
-        schedule = self.settings.backoff
-        if listener.attempt >= len(schedule):
-            listener.gave_up = True
-            self.timeline.record("listener.gave_up", listener.lid, attempts=listener.attempt)
-            return
-        delay = schedule[listener.attempt]
-        listener.attempt += 1
-        self.timeline.record("listener.reconnect", listener.lid, attempt=listener.attempt, delay=delay)
-        assert self._loop is not None
-        self._loop.call_later(delay, lambda: self._spawn(self._connect(listener)))
-
-    async def _watch(self) -> None:
-        clock = self.timeline.clock
-        while True:
-            await asyncio.sleep(0.25)
-            now = clock.now()
-            for listener in self.listeners:
-                listener.check(now)
-
-    def hearing(self) -> int:
-        """Listeners whose buffer holds audio right now."""
-        now = self.timeline.clock.now()
-        return sum(1 for lst in self.listeners if lst.playout.started and lst.playout.dry_at() > now)
-
-    async def wait_all_hearing(self, timeout: float) -> int:
-        """Wait until every listener hears audio (or the timeout); returns how many do."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            n = self.hearing()
-            if n == len(self.listeners) or loop.time() >= deadline:
-                return n
-            await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        now = self.timeline.clock.now()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        if self._monitor is not None:
-            self._monitor.cancel()
-            if self._flush_health is not None:
-                self._flush_health()  # the last, partial interval: the end of a run has a lag too
-        for listener in self.listeners:
-            listener.close(now)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.sleep(0)
-
-
-async def post_json(host: str, port: int, path: str, body: dict) -> tuple[int, dict]:
-    """A one-shot HTTP/1.1 POST with a JSON body; returns (status, parsed JSON or {})."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        payload = json.dumps(body).encode()
-        writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
-        raw = await reader.read(-1)
-    finally:
-        writer.close()
-    head, _, content = raw.partition(b"\r\n\r\n")
-    parts = head.split(b"\r\n", 1)[0].split()
-    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-    try:
-        answer = json.loads(content) if content else {}
-    except ValueError:
-        answer = {}
-    return status, answer if isinstance(answer, dict) else {}

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from .errors import EnvironmentNotReady
+from chaos.errors import EnvironmentNotReady
 
 DEFAULT_TIMEOUT = 5.0
 

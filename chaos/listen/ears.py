@@ -26,11 +26,13 @@ import ctypes
 import ctypes.util
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .errors import EnvironmentNotReady
-from .listeners import Listener
+from chaos.errors import EnvironmentNotReady
+from chaos.listen.listener import Listener
+from chaos.stack.definition import labels_of
 
 RATE = 48000
 MAX_FRAME = 5760  # 120 ms at 48 kHz, Opus's longest packet
@@ -45,6 +47,21 @@ class EarSettings:
     silence_dbfs: float = -50.0
     beep_threshold: float = 0.12  # amplitude (full scale 1.0); the beep is 0.5, speech under it ducked
     pilot_threshold: float = 0.012  # the pilots are 0.0316 (-30 dBFS)
+
+    @classmethod
+    def from_services(cls, services: dict[str, dict[str, Any]]) -> EarSettings:
+        """What golden ears listen for, from the sources' `deadair.audio.*` labels (defaults otherwise)."""
+        values: dict[str, Any] = {}
+        for spec in services.values():
+            labels = labels_of(spec)
+            title = labels.get("deadair.audio.title")
+            if title in ("live", "hold") and "deadair.audio.pilot_hz" in labels:
+                values[f"{title}_pilot"] = float(labels["deadair.audio.pilot_hz"])
+            if "deadair.audio.beep_hz" in labels:
+                values["beep_freqs"] = tuple(float(f) for f in labels["deadair.audio.beep_hz"].split(","))
+            if "deadair.audio.beep_every" in labels:
+                values["beep_every"] = int(labels["deadair.audio.beep_every"])
+        return cls(**values)
 
 
 class _Opus:

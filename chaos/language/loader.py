@@ -6,7 +6,7 @@ Loading is a series of passes, each reporting `file:line:column: what is wrong, 
      YAML) is recognised here and translated (chaos.chaostoolkit), keeping positions;
   2. variables: `--var` overrides, then `${name}` replaced by values declared under `vars`
      (`${links.NAME}`, a link's host URL, stays for run time);
-  3. the JSON Schema shipped in chaos/schema/ (the one editors can use), all errors at once;
+  3. the JSON Schema shipped in chaos/language/schema/ (the one editors can use), all errors at once;
   4. meaning: durations, expectations, measure and fault names and parameters, probes and
      tolerances, repeats, and targets against the stack's compose file, so that a bad target
      is refused before anything starts.
@@ -17,7 +17,6 @@ import copy
 import difflib
 import json
 import re
-from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -26,219 +25,22 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .errors import EnvironmentNotReady, ExperimentError, Problem
-from .faults import FAULTS
-from .hypotheses import MEASURES, parse_expectation, resolve_measure
-from .listeners import DEFAULT_BACKOFF
-from .probes import DEFAULT_TIMEOUT, ProbeSpec, link_names, tolerance_problems
-from .stack import StackDefinition, find_stack
-from .units import parse_duration, parse_rate
-
-Path_ = tuple[Any, ...]
-PHASES = ("before", "during", "after")
+from chaos.errors import EnvironmentNotReady, ExperimentError, Problem
+from chaos.language import chaostoolkit
+from chaos.language.expectations import parse_expectation
+from chaos.language.model import DEFAULT_BACKOFF, PHASES, Check, Experiment, ListenersSpec, Step, Windows
+from chaos.language.positions import Path_, Positions, load_yaml
+from chaos.language.probes import DEFAULT_TIMEOUT, ProbeSpec, link_names, tolerance_problems
+from chaos.language.registry import FAULTS, MEASURES, resolve_measure
+from chaos.language.units import parse_duration, parse_rate
+from chaos.stack.definition import StackDefinition, find_stack
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    """The experiment JSON Schema (chaos/schema/experiment.schema.json)."""
-    return json.loads(resources.files("chaos").joinpath("schema/experiment.schema.json").read_text())
-
-
-# ---------------------------------------------------------------------------------------------
-# model
-
-
-@dataclass(frozen=True)
-class Check:
-    """A steady-state check: an expectation on a measure, or a probe with a tolerance."""
-
-    measure: str | None = None
-    expect: str | None = None
-    probe: ProbeSpec | None = None
-    tolerance: Any = None
-    every: float | None = 2.0  # probes: sampling interval during the method; None: once, at its end
-    when: tuple[str, ...] = PHASES
-    line: int = 0
-    column: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.measure if self.measure else f"probe {self.probe.name}"  # type: ignore[union-attr]
-
-    @property
-    def bound(self) -> str:
-        return self.expect if self.measure else f"tolerance {json.dumps(self.tolerance)}"
-
-
-@dataclass(frozen=True)
-class Step:
-    index: int
-    at: float
-    kind: str  # fault, probe or action
-    fault: str | None = None
-    probe: ProbeSpec | None = None  # for probe and action steps
-    duration: float | None = None  # `for`; None: a fault is reverted right after it acts
-    every: float | None = None
-    times: int | None = None
-    until: float | None = None
-    target: str | None = None
-    one_of: tuple[str, ...] | None = None
-    params: dict[str, Any] = field(default_factory=dict)  # converted for the fault
-    raw_params: dict[str, Any] = field(default_factory=dict)  # as written
-    expect: tuple[Check, ...] = ()
-    line: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.fault or (self.probe.name if self.probe else "")
-
-    @property
-    def end(self) -> float:
-        return self.at + (self.duration or 0.0)
-
-
-@dataclass(frozen=True)
-class ListenersSpec:
-    count: int = 20
-    join: str = "room-api"  # join through room-api, then stream the URL it returns; or "direct"
-    via: str = "entry-api"  # the link joins go through (room-api) or streams come from (direct)
-    path: str = "/live"  # direct only
-    backoff: tuple[float, ...] = DEFAULT_BACKOFF
-    read_timeout: float = 10.0
-    response_timeout: float = 8.0  # request sent -> response head (ExoPlayer's default read timeout)
-    min_stall: float = 0.02
-    prebuffer: float = 0.0
-    ears: int = 0  # golden ears among the listeners (they decode what they hear)
-    arrival: str = "all"  # all, ramp or poisson
-    arrival_over: float = 0.0  # ramp: seconds over which the joins spread
-    arrival_rate: float = 0.0  # poisson: joins per second
-
-    @property
-    def arrival_span(self) -> float:
-        """Roughly how long the joins take (the warm-up waits this long on top)."""
-        if self.arrival == "ramp":
-            return self.arrival_over
-        if self.arrival == "poisson" and self.arrival_rate:
-            return self.count / self.arrival_rate * 1.5
-        return 0.0
-
-
-@dataclass(frozen=True)
-class Windows:
-    warmup: float = 30.0  # longest wait for every listener to hear audio before the gate
-    gate: float = 5.0  # steady state is observed this long before any fault
-    grace: float = 0.0  # the "during" check starts this long after the method starts
-    recovery: float = 5.0  # steady state must hold this long after the method ends
-
-
-@dataclass(frozen=True)
-class Experiment:
-    path: Path
-    title: str
-    description: str = ""
-    tags: tuple[str, ...] = ()
-    seed: int = 0
-    stack: str = "audio-room"
-    listeners: ListenersSpec = field(default_factory=ListenersSpec)
-    windows: Windows = field(default_factory=Windows)
-    steady_state: tuple[Check, ...] = ()
-    abort_when: tuple[Check, ...] = ()
-    method: tuple[Step, ...] = ()
-    rollbacks: tuple[ProbeSpec, ...] = ()
-    variables: dict[str, Any] = field(default_factory=dict)
-    source: str = "deadair"  # or "chaostoolkit" (translated on load)
-
-    def plan(self):
-        from .plan import plan
-
-        return plan(self)
-
-
-# ---------------------------------------------------------------------------------------------
-# pass 1: YAML with positions
-
-
-class Positions:
-    """Line and column (1-based) of every value and every mapping key, by path."""
-
-    def __init__(self) -> None:
-        self.values: dict[Path_, tuple[int, int]] = {}
-        self.keys: dict[Path_, tuple[int, int]] = {}
-        self.overridden: dict[Path_, str] = {}  # path -> "--var KEY=VALUE" that set it
-
-    def origin(self, path: Path_, file: str) -> tuple[str, int, int] | None:
-        """(label, 0, 0) when a --var override set this path or one of its parents."""
-        for i in range(len(path), 0, -1):
-            if path[:i] in self.overridden:
-                return self.overridden[path[:i]], 0, 0
-        return None
-
-    def problem(self, file: str, path: Path_, message: str, key: bool = False) -> Problem:
-        where = self.origin(tuple(path), file)
-        if where:
-            return Problem(where[0], 0, 0, message)
-        return Problem(file, *self.of(path, key=key), message)
-
-    def of(self, path: Path_, key: bool = False) -> tuple[int, int]:
-        table = self.keys if key else self.values
-        p = tuple(path)
-        while p:
-            if p in table:
-                return table[p]
-            if p in self.values:
-                return self.values[p]
-            p = p[:-1]
-        return self.values.get((), (1, 1))
-
-
-def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
-    """Parse YAML (or JSON), keeping the position of every node; duplicate keys are problems."""
-    pos = Positions()
-    problems: list[Problem] = []
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problems.append(Problem(file, line, col, f"YAML syntax: {exc.problem or exc}"))
-        return None, pos, problems
-    except yaml.YAMLError as exc:
-        problems.append(Problem(file, 1, 1, f"YAML: {exc}"))
-        return None, pos, problems
-    if root is None:
-        problems.append(Problem(file, 1, 1, "the file is empty; expected an experiment (a mapping with title and method)"))
-        return None, pos, problems
-    scalar_loader = yaml.SafeLoader("")
-
-    def build(node: yaml.Node, path: Path_) -> Any:
-        pos.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for knode, vnode in node.value:
-                key = build(knode, path + ("<key>",))
-                if not isinstance(key, (str, int, float)) or isinstance(key, bool):
-                    key = str(key)
-                if key in out:
-                    line, col = knode.start_mark.line + 1, knode.start_mark.column + 1
-                    problems.append(Problem(file, line, col, f"duplicate key {key!r}"))
-                pos.keys[path + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
-                out[key] = build(vnode, path + (key,))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [build(child, path + (i,)) for i, child in enumerate(node.value)]
-        try:
-            return scalar_loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, OverflowError) as exc:
-            problems.append(Problem(file, *pos.values[path], f"bad value: {exc}"))
-            return None
-
-    try:
-        data = build(root, ())
-    except RecursionError:
-        problems.append(Problem(file, 1, 1, "the document is nested too deeply"))
-        return None, pos, problems
-    return data, pos, problems
+    """The experiment JSON Schema (chaos/language/schema/experiment.schema.json)."""
+    return json.loads(resources.files("chaos.language").joinpath("schema/experiment.schema.json").read_text())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,8 +341,6 @@ def parse_experiment(text: str, path: Path, check_stack: bool = True,
     if not isinstance(data, dict):
         raise ExperimentError([Problem(file, 1, 1, "expected an experiment: a mapping with title and method")])
     source = "deadair"
-    from . import chaostoolkit
-
     if chaostoolkit.looks_like(data):
         data, pos, problems = chaostoolkit.translate(data, pos, file)
         source = "chaostoolkit"

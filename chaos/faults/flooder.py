@@ -1,12 +1,10 @@
-"""Floods: bounded load that only ever goes to the stack (a join storm, an HTTP flood, a
-connection flood), and the guard that makes sure of it.
+"""The flood process: bounded load that only ever goes to the stack (a join storm, an HTTP
+flood, a connection flood).
 
-The guard decides before anything is sent: a flood may aim at loopback, at `localhost`, or at
-a node of the stack's compose project (by service name or by its container's current address).
-Any other address (another private address, a public one) or hostname is refused; hostnames are
-never resolved through DNS, so a refused name costs not even a DNS query.
+Where a flood may aim is the stack-address policy (chaos.stack.addresses): loopback, or a node
+of the stack's compose project; it is decided before anything is sent.
 
-A flood runs in its own process (`python -m chaos.floods SPEC`), so that its CPU does not
+A flood runs in its own process (`python -m chaos.faults.flooder SPEC`), so that its CPU does not
 distort the listeners' measurements in the runner's process, and it stops by itself at its
 deadline and after its count, whatever happens to the runner. The process checks the guard
 again on the address it is given, and on every stream URL room-api hands back.
@@ -14,7 +12,6 @@ again on the address it is given, and on every stream URL room-api hands back.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import os
 import signal
@@ -23,85 +20,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
-from urllib.parse import urlsplit
+from typing import Any
 
-from .errors import TargetError
+from chaos.stack.addresses import GuardError, guard, guard_url
 
-MARKER = "chaos.floods"  # in a flood process's command line: stop_process kills only floods
+MARKER = "chaos.faults.flooder"  # in a flood process's command line: stop_process kills only floods
 MAX_RATE = 5000.0  # per second
 MAX_COUNT = 20000
 MAX_DURATION = 600.0  # seconds
-
-
-class GuardError(TargetError):
-    """A flood aimed outside the stack."""
-
-
-# -- the guard -------------------------------------------------------------------------------------
-
-
-def guard(host: str, nodes: Mapping[str, str | None], stack_ips: Iterable[str] = (),
-          require_running: bool = True) -> str:
-    """The IP address a flood may send to for `host`, or GuardError saying why not.
-
-    nodes: the stack's node names -> their container's current address (None when not running).
-    stack_ips: every current address of the project's containers.
-    require_running=False: a node name is accepted without an address (checks before the stack
-    is up); the result is then "" for it.
-    """
-    name = host.strip().strip("[]").lower()
-    allowed = {ip for ip in stack_ips if ip} | {ip for ip in nodes.values() if ip}
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        ip = None
-    if ip is not None:
-        if ip.is_loopback or str(ip) in allowed:
-            return str(ip)
-        kind = ("a link-local address" if ip.is_link_local else "a multicast address" if ip.is_multicast
-                else "a private address" if ip.is_private else "a public address")
-        raise GuardError(f"flood target {host} is {kind} outside the stack; floods go only to loopback "
-                         f"(127.0.0.0/8) or to the stack's own containers")
-    if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
-        return "127.0.0.1"
-    if name in nodes:
-        if not nodes[name] and not require_running:
-            return ""
-        if not nodes[name]:
-            raise GuardError(f"flood target {host} is a node of the stack with no running container")
-        return str(nodes[name])
-    raise GuardError(f"flood target {host!r} is not part of the stack (a flood aims at loopback, localhost, "
-                     f"or a node: {', '.join(sorted(nodes)) or 'none'}); names are never looked up in DNS")
-
-
-def guard_url(url: str, nodes: Mapping[str, str | None], stack_ips: Iterable[str] = (),
-              require_running: bool = True) -> tuple[str, int, str]:
-    """(ip, port, path) of an http:// URL that the guard allows."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise GuardError(f"flood target {url!r} is not an http:// URL")
-    try:
-        parts.port
-    except ValueError:
-        raise GuardError(f"flood target {url!r} has a bad port") from None
-    ip = guard(parts.hostname, nodes, stack_ips, require_running)
-    path = parts.path or "/"
-    return ip, parts.port or 80, path + (f"?{parts.query}" if parts.query else "")
-
-
-def stack_addresses(containers: Iterable[Any]) -> dict[str, str | None]:
-    """Node name -> the first address of its container, from Docker's view of the project."""
-    from .stack import networks_of  # here: a flood process should not load the Docker SDK
-
-    out: dict[str, str | None] = {}
-    for c in containers:
-        service = c.labels.get("com.docker.compose.service")
-        nets = networks_of(c).values()
-        ips = [n.get("IPAddress") for n in nets if n.get("IPAddress")]
-        if service:
-            out[service] = ips[0] if ips and c.status == "running" else out.get(service)
-    return out
 
 
 # -- the spec a flood process runs -------------------------------------------------------------------

@@ -27,7 +27,8 @@ import re
 import shlex
 from typing import Any
 
-from .errors import Problem
+from chaos.errors import Problem
+from chaos.language.positions import Positions
 
 TOXIC_ACTIONS = "chaostoxi.toxic.actions"
 PROXY_ACTIONS = "chaostoxi.proxy.actions"
@@ -56,9 +57,7 @@ def looks_like(data: Any) -> bool:
 
 
 class _Translator:
-    def __init__(self, ctk: dict, pos, file: str):
-        from .experiment import Positions
-
+    def __init__(self, ctk: dict, pos: Positions, file: str):
         self.ctk, self.src, self.file = ctk, pos, file
         self.pos = Positions()
         self.problems: list[Problem] = []

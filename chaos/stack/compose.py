@@ -1,13 +1,8 @@
-"""The stack under test: a Docker Compose project whose nodes and links come from labels.
+"""The stack under test, running: a Docker Compose project and its Toxiproxy links.
 
-Nodes are compose services. Links are Toxiproxy proxies declared on the service that
-carries the `deadair.toxiproxy` label, one label per link:
-
-    deadair.link.mic: "0.0.0.0:8001 -> origin:8000"
-
-so a user's own compose file can be described the same way, without Python constants.
 Compose (v2 `docker compose` or v1 `docker-compose`) starts and stops the project; the
-Docker SDK inspects it and acts on single containers.
+Docker SDK inspects it and acts on single containers. What the compose file declares is
+chaos.stack.definition.
 """
 from __future__ import annotations
 
@@ -19,166 +14,21 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
-import yaml
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 from docker.errors import DockerException, ImageNotFound, NotFound
 
-from . import engine
-from .errors import EnvironmentNotReady
-from .toxiproxy import Toxiproxy, ToxiproxyError
-
-COMPOSE_FILE_NAMES = ("docker-compose.yml", "compose.yaml", "compose.yml", "docker-compose.yaml")
-_LINK_LABEL = re.compile(r"^deadair\.link\.([a-z0-9][a-z0-9_.-]*)$")
-_LINK_SPEC = re.compile(r"^\s*(\S+:\d+)\s*->\s*(\S+:\d+)\s*$")
-
-
-class StackError(EnvironmentNotReady):
-    """The stack could not be started, reached or inspected."""
-
-
-@dataclass(frozen=True)
-class Link:
-    """A Toxiproxy proxy between two services (or between the host and a service)."""
-
-    name: str
-    listen: str  # host:port inside the stack's network
-    upstream: str  # service:port
-
-    @property
-    def listen_port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
-
-    @property
-    def upstream_node(self) -> str:
-        return self.upstream.rsplit(":", 1)[0]
-
-
-@dataclass(frozen=True)
-class StackDefinition:
-    """What a compose file declares: nodes, links, the Toxiproxy service and images."""
-
-    name: str
-    compose_file: Path
-    services: dict[str, dict[str, Any]]
-    toxiproxy_service: str
-    toxiproxy_api_port: int
-    links: dict[str, Link]
-
-    @property
-    def nodes(self) -> list[str]:
-        """Fault targets: every service but Toxiproxy, which is the instrument itself."""
-        return [s for s in self.services if s != self.toxiproxy_service]
-
-    def ear_settings(self):
-        """What golden ears listen for, from the sources' `deadair.audio.*` labels (defaults otherwise)."""
-        from .ears import EarSettings
-
-        values: dict = {}
-        for spec in self.services.values():
-            labels = _labels(spec)
-            title = labels.get("deadair.audio.title")
-            if title in ("live", "hold") and "deadair.audio.pilot_hz" in labels:
-                values[f"{title}_pilot"] = float(labels["deadair.audio.pilot_hz"])
-            if "deadair.audio.beep_hz" in labels:
-                values["beep_freqs"] = tuple(float(f) for f in labels["deadair.audio.beep_hz"].split(","))
-            if "deadair.audio.beep_every" in labels:
-                values["beep_every"] = int(labels["deadair.audio.beep_every"])
-        return EarSettings(**values)
-
-    @property
-    def images(self) -> list[str]:
-        return sorted({str(s["image"]) for s in self.services.values() if s.get("image")})
-
-    @classmethod
-    def load(cls, compose_file: Path, name: str | None = None) -> "StackDefinition":
-        try:
-            doc = yaml.safe_load(compose_file.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise StackError(f"cannot read the stack's compose file {compose_file}: {exc}") from exc
-        services = (doc or {}).get("services") or {}
-        if not isinstance(services, dict) or not services:
-            raise StackError(f"{compose_file}: no services")
-        tox_service, api_port, links = None, 8474, {}
-        for svc, spec in services.items():
-            labels = _labels(spec)
-            if "deadair.toxiproxy" in labels:
-                tox_service = svc
-                api_port = int(labels["deadair.toxiproxy"] or 8474)
-                try:
-                    links = links_from_labels(labels)
-                except ValueError as exc:
-                    raise StackError(f"{compose_file}: {exc}") from None
-        if tox_service is None:
-            raise StackError(f"{compose_file}: no service carries the label deadair.toxiproxy")
-        for link in links.values():
-            if link.upstream_node not in services:
-                raise StackError(f"{compose_file}: link {link.name} goes to {link.upstream_node}, not a service")
-        return cls(name or compose_file.parent.name, compose_file, services, tox_service, api_port, links)
-
-
-def links_from_labels(labels: dict[str, str]) -> dict[str, Link]:
-    """The links a Toxiproxy service declares (`deadair.link.NAME: "LISTEN -> UPSTREAM"`).
-
-    Read from the compose file before a start, and from the running container's own labels when
-    Toxiproxy must be restarted and its links recreated without the compose file."""
-    links = {}
-    for key, value in labels.items():
-        m = _LINK_LABEL.match(key)
-        if not m:
-            continue
-        spec_m = _LINK_SPEC.match(str(value))
-        if not spec_m:
-            raise ValueError(f"label {key}={value!r} is not 'LISTEN_HOST:PORT -> SERVICE:PORT'")
-        links[m.group(1)] = Link(m.group(1), spec_m.group(1), spec_m.group(2))
-    return links
-
-
-def port_env(service: str, container_port: int) -> str:
-    """The variable a compose file may use to publish a port on a host port deadair picks once:
-    `"127.0.0.1:${DEADAIR_PORT_TOXIPROXY_8474:-}:8474"`. Ephemeral ports change whenever a
-    container restarts; a pinned one keeps every host address valid across restarts."""
-    return f"DEADAIR_PORT_{re.sub('[^A-Z0-9]', '_', service.upper())}_{container_port}"
-
-
-def _labels(spec: dict[str, Any]) -> dict[str, str]:
-    labels = spec.get("labels") or {}
-    if isinstance(labels, list):  # ["a=b", ...]
-        return dict(str(item).split("=", 1) if "=" in str(item) else (str(item), "") for item in labels)
-    return {str(k): "" if v is None else str(v) for k, v in labels.items()}
-
-
-def _link_env(name: str) -> str:
-    return f"DEADAIR_LINK_{re.sub('[^A-Z0-9]', '_', name.upper())}_URL"
-
-
-def repo_root() -> Path:
-    """The checkout this package runs from (holds compose/ and experiments/)."""
-    return Path(__file__).resolve().parent.parent
-
-
-def find_stack(name_or_path: str, near: Path | None = None) -> StackDefinition:
-    """Resolve `audio-room` (a folder under some compose/) or a path to a compose file or folder."""
-    candidates: list[Path] = []
-    given = Path(name_or_path)
-    if given.is_absolute() or os.sep in name_or_path or name_or_path.endswith((".yml", ".yaml")):
-        base = given if given.is_absolute() else ((near or Path.cwd()) / given)
-        candidates.append(base)
-    else:
-        starts = [p for p in (near, Path.cwd(), repo_root()) if p is not None]
-        for start in starts:
-            for parent in [start.resolve(), *start.resolve().parents]:
-                candidates.append(parent / "compose" / name_or_path)
-    for cand in candidates:
-        if cand.is_file():
-            return StackDefinition.load(cand, name_or_path if not cand.suffix else cand.parent.name)
-        for fname in COMPOSE_FILE_NAMES:
-            if (cand / fname).is_file():
-                return StackDefinition.load(cand / fname, cand.name)
-    raise StackError(f"no stack named {name_or_path!r}: looked for compose/{name_or_path}/docker-compose.yml "
-                     f"from {near or Path.cwd()} upwards and in {repo_root()}")
-
+from chaos.stack import engine
+from chaos.errors import EnvironmentNotReady
+from chaos.stack.definition import (
+    Link,
+    StackDefinition,
+    StackError,
+    link_env,
+    port_env,
+)
+from chaos.stack.toxiproxy import Toxiproxy, ToxiproxyError
 
 def ensure_links(tox: Toxiproxy, links: "Iterable[Link]") -> None:
     """Create missing links; leave existing ones alone (their connections and state).
@@ -373,7 +223,7 @@ class Stack:
                 host, port = self.link_address(link.name)
             except StackError:
                 continue
-            out[_link_env(link.name)] = f"http://{host}:{port}"
+            out[link_env(link.name)] = f"http://{host}:{port}"
         return out
 
     def status(self) -> StackStatus:
@@ -401,7 +251,7 @@ class Stack:
             links.append(LinkStatus(link.name, link.listen, link.upstream, p is not None,
                                     bool(p and p.enabled),
                                     [f"{t.name}({t.type})" for t in p.toxics] if p else [],
-                                    urls.get(_link_env(link.name))))
+                                    urls.get(link_env(link.name))))
         return StackStatus(self.project, nodes, links)
 
     # -- lifecycle --------------------------------------------------------------------------

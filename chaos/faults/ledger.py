@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import undo
-from .errors import FaultError
+from chaos.faults import undo
+from chaos.errors import FaultError
 
 ACTIVE = ("applying", "applied", "revert_failed")  # the fault may be in effect
 SETTLED = ("reverted", "gone")

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .experiment import Experiment, Step
+from chaos.language.model import Experiment, Step
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,13 @@ from typing import Any, Callable, Protocol
 from docker.errors import APIError, DockerException, NotFound
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from . import engine, floods
-from .errors import EnvironmentNotReady, FaultError
-from .stack import StackError, ensure_links, links_from_labels, networks_of
-from .toxiproxy import Toxic, Toxiproxy, ToxiproxyError
+from chaos.stack import engine
+
+from chaos.faults import flooder as floods
+from chaos.errors import EnvironmentNotReady, FaultError
+from chaos.stack.compose import ensure_links, networks_of
+from chaos.stack.definition import StackError, links_from_labels
+from chaos.stack.toxiproxy import Toxic, Toxiproxy, ToxiproxyError
 
 VERIFY_TIMEOUT = 30.0  # a started container must be running and healthy within this
 # A toxic's removal right after clients went away takes rounds of Toxiproxy's 5 s flush timeout:
@@ -491,7 +494,7 @@ def _verify_connected(r: Revert) -> None:
 
 
 def _stack_down(r: Revert) -> None:
-    from .stack import Compose
+    from chaos.stack.compose import Compose
 
     client = engine.connect()
     label = f"com.docker.compose.project={r.action['project']}"

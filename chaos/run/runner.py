@@ -33,19 +33,25 @@ from typing import Any, Callable
 
 from docker.errors import DockerException
 
-from . import __version__
-from .errors import DeadairError, EnvironmentNotReady, FaultError
-from .experiment import Check, Experiment
-from .faults import Fault, make_fault
-from .hypotheses import History, Verdict, Window, check, check_probe, resolve_measure
-from .ledger import Ledger, RollbackReport, describe_sweep, sweep
-from .listeners import ListenerSettings, PlayoutSettings, StreamAddress, Swarm
-from .plan import Occurrence, method_length
-from .probes import ProbeError, ProbeSpec, ServerProbe, run_probe, server_probes
-from .room import RoomApi, RoomApiError
-from .stack import Stack, find_stack
-from .timeline import Timeline
-from .toxiproxy import ToxiproxyError
+from chaos import __version__
+from chaos.errors import DeadairError, EnvironmentNotReady, FaultError
+from chaos.language.model import Check, Experiment
+from chaos.faults.base import Fault, make_fault
+from chaos.judge.history import History, Window
+from chaos.judge.verdicts import Verdict, check, check_probe
+from chaos.judge.measures import resolve_measure
+from chaos.faults.ledger import Ledger, RollbackReport, describe_sweep, sweep
+from chaos.listen.listener import ListenerSettings, PlayoutSettings, StreamAddress
+from chaos.listen.swarm import Swarm
+from chaos.language.plan import Occurrence, method_length, plan
+from chaos.listen.ears import EarSettings
+from chaos.listen.probes import ProbeError, ServerProbe, run_probe, server_probes
+from chaos.language.probes import ProbeSpec
+from chaos.stack.room import RoomApi, RoomApiError
+from chaos.stack.compose import Stack
+from chaos.stack.definition import find_stack
+from chaos.timeline import Timeline
+from chaos.stack.toxiproxy import ToxiproxyError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 EXIT_INCONCLUSIVE = 4  # nothing failed, but a verdict could not be told from the instrument's own error
@@ -179,7 +185,7 @@ class _Run:
         self.status = "error"
         self.interrupted: int | None = None
         self.timings: dict[str, float] = {}
-        self.plan: list[Occurrence] = experiment.plan()
+        self.plan: list[Occurrence] = plan(experiment)
         self.method_len = method_length(self.plan)
         self.links: dict[str, str] = {}
         self.abort: dict[str, Any] | None = None
@@ -350,7 +356,7 @@ class _Run:
             settings = ListenerSettings(join_api=(host, port), room=room, **common)
         else:
             settings = ListenerSettings(stream=StreamAddress(host, port, spec.path), **common)
-        swarm = Swarm(settings, tl, random.Random(exp.seed), ear_settings=stack.definition.ear_settings())
+        swarm = Swarm(settings, tl, random.Random(exp.seed), ear_settings=EarSettings.from_services(stack.definition.services))
         tl.record("run.listeners", "runner", count=settings.count, join=spec.join, via=spec.via, address=f"{host}:{port}")
         joined = clock.now()
         await swarm.start()
@@ -429,7 +435,8 @@ class _Run:
             self.say(f"  t+{clock.now() - m0:5.1f}s  {step.kind} {step.probe.name}")
             return
         assert fault is not None
-        undo = await self.blocking(fault.undo)
+        await self.blocking(fault.prepare)
+        undo = fault.undo()
         entry = self.ledger.intend(fault.describe(), undo, step=step.index, occurrence=occ.key)
         fault.extra["others"] = lambda: self.ledger.active_others(entry)
         start = clock.now()

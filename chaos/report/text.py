@@ -1,9 +1,9 @@
 """Human-readable output: every verdict with the numbers it was judged on, and the plan."""
 from __future__ import annotations
 
-from .experiment import Experiment
-from .hypotheses import Verdict
-from .runner import RunResult
+from chaos.language.model import Experiment
+from chaos.judge.verdicts import Verdict
+from chaos.run.runner import RunResult
 
 _PHASE_ORDER = {"before": 0, "step": 1, "during": 2, "abort": 3, "after": 4}
 
@@ -73,9 +73,9 @@ def render(result: RunResult, with_error: bool = True) -> str:
 
 def render_plan(exp: Experiment) -> str:
     """What a run would do, step by step; reads the experiment and nothing else."""
-    from .plan import method_length
+    from chaos.language.plan import method_length, plan
 
-    occurrences = exp.plan()
+    occurrences = plan(exp)
     length = method_length(occurrences)
     w = exp.windows
     lines = [f"{exp.title}  (seed {exp.seed}, stack {exp.stack})"]
@@ -106,7 +106,7 @@ def render_plan(exp: Experiment) -> str:
 
 def measure_table() -> str:
     """The README's measure table, from the measures' own definitions (a test keeps the two equal)."""
-    from .hypotheses import MEASURES
+    from chaos.judge.measures import MEASURES
 
     rows = ["| measure | unit | default | definition (per listener or ear first, then across them) | no data |",
             "|---|---|---|---|---|"]

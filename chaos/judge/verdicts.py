@@ -1,0 +1,203 @@
+"""Verdicts: an expectation judged over a window of the history (Jepsen's checkers).
+
+Pass, fail, or unknown: unknown is how "no data" and "the instrument's own error could flip
+this" are said; neither ever passes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaos.judge.history import INF, Distribution, FaultSpan, History, Window, overlaps
+from chaos.judge.measures import Measure, resolve_measure
+from chaos.language.expectations import Expectation, parse_expectation
+from chaos.language.probes import within_tolerance
+from chaos.language.units import format_duration
+
+
+
+@dataclass
+class Verdict:
+    """One expectation judged over one window: pass, fail, or unknown (Jepsen's three values).
+
+    Unknown is for what cannot be told apart from the instrument's own error: the swarm's event
+    loop lagged more than the margin between the value and its bound, or deadair itself disturbed
+    the stack (a Toxiproxy restart) and the expectation failed. No data is not unknown: it fails."""
+
+    phase: str  # before, during, after, or step
+    measure: str
+    expect: str
+    stat: str
+    value: float
+    passed: bool
+    window: Window
+    unit: str
+    summary: dict[str, Any]
+    step: int | None = None
+    note: str = ""
+    outcome: str = ""  # pass, fail, unknown (derived from `passed` unless set)
+    missing_ids: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.outcome:
+            self.outcome = "pass" if self.passed else "fail"
+
+    def make_unknown(self, why: str) -> None:
+        self.outcome, self.passed = "unknown", False
+        self.note = f"{self.note}; {why}" if self.note else why
+
+    def describe_value(self, value: float | None = None) -> str:
+        v = self.value if value is None else value
+        if self.unit == "duration":
+            return format_duration(v)
+        if math.isnan(v):
+            return "n/a"
+        return f"{v:.4g}"
+
+    def to_json(self) -> dict:
+        def clean(x):
+            return None if isinstance(x, float) and (math.isinf(x) or math.isnan(x)) else x
+        return {"phase": self.phase, "step": self.step, "measure": self.measure, "expect": self.expect,
+                "stat": self.stat, "value": clean(self.value), "passed": self.passed, "outcome": self.outcome,
+                "window": [self.window.start, self.window.end], "unit": self.unit,
+                "summary": {k: clean(v) for k, v in self.summary.items()}, "missing": self.missing_ids,
+                "note": self.note}
+
+
+_NEVER = {"hold_music.onset": "never heard hold music", "hold_music.arrival": "never received hold music",
+          "live.resume": "never heard the live speaker again", "live.arrival": "never received the live stream again",
+          "reconnect_time": "never reconnected", "time_to_first_audio": "never heard any audio",
+          "e2e_latency": "played no beep", "delivery_latency": "received no beep"}
+
+
+def _margin(exp: Expectation, value: float) -> float:
+    """How far a value is from flipping its expectation (INF for a missing sample: no clock error
+    makes a listener that never reconnected reconnect)."""
+    if math.isinf(value) or math.isnan(value):
+        return INF
+    if exp.op == "between":
+        return min(abs(value - exp.low), abs(exp.high - value))
+    return abs(value - exp.low)
+
+
+SPAN_MEASURES = ("dead_air", "dead_air.total", "stall_ratio", "listeners.connected_ratio", "silence")
+
+
+def _lag_window(h: History, measure: Measure, windows: list[Window]) -> Window:
+    """The stretch whose lag can move this verdict: its windows, and for dead-air measures the
+    whole of every span overlapping them (a span counts whole)."""
+    start, end = min(w.start for w in windows), max(w.end for w in windows)
+    if measure.name in ("dead_air", "silence"):
+        for spans in h.dead_air_spans().values():
+            for s, e in spans:
+                if any(overlaps((s, e), w) for w in windows):
+                    start, end = min(start, s), max(end, e)
+    return Window(start, end)
+
+
+def check(h: History, measure_name: str, expect: str, window: Window, phase: str,
+          fault: FaultSpan | None = None, step: int | None = None,
+          more: list[tuple[FaultSpan, Window]] | None = None, lag_rule: bool = True) -> Verdict:
+    """Judge one expectation over one window of the history (or, for a repeating step, over the
+    windows of all its occurrences, their samples pooled; an occurrence with no data fails it).
+
+    With `lag_rule`, a verdict the swarm's own timing error could flip is unknown: for measures
+    of dead-air spans, judged again with every span grown and shrunk by the worst event-loop lag
+    of the stretch; for the others, when the value is within that lag of its bound. Guardrails
+    judge without it (they act on what they see)."""
+    measure, name_stat = resolve_measure(measure_name)
+    exp = parse_expectation(expect)
+    stat = exp.stat or name_stat or measure.default_stat
+    occurrences = [(fault, window)] + list(more or [])
+
+    def judge_on(hist: History) -> tuple[Distribution, list[str]]:
+        dist, empty = None, []
+        for i, (f, w) in enumerate(occurrences):
+            part = measure.compute(hist, w, f)
+            if part.no_data and len(occurrences) > 1:
+                empty.append(f"occurrence {f.occurrence if f else i}: {part.no_data}")
+            if dist is None:
+                dist = part
+                continue
+            dist.samples += part.samples
+            dist.ids += part.ids
+            dist.missing += part.missing
+            dist.missing_ids += part.missing_ids
+            if part.spans is not None:
+                dist.spans = (dist.spans or 0) + part.spans
+            if dist.no_data and not part.no_data:
+                dist.no_data = None
+        assert dist is not None
+        if len(occurrences) > 1:
+            dist.basis = f"{dist.basis} x occurrences"
+            if empty and not dist.no_data:
+                dist.no_data = "; ".join(empty)  # every occurrence must have something to judge
+        return dist, empty
+
+    dist, _ = judge_on(h)
+    value = dist.stat(stat)
+    passed = exp.holds(value)
+    notes = []
+    if dist.no_data:
+        notes.append(f"no data: {dist.no_data}")
+    if dist.missing:
+        named_ids = list(dict.fromkeys(dist.missing_ids))
+        named = ", ".join(f"{lid} ({h.served_by(lid)})" if h.served_by(lid) else lid for lid in named_ids[:10])
+        more_ids = f" and {len(named_ids) - 10} more" if len(named_ids) > 10 else ""
+        notes.append(f"{dist.missing} of {dist.count} {dist.basis} {_NEVER.get(measure.name, 'gave no sample')}: "
+                     f"{named}{more_ids}")
+    v = Verdict(phase, measure_name, exp.text, stat, value, passed, window, measure.unit, dist.summary(),
+                step, "; ".join(notes), missing_ids=list(dict.fromkeys(dist.missing_ids)))
+    if not (lag_rule and measure.timed and not dist.no_data):
+        return v
+    lag = h.lag(_lag_window(h, measure, [w for _, w in occurrences]))
+    if lag <= 0:
+        return v
+    if measure.name in SPAN_MEASURES:
+        flips = {exp.holds(judge_on(h.adjusted(d))[0].stat(stat)) for d in (-lag, lag)} != {passed}
+        margin = None
+    else:
+        margin = _margin(exp, value)
+        flips = margin <= lag
+    if flips:
+        why = f"as much as the margin ({format_duration(margin)}) between the value and its bound" if margin is not None \
+            else "enough that the listeners' dead air, shifted by that much, judges otherwise"
+        v.make_unknown(f"unknown: the listeners' event loop lagged up to {format_duration(lag)} here, {why}: "
+                       "the load generator, not the system, may decide this verdict")
+    return v
+
+
+def check_probe(h: History, name: str, tolerance, window: Window, phase: str) -> Verdict:
+    """A probe check holds in a window when it was sampled there and every sample was within tolerance.
+
+    The tolerance is applied again to each recorded output, so a journal can be re-judged."""
+
+    eps = 0.05
+    samples = [e for e in h.probes.get(name, []) if window.start - eps <= e.t <= window.end + eps
+               and e.data.get("phase") == phase]
+    ok = [("output" in e.data and within_tolerance(tolerance, e.data["output"])) for e in samples]
+    failed = ok.count(False)
+    note = ""
+    if not samples:
+        note = "no sample taken"
+    elif failed:
+        bad = next(e for e, good in zip(samples, ok) if not good)
+        detail = bad.data.get("error") or _short_output(bad.data.get("output"))
+        note = f"{failed} of {len(samples)} samples outside tolerance; first at t={bad.t:.2f}s: {detail}"
+    import json as _json
+
+    return Verdict(phase, f"probe {name}", f"tolerance {_json.dumps(tolerance)}", "failed", float(failed),
+                   bool(samples) and not failed, window, "probe", {"count": len(samples), "missing": 0,
+                                                                    "p50": float("nan"), "p95": float("nan"),
+                                                                    "p99": float("nan"), "max": float(failed)}, None, note)
+
+
+def _short_output(output) -> str:
+    if isinstance(output, dict):
+        parts = [f"status {output.get('status')}"]
+        body = output.get("body", output.get("stdout"))
+        if body not in (None, ""):
+            parts.append(str(body)[:80].replace("\n", " "))
+        return ", ".join(parts)
+    return str(output)[:80]

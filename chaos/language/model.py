@@ -1,0 +1,120 @@
+"""The experiment as the rest of deadair reads it: typed, frozen, validated by the loader.
+
+Nothing here knows how a fault is injected or a measure computed: steps name faults and checks
+name measures, and the loader checked those names against the registries.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos.language.probes import ProbeSpec
+
+PHASES = ("before", "during", "after")
+# LiveKit's client reconnect schedule: 0, 0.3, 1.2, 2.7, 4.8 s, then 7 s, ten tries in all.
+DEFAULT_BACKOFF = (0.0, 0.3, 1.2, 2.7, 4.8, 7.0, 7.0, 7.0, 7.0, 7.0)
+
+
+
+
+@dataclass(frozen=True)
+class Check:
+    """A steady-state check: an expectation on a measure, or a probe with a tolerance."""
+
+    measure: str | None = None
+    expect: str | None = None
+    probe: ProbeSpec | None = None
+    tolerance: Any = None
+    every: float | None = 2.0  # probes: sampling interval during the method; None: once, at its end
+    when: tuple[str, ...] = PHASES
+    line: int = 0
+    column: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.measure if self.measure else f"probe {self.probe.name}"  # type: ignore[union-attr]
+
+    @property
+    def bound(self) -> str:
+        return self.expect if self.measure else f"tolerance {json.dumps(self.tolerance)}"
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    at: float
+    kind: str  # fault, probe or action
+    fault: str | None = None
+    probe: ProbeSpec | None = None  # for probe and action steps
+    duration: float | None = None  # `for`; None: a fault is reverted right after it acts
+    every: float | None = None
+    times: int | None = None
+    until: float | None = None
+    target: str | None = None
+    one_of: tuple[str, ...] | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # converted for the fault
+    raw_params: dict[str, Any] = field(default_factory=dict)  # as written
+    expect: tuple[Check, ...] = ()
+    line: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.fault or (self.probe.name if self.probe else "")
+
+    @property
+    def end(self) -> float:
+        return self.at + (self.duration or 0.0)
+
+
+@dataclass(frozen=True)
+class ListenersSpec:
+    count: int = 20
+    join: str = "room-api"  # join through room-api, then stream the URL it returns; or "direct"
+    via: str = "entry-api"  # the link joins go through (room-api) or streams come from (direct)
+    path: str = "/live"  # direct only
+    backoff: tuple[float, ...] = DEFAULT_BACKOFF
+    read_timeout: float = 10.0
+    response_timeout: float = 8.0  # request sent -> response head (ExoPlayer's default read timeout)
+    min_stall: float = 0.02
+    prebuffer: float = 0.0
+    ears: int = 0  # golden ears among the listeners (they decode what they hear)
+    arrival: str = "all"  # all, ramp or poisson
+    arrival_over: float = 0.0  # ramp: seconds over which the joins spread
+    arrival_rate: float = 0.0  # poisson: joins per second
+
+    @property
+    def arrival_span(self) -> float:
+        """Roughly how long the joins take (the warm-up waits this long on top)."""
+        if self.arrival == "ramp":
+            return self.arrival_over
+        if self.arrival == "poisson" and self.arrival_rate:
+            return self.count / self.arrival_rate * 1.5
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Windows:
+    warmup: float = 30.0  # longest wait for every listener to hear audio before the gate
+    gate: float = 5.0  # steady state is observed this long before any fault
+    grace: float = 0.0  # the "during" check starts this long after the method starts
+    recovery: float = 5.0  # steady state must hold this long after the method ends
+
+
+@dataclass(frozen=True)
+class Experiment:
+    path: Path
+    title: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    seed: int = 0
+    stack: str = "audio-room"
+    listeners: ListenersSpec = field(default_factory=ListenersSpec)
+    windows: Windows = field(default_factory=Windows)
+    steady_state: tuple[Check, ...] = ()
+    abort_when: tuple[Check, ...] = ()
+    method: tuple[Step, ...] = ()
+    rollbacks: tuple[ProbeSpec, ...] = ()
+    variables: dict[str, Any] = field(default_factory=dict)
+    source: str = "deadair"  # or "chaostoolkit" (translated on load)

@@ -1,0 +1,124 @@
+"""The names the language knows: fault kinds and measures, registered by the code that runs them.
+
+The loader validates an experiment against these two registries and never imports a fault or a
+measure. Plugins fill them when imported; the modules to import are the `deadair.plugins`
+entry-point group, where the built-in faults (`chaos.faults`) and measures
+(`chaos.judge.measures`) are declared in pyproject.toml like any other plugin (Tavern's
+backends work the same way). A package of one's own can add faults or measures with one line.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterator, Mapping
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from chaos.errors import EnvironmentNotReady
+
+PLUGIN_GROUP = "deadair.plugins"
+STATS = ("max", "min", "mean", "count", "p50", "p90", "p95", "p99")
+
+
+class StackNames(Protocol):
+    """What a fault kind checks a target against: the stack's declared names."""
+
+    name: str
+    links: Mapping[str, Any]
+
+    @property
+    def nodes(self) -> list[str]: ...
+
+
+class FaultKind(Protocol):
+    """A fault as the language sees it: a name, its parameters and what it may target."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    default_target: ClassVar[str | None]
+    needs_duration: ClassVar[bool]
+
+    @classmethod
+    def check_target(cls, stack_def: Any, target: str | None) -> list[str]: ...
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]: ...
+
+    @classmethod
+    def check_with(cls, stack_def: Any, target: str | None, params: dict[str, Any]) -> list[str]: ...
+
+
+class MeasureKind(Protocol):
+    """A measure as the language sees it: a name, and whether it needs golden ears."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ears(self) -> bool: ...
+
+
+T = TypeVar("T")
+
+
+class Registry(Mapping[str, T], Generic[T]):
+    """Name -> item, filled by plugins on import; reading it loads the plugins first."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str, item: T) -> T:
+        if name in self._items and self._items[name] is not item:
+            raise ValueError(f"{self.what} {name!r} is registered twice")
+        self._items[name] = item
+        return item
+
+    def __getitem__(self, name: str) -> T:
+        load_plugins()
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        load_plugins()
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        load_plugins()
+        return len(self._items)
+
+
+FAULTS: Registry[FaultKind] = Registry("fault")
+MEASURES: Registry[MeasureKind] = Registry("measure")
+
+_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every module of the `deadair.plugins` group once (they register on import)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    found = entry_points(group=PLUGIN_GROUP)
+    if not found:
+        _loaded = False
+        raise EnvironmentNotReady(f"no {PLUGIN_GROUP} entry points: deadair is not installed in this "
+                                  "Python (pip install -e . in the checkout, or run scripts/bootstrap)")
+    for ep in found:
+        importlib.import_module(ep.value.partition(":")[0])
+
+
+def register_fault(cls: T) -> T:
+    """Class decorator: a fault kind, under its `name`."""
+    FAULTS.register(cls.name, cls)  # type: ignore[attr-defined]
+    return cls
+
+
+def resolve_measure(name: str) -> tuple[MeasureKind, str | None]:
+    """`dead_air.max` -> (dead_air, "max"); `hold_music.onset` -> (hold_music.onset, None)."""
+    if name in MEASURES:
+        return MEASURES[name], None
+    base, _, stat = name.rpartition(".")
+    if base in MEASURES and (stat in STATS or re.fullmatch(r"p\d{1,2}", stat)):
+        return MEASURES[base], stat
+    raise KeyError(name)
