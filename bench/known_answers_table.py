@@ -6,6 +6,7 @@ Each known-answer test appends its measured values to bench/results/known-answer
 the commit, host, cores and time. This prints, per case, the median of the runs recorded at the
 newest commit that has at least three (min to max), the number of runs and the commit.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,20 +17,62 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 CASES = [  # file stem, case, known answer, the swarm's field, the independent field, unit
-    ("known-answer-mic-cut-hold", "mic cut 8 s, hold music on", "no dead air (at most a page)",
-     "swarm_max_s", "reference_s", "s"),
-    ("known-answer-mic-cut-8s-origin", "mic cut 8 s, no hold music, listeners at the origin",
-     "the cut, less the buffer, plus a retry", "swarm_median_s", "reference_s", "s"),
-    ("known-answer-mic-cut-4s-origin", "the same, a 4 s cut", "the cut, less the buffer, plus a retry",
-     "swarm_median_s", "reference_s", "s"),
-    ("known-answer-edges-8s", "mic cut 8 s, no hold music, behind the edges",
-     "the cut plus up to one relay retry (2 s)", "swarm_median_s", "reference_s", "s"),
-    ("known-answer-edges-4s", "the same, a 4 s cut", "the cut plus up to one relay retry (2 s)",
-     "swarm_median_s", "reference_s", "s"),
-    ("known-answer-mic-stall", "mic stall (bandwidth 0, connection open)",
-     "source-timeout (2 s) to 3 s, less the buffer", "swarm_median_s", "reference_s", "s"),
-    ("known-answer-stutter", "7 KB/s on entry-lb for 12 s (stutter), share of silence over its last 8 s",
-     "1 - (bytes through the cap / the stream's bytes)", "swarm_median_share", "reference_share", ""),
+    (
+        "known-answer-mic-cut-hold",
+        "mic cut 8 s, hold music on",
+        "no dead air (at most a page)",
+        "swarm_max_s",
+        "reference_s",
+        "s",
+    ),
+    (
+        "known-answer-mic-cut-8s-origin",
+        "mic cut 8 s, no hold music, listeners at the origin",
+        "the cut, less the buffer, plus a retry",
+        "swarm_median_s",
+        "reference_s",
+        "s",
+    ),
+    (
+        "known-answer-mic-cut-4s-origin",
+        "the same, a 4 s cut",
+        "the cut, less the buffer, plus a retry",
+        "swarm_median_s",
+        "reference_s",
+        "s",
+    ),
+    (
+        "known-answer-edges-8s",
+        "mic cut 8 s, no hold music, behind the edges",
+        "the cut plus up to one relay retry (2 s)",
+        "swarm_median_s",
+        "reference_s",
+        "s",
+    ),
+    (
+        "known-answer-edges-4s",
+        "the same, a 4 s cut",
+        "the cut plus up to one relay retry (2 s)",
+        "swarm_median_s",
+        "reference_s",
+        "s",
+    ),
+    (
+        "known-answer-mic-stall",
+        "mic stall (bandwidth 0, connection open)",
+        "source-timeout (2 s) to 3 s, less the buffer",
+        "swarm_median_s",
+        "reference_s",
+        "s",
+    ),
+    (
+        "known-answer-stutter",
+        "7 KB/s on entry-lb for 12 s (stutter), share of silence over its last 8 s",
+        "1 - (bytes through the cap / the stream's bytes)",
+        "swarm_median_share",
+        "reference_share",
+        "",
+    ),
 ]
 
 
@@ -61,8 +104,10 @@ def main() -> None:
         extra = ""
         if "expected_share" in rs[0]:
             extra = f"; known {statistics.median(r['expected_share'] for r in rs):.3f}"
-        print(f"| {case} | {known}{extra} | {fmt([r[mine] for r in rs], unit)} | {fmt([r[theirs] for r in rs], unit)} "
-              f"| {len(rs)}, `{commit[:7]}` (`bench/results/{stem}.jsonl`) |")
+        print(
+            f"| {case} | {known}{extra} | {fmt([r[mine] for r in rs], unit)} | {fmt([r[theirs] for r in rs], unit)} "
+            f"| {len(rs)}, `{commit[:7]}` (`bench/results/{stem}.jsonl`) |"
+        )
 
 
 if __name__ == "__main__":

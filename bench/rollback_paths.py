@@ -13,6 +13,7 @@ bench/results/rollback-paths-<time>.json with the commit, host, cores and time.
 
     .venv/bin/python bench/rollback_paths.py [--repeats 3]     (the stack must be up)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,12 @@ from chaos.stack.toxiproxy import Toxic, Toxiproxy  # noqa: E402
 
 
 def stats(xs: list[float]) -> dict:
-    return {"median": round(statistics.median(xs), 3), "min": round(min(xs), 3), "max": round(max(xs), 3),
-            "runs": [round(x, 3) for x in xs]}
+    return {
+        "median": round(statistics.median(xs), 3),
+        "min": round(min(xs), 3),
+        "max": round(max(xs), 3),
+        "runs": [round(x, 3) for x in xs],
+    }
 
 
 def wait_version(tox: Toxiproxy) -> None:
@@ -64,16 +69,26 @@ def dead_upstream(stack: Stack, via: str) -> float:
     defaults: its accept loop stays stuck in the dial, so one per measurement), "direct"."""
     net = f"{stack.project}_default"
     if via == "plain":
-        pc = stack.docker.containers.run("deadair/toxiproxy:2.12.0", ["-host=0.0.0.0", "-port=8474"], detach=True,
-                                         name=f"bench-plain-{uuid.uuid4().hex[:6]}", network=net,
-                                         ports={"8474/tcp": ("127.0.0.1", _free_port(set()))})
+        pc = stack.docker.containers.run(
+            "deadair/toxiproxy:2.12.0",
+            ["-host=0.0.0.0", "-port=8474"],
+            detach=True,
+            name=f"bench-plain-{uuid.uuid4().hex[:6]}",
+            network=net,
+            ports={"8474/tcp": ("127.0.0.1", _free_port(set()))},
+        )
         try:
             wait_version(Toxiproxy(_api_of(stack, pc.name)))
             return dead_upstream(stack, pc.name)
         finally:
             pc.remove(force=True)
-    helper = stack.docker.containers.run("deadair/audio-room:latest", ["python3", "-m", "http.server", "8000"],
-                                         detach=True, name=f"bench-helper-{uuid.uuid4().hex[:6]}", network=net)
+    helper = stack.docker.containers.run(
+        "deadair/audio-room:latest",
+        ["python3", "-m", "http.server", "8000"],
+        detach=True,
+        name=f"bench-helper-{uuid.uuid4().hex[:6]}",
+        network=net,
+    )
     lb = stack.container("lb")
     try:
         helper.reload()
@@ -138,11 +153,19 @@ def stuck_recovery(stack: Stack) -> float:
     api, probe = _free_port(set()), 0
     probe = _free_port({api})
     c = stack.docker.containers.run(
-        "deadair/toxiproxy:2.12.0", ["-host=0.0.0.0", "-port=8474"], detach=True, name=project,
-        labels={"com.docker.compose.project": project, "com.docker.compose.service": "toxiproxy",
-                "deadair.link.probe": "0.0.0.0:9000 -> origin:8000"},
-        network=f"{stack.project}_default", sysctls={"net.ipv4.tcp_wmem": "4096 4096 4096"},
-        ports={"8474/tcp": ("127.0.0.1", api), "9000/tcp": ("127.0.0.1", probe)})
+        "deadair/toxiproxy:2.12.0",
+        ["-host=0.0.0.0", "-port=8474"],
+        detach=True,
+        name=project,
+        labels={
+            "com.docker.compose.project": project,
+            "com.docker.compose.service": "toxiproxy",
+            "deadair.link.probe": "0.0.0.0:9000 -> origin:8000",
+        },
+        network=f"{stack.project}_default",
+        sysctls={"net.ipv4.tcp_wmem": "4096 4096 4096"},
+        ports={"8474/tcp": ("127.0.0.1", api), "9000/tcp": ("127.0.0.1", probe)},
+    )
     try:
         tox = Toxiproxy(f"http://127.0.0.1:{api}")
         wait_version(tox)
@@ -150,9 +173,16 @@ def stuck_recovery(stack: Stack) -> float:
         bw = Toxic("bench_stuck", "bandwidth", "downstream", 1.0, {"rate": 1000})
         tox.add_toxic("probe", bw)
         led = Ledger(meta={"bench": True})
-        entry = led.intend("bench", {"action": "toxics.remove", "stack": {"project": project, "service": "toxiproxy",
-                                                                          "port": 8474},
-                                     "proxy": "probe", "toxics": [bw.name], "specs": [vars(bw)]})
+        entry = led.intend(
+            "bench",
+            {
+                "action": "toxics.remove",
+                "stack": {"project": project, "service": "toxiproxy", "port": 8474},
+                "proxy": "probe",
+                "toxics": [bw.name],
+                "specs": [vars(bw)],
+            },
+        )
         led.mark(entry, "applied")
         client = socket.socket()
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
@@ -187,21 +217,37 @@ def main() -> None:
     n = args.repeats
     results = {
         "dead_upstream_s": {
-            "through a link, the stack's Toxiproxy (neighbour sysctls)": stats([dead_upstream(stack, "stack") for _ in range(n)]),
-            "through a link, Toxiproxy with the kernel's defaults": stats([dead_upstream(stack, "plain") for _ in range(n)]),
+            "through a link, the stack's Toxiproxy (neighbour sysctls)": stats(
+                [dead_upstream(stack, "stack") for _ in range(n)]
+            ),
+            "through a link, Toxiproxy with the kernel's defaults": stats(
+                [dead_upstream(stack, "plain") for _ in range(n)]
+            ),
             "direct from lb (curl, no connect timeout)": stats([dead_upstream(stack, "direct") for _ in range(n)]),
         },
     }
     results["toxic_removal_after_clients_left_s"] = {
-        f"{k} client(s)": stats([removal_after_clients_left(stack, k) for _ in range(n)]) for k in (1, 10, 60)}
+        f"{k} client(s)": stats([removal_after_clients_left(stack, k) for _ in range(n)]) for k in (1, 10, 60)
+    }
     results["stuck_removal_recovery_s"] = stats([stuck_recovery(stack) for _ in range(n)])
     results["settings"] = {"remove_timeout_s": undo.REMOVE_TIMEOUT, "restart_timeout_s": undo.RESTART_TIMEOUT}
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "chaos", "bench", "compose"], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip())
-    doc = {"benchmark": "rollback_paths", "commit": commit, "dirty": dirty, "host": platform.node(),
-           "cores": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "load_average": os.getloadavg(), "repeats": n, "results": results}
+    dirty = bool(
+        subprocess.run(
+            ["git", "status", "--porcelain", "chaos", "bench", "compose"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    doc = {
+        "benchmark": "rollback_paths",
+        "commit": commit,
+        "dirty": dirty,
+        "host": platform.node(),
+        "cores": os.cpu_count(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average": os.getloadavg(),
+        "repeats": n,
+        "results": results,
+    }
     out = ROOT / "bench" / "results" / f"rollback-paths-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")

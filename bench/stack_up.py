@@ -5,6 +5,7 @@
 Each run starts from nothing (stack down) and ends when every node passes its healthcheck
 and every link exists. Prints each time, the median, and the spread.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,10 @@ def main() -> None:
             print(f"run {i + 1}: {times[-1]:.2f}s", flush=True)
     finally:
         stack.down()
-    print(f"stack up to all healthy: median {statistics.median(times):.2f}s "
-          f"(min {min(times):.2f}s, max {max(times):.2f}s, n={len(times)}); target < 15 s")
+    print(
+        f"stack up to all healthy: median {statistics.median(times):.2f}s "
+        f"(min {min(times):.2f}s, max {max(times):.2f}s, n={len(times)}); target < 15 s"
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 Prints one JSON object: listeners hearing, CPU seconds and listener-seconds in the measured
 window, RSS growth per listener, and the false dead air (dead air while the stack is healthy).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chaos.judge.history import History, Window  # noqa: E402
-from chaos.judge.verdicts import check  # noqa: E402
-from chaos.listen.listener import ListenerSettings, StreamAddress  # noqa: E402
-from chaos.listen.swarm import Swarm  # noqa: E402
-from chaos.timeline import Timeline  # noqa: E402
+from chaos.judge.history import History, Window
+from chaos.judge.verdicts import check
+from chaos.listen.listener import ListenerSettings, StreamAddress
+from chaos.listen.swarm import Swarm
+from chaos.timeline import Timeline
 
 
 def rss_kb() -> int:
@@ -49,9 +50,16 @@ async def main(args) -> dict:
     per = [args.count // len(streams) + (1 if i < args.count % len(streams) else 0) for i in range(len(streams))]
     rss0 = rss_kb()
     over = args.count / args.ramp if args.ramp else 0.0
-    swarms = [Swarm(ListenerSettings(count=n, stream=s, arrival="ramp" if over else "all", arrival_over=over),
-                    tl, random.Random(i), prefix=f"L{i}-")
-              for i, (n, s) in enumerate(zip(per, streams)) if n]
+    swarms = [
+        Swarm(
+            ListenerSettings(count=n, stream=s, arrival="ramp" if over else "all", arrival_over=over),
+            tl,
+            random.Random(i),
+            prefix=f"L{i}-",
+        )
+        for i, (n, s) in enumerate(zip(per, streams))
+        if n
+    ]
     for sw in swarms:
         await sw.start()
     deadline = time.monotonic() + args.warmup + over
@@ -73,19 +81,33 @@ async def main(args) -> dict:
         await sw.stop()
     h = History(tl.events, end=w1)
     stall = check(h, "stall_ratio", "< 0.01", Window(w0, w1), "bench")
-    total_dead = sum(d for spans in h.dead_air_spans().values()
-                     for d in [min(e, w1) - max(s, w0) for s, e in spans if e > w0 and s < w1])
-    return {"count": args.count, "loop": args.loop, "hearing": hearing, "seconds": w1 - w0,
-            "cpu_s": c1 - c0, "user_s": ru1.ru_utime - ru0.ru_utime, "sys_s": ru1.ru_stime - ru0.ru_stime,
-            "listener_seconds": args.count * (w1 - w0),
-            "rss_kb_per_listener": (rss1 - rss0) / max(args.count, 1), "rss_mb": rss1 / 1024,
-            # like for like with a curl process: the whole process, shared pages counted once (PSS)
-            "process_rss_kb_per_listener": rss1 / max(args.count, 1), "process_pss_kb_per_listener": pss1 / max(args.count, 1),
-            "false_dead_air": total_dead / (args.count * (w1 - w0)), "worst_listener_stall_ratio": stall.value,
-            "lag_max_s": h.lag(Window(w0, w1)),
-            "disconnects_while_measured": len([e for e in tl.events if e.kind == "listener.disconnect"
-                                               and w0 <= e.t <= w1]),
-            "disconnects_before": disc0}
+    total_dead = sum(
+        d
+        for spans in h.dead_air_spans().values()
+        for d in [min(e, w1) - max(s, w0) for s, e in spans if e > w0 and s < w1]
+    )
+    return {
+        "count": args.count,
+        "loop": args.loop,
+        "hearing": hearing,
+        "seconds": w1 - w0,
+        "cpu_s": c1 - c0,
+        "user_s": ru1.ru_utime - ru0.ru_utime,
+        "sys_s": ru1.ru_stime - ru0.ru_stime,
+        "listener_seconds": args.count * (w1 - w0),
+        "rss_kb_per_listener": (rss1 - rss0) / max(args.count, 1),
+        "rss_mb": rss1 / 1024,
+        # like for like with a curl process: the whole process, shared pages counted once (PSS)
+        "process_rss_kb_per_listener": rss1 / max(args.count, 1),
+        "process_pss_kb_per_listener": pss1 / max(args.count, 1),
+        "false_dead_air": total_dead / (args.count * (w1 - w0)),
+        "worst_listener_stall_ratio": stall.value,
+        "lag_max_s": h.lag(Window(w0, w1)),
+        "disconnects_while_measured": len(
+            [e for e in tl.events if e.kind == "listener.disconnect" and w0 <= e.t <= w1]
+        ),
+        "disconnects_before": disc0,
+    }
 
 
 if __name__ == "__main__":

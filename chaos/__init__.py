@@ -9,6 +9,7 @@ The public API, in the order a run uses it:
 Names are imported on first use (PEP 562), so that a process that needs one module (a flood
 process, `deadair validate`) does not pay for the Docker SDK and numpy.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """`python -m chaos` is the `deadair` CLI."""
+
 import sys
 
 from chaos.cli import main

@@ -5,6 +5,7 @@ Exit codes: 0 passed, 1 a hypothesis failed (or not steady), 2 invalid experimen
 4 inconclusive (nothing failed, a verdict was unknown), 130 interrupted (SIGINT),
 143 terminated (SIGTERM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.run.runner import RunOptions, run
 
     exp = load_experiment(args.file, overrides=_overrides(args))
-    result = run(exp, RunOptions(keep_stack=args.keep_stack, journal_dir=Path(args.journal_dir),
-                                 project=args.project, progress=_say))
+    result = run(
+        exp,
+        RunOptions(keep_stack=args.keep_stack, journal_dir=Path(args.journal_dir), project=args.project, progress=_say),
+    )
     if args.json and result.summary:
         print(result.summary.read_text(), end="")
     elif result.journal or result.verdicts:
@@ -74,10 +77,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from chaos.language.loader import load_experiment
-    from chaos.language.registry import FAULTS
     from chaos.judge.measures import MEASURES
+    from chaos.language.loader import load_experiment
     from chaos.language.plan import method_length, plan
+    from chaos.language.registry import FAULTS
 
     if args.what == "faults":
         for name, cls in FAULTS.items():
@@ -104,8 +107,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             exp = load_experiment(f)
             length = method_length(plan(exp))
             tags = f"  [{', '.join(exp.tags)}]" if exp.tags else ""
-            print(f"{str(f):<48} {exp.title}{tags}  ({len(exp.method)} steps, {length:g}s method, "
-                  f"{exp.listeners.count} listeners)")
+            print(
+                f"{str(f):<48} {exp.title}{tags}  ({len(exp.method)} steps, {length:g}s method, "
+                f"{exp.listeners.count} listeners)"
+            )
         except ExperimentError as exc:
             print(f"{str(f):<48} INVALID: {len(exc.problems)} problem(s); `deadair validate {f}`")
             code = 2
@@ -127,12 +132,21 @@ def cmd_import(args: argparse.Namespace) -> int:
     if problems:
         raise ExperimentError(problems)
     if not chaostoolkit.looks_like(data):
-        raise ExperimentError([Problem(args.file, 1, 1, "not a Chaos Toolkit experiment "
-                                                        "(no steady-state-hypothesis, no activities with a provider)")])
+        raise ExperimentError(
+            [
+                Problem(
+                    args.file,
+                    1,
+                    1,
+                    "not a Chaos Toolkit experiment (no steady-state-hypothesis, no activities with a provider)",
+                )
+            ]
+        )
     load_experiment(args.file)  # every problem, located in the original file
     out, _, _ = chaostoolkit.translate(data, pos, args.file)
-    rendered = f"# translated from the Chaos Toolkit experiment {args.file} by `deadair import`\n" + \
-        _yaml.safe_dump(out, sort_keys=False, allow_unicode=True)
+    rendered = f"# translated from the Chaos Toolkit experiment {args.file} by `deadair import`\n" + _yaml.safe_dump(
+        out, sort_keys=False, allow_unicode=True
+    )
     if args.output:
         Path(args.output).write_text(rendered)
         print(f"wrote {args.output}", file=sys.stderr)
@@ -171,9 +185,17 @@ def cmd_stack(args: argparse.Namespace) -> int:
         return 0
     status = stack.status()
     if args.json:
-        print(json.dumps({"project": status.project, "healthy": status.healthy,
-                          "nodes": [vars(n) for n in status.nodes], "links": [vars(link) for link in status.links]},
-                         indent=2))
+        print(
+            json.dumps(
+                {
+                    "project": status.project,
+                    "healthy": status.healthy,
+                    "nodes": [vars(n) for n in status.nodes],
+                    "links": [vars(link) for link in status.links],
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"stack {status.project}: {'healthy' if status.healthy else 'NOT healthy'}")
     for n in status.nodes:

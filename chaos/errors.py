@@ -3,6 +3,7 @@
 Exit codes (documented in the README): 0 passed, 1 a hypothesis failed,
 2 invalid experiment, 3 environment error, 130 interrupted (143 on SIGTERM).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

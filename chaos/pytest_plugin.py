@@ -11,17 +11,19 @@ needs a stack starts it, and the session takes down what it started unless
 first, as a run does, so a session that is killed leaves a ledger that the next run or
 `deadair sweep` uses to take the stack down.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from chaos.errors import DeadairError, ExperimentError
-from chaos.language.model import Experiment
-from chaos.language.loader import load_experiment
 from chaos.faults.ledger import Ledger
+from chaos.language.loader import load_experiment
+from chaos.language.model import Experiment
 from chaos.run.runner import RunOptions, RunResult, run
 from chaos.stack.compose import Stack
 from chaos.stack.definition import find_stack
@@ -47,8 +49,14 @@ class _Stacks:
             if not self.config.getoption("deadair_keep_stack"):
                 if self.ledger is None:
                     self.ledger = Ledger(meta={"owner": "pytest session"})
-                self.ledger.intend(f"stack {stack.project}", {"action": "stack.down", "project": stack.project,
-                                                             "compose_file": str(stack.definition.compose_file)})
+                self.ledger.intend(
+                    f"stack {stack.project}",
+                    {
+                        "action": "stack.down",
+                        "project": stack.project,
+                        "compose_file": str(stack.definition.compose_file),
+                    },
+                )
             stack.up()
             self.started[stack.project] = stack
         self.known[stack.project] = stack
@@ -65,18 +73,46 @@ class _Stacks:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("deadair", "deadair chaos experiments")
-    group.addoption("--deadair-keep-stack", action="store_true", dest="deadair_keep_stack",
-                    help="leave stacks this session started running")
-    group.addoption("--deadair-journal-dir", dest="deadair_journal_dir", default=None,
-                    help="where run journals go (default: <rootdir>/.deadair/runs)")
-    group.addoption("--deadair-project", dest="deadair_project", default=None,
-                    help="compose project name of the stack (default deadair-<stack>)")
-    group.addoption("--deadair-inconclusive-retries", dest="deadair_inconclusive_retries", type=int, default=1,
-                    metavar="N", help="measure an inconclusive run (exit 4) again up to N times (default 1)")
-    group.addoption("--deadair-var", dest="deadair_var", action="append", default=[], metavar="NAME=VALUE",
-                    help="set an experiment variable, or a key by its dotted path (listeners.count=500)")
-    parser.addini("deadair_paths", type="linelist", default=["experiments"],
-                  help="folders whose *.yaml files are deadair experiments")
+    group.addoption(
+        "--deadair-keep-stack",
+        action="store_true",
+        dest="deadair_keep_stack",
+        help="leave stacks this session started running",
+    )
+    group.addoption(
+        "--deadair-journal-dir",
+        dest="deadair_journal_dir",
+        default=None,
+        help="where run journals go (default: <rootdir>/.deadair/runs)",
+    )
+    group.addoption(
+        "--deadair-project",
+        dest="deadair_project",
+        default=None,
+        help="compose project name of the stack (default deadair-<stack>)",
+    )
+    group.addoption(
+        "--deadair-inconclusive-retries",
+        dest="deadair_inconclusive_retries",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure an inconclusive run (exit 4) again up to N times (default 1)",
+    )
+    group.addoption(
+        "--deadair-var",
+        dest="deadair_var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set an experiment variable, or a key by its dotted path (listeners.count=500)",
+    )
+    parser.addini(
+        "deadair_paths",
+        type="linelist",
+        default=["experiments"],
+        help="folders whose *.yaml files are deadair experiments",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -143,7 +179,9 @@ class ExperimentItem(pytest.Item):
     def runtest(self) -> None:
         stacks: _Stacks = self.config.stash[_STACKS]
         stacks.get(self.experiment.stack, near=self.path.parent)
-        journal = self.config.getoption("deadair_journal_dir") or str(Path(str(self.config.rootpath)) / ".deadair" / "runs")
+        journal = self.config.getoption("deadair_journal_dir") or str(
+            Path(str(self.config.rootpath)) / ".deadair" / "runs"
+        )
         lines: list[str] = []
         # Inconclusive (exit 4) means nothing failed but the load generator's own lag could have
         # decided a verdict: the answer is to measure again, not to pass or fail the system. A run
@@ -151,9 +189,15 @@ class ExperimentItem(pytest.Item):
         for attempt in range(1 + max(0, self.config.getoption("deadair_inconclusive_retries"))):
             if attempt:
                 lines.append(f"inconclusive ({self.result.journal}): measuring again, attempt {attempt + 1}")
-            self.result = run(self.experiment, RunOptions(keep_stack=True, journal_dir=Path(journal),
-                                                          project=self.config.getoption("deadair_project"),
-                                                          progress=lines.append))
+            self.result = run(
+                self.experiment,
+                RunOptions(
+                    keep_stack=True,
+                    journal_dir=Path(journal),
+                    project=self.config.getoption("deadair_project"),
+                    progress=lines.append,
+                ),
+            )
             if self.result.exit_code != 4:
                 break
         self.add_report_section("call", "deadair", "\n".join(lines))

@@ -9,13 +9,15 @@ Journal format (JSON lines, one object per line, sorted by `t`):
 (kind `run.origin`, field `monotonic`) with the matching wall-clock time (`wall_time`), so other
 measurements (a packet capture, a reference client) can be put on the same clock.
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 
 class Clock:
@@ -46,7 +48,7 @@ class Event:
         return {"t": round(self.t, 6), "kind": self.kind, "src": self.src, **self.data}
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "Event":
+    def from_json(cls, obj: dict[str, Any]) -> Event:
         data = {k: v for k, v in obj.items() if k not in ("t", "kind", "src")}
         return cls(float(obj["t"]), str(obj["kind"]), str(obj.get("src", "")), data)
 
@@ -78,15 +80,21 @@ class Timeline:
     def write_journal(self, path: Path, header: dict[str, Any] | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w") as fh:
-            origin = {"t": 0.0, "kind": "run.origin", "src": "runner", "wall_time": self.clock.wall_origin,
-                      "monotonic": self.clock.origin, **(header or {})}
+            origin = {
+                "t": 0.0,
+                "kind": "run.origin",
+                "src": "runner",
+                "wall_time": self.clock.wall_origin,
+                "monotonic": self.clock.origin,
+                **(header or {}),
+            }
             fh.write(json.dumps(origin) + "\n")
             for ev in self.sorted():
                 fh.write(json.dumps(ev.to_json()) + "\n")
         return path
 
     @classmethod
-    def read_journal(cls, path: Path) -> "Timeline":
+    def read_journal(cls, path: Path) -> Timeline:
         tl = cls()
         for ev in _read_events(path.read_text().splitlines()):
             if ev.kind != "run.origin":

@@ -8,6 +8,7 @@
 - `--cpu-hog N` keeps N CPU-bound processes running for the whole session: the stress lane
   of CI runs the rollback tests that way, because timeouts bite when the CPU is busy.
 """
+
 import os
 import subprocess
 import sys
@@ -25,8 +26,13 @@ _HOGS: list[subprocess.Popen] = []
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--cpu-hog", type=int, default=0, metavar="N",
-                     help="keep N busy processes running during the session (CI's stress lane)")
+    parser.addoption(
+        "--cpu-hog",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep N busy processes running during the session (CI's stress lane)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,4 +52,5 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"deadair state (ledgers, floods): {PRIVATE_STATE}"] + (
-        [f"CPU hog: {config.getoption('cpu_hog')} busy process(es)"] if config.getoption("cpu_hog") else [])
+        [f"CPU hog: {config.getoption('cpu_hog')} busy process(es)"] if config.getoption("cpu_hog") else []
+    )

@@ -8,6 +8,7 @@ failure modes of the real one:
 
 It carries no traffic; the composition of link faults is about the API's state only.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,16 +54,16 @@ class FakeToxiproxy:
                     return
                 self._answer(status, body)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._route("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._route("POST")
 
-            def do_PATCH(self) -> None:  # noqa: N802
+            def do_PATCH(self) -> None:
                 self._route("PATCH")
 
-            def do_DELETE(self) -> None:  # noqa: N802
+            def do_DELETE(self) -> None:
                 self._route("DELETE")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -97,8 +98,13 @@ class FakeToxiproxy:
                     return 200, {n: dict(p) for n, p in self.proxies.items()}
                 if body["name"] in self.proxies:
                     return 409, {"error": "proxy already exists", "status": 409}
-                p = {"name": body["name"], "listen": body["listen"].replace("0.0.0.0", "[::]"),
-                     "upstream": body["upstream"], "enabled": bool(body.get("enabled", True)), "toxics": []}
+                p = {
+                    "name": body["name"],
+                    "listen": body["listen"].replace("0.0.0.0", "[::]"),
+                    "upstream": body["upstream"],
+                    "enabled": bool(body.get("enabled", True)),
+                    "toxics": [],
+                }
                 self.proxies[p["name"]] = p
                 return 201, p
             m = re.fullmatch(r"/proxies/([^/]+)(?:/toxics(?:/([^/]+))?)?", path)
@@ -121,8 +127,13 @@ class FakeToxiproxy:
                     return 200, p["toxics"]
                 if any(t["name"] == body["name"] for t in p["toxics"]):
                     return 409, {"error": "toxic already exists", "status": 409}
-                t = {"name": body["name"], "type": body["type"], "stream": body.get("stream", "downstream"),
-                     "toxicity": body.get("toxicity", 1.0), "attributes": body.get("attributes") or {}}
+                t = {
+                    "name": body["name"],
+                    "type": body["type"],
+                    "stream": body.get("stream", "downstream"),
+                    "toxicity": body.get("toxicity", 1.0),
+                    "attributes": body.get("attributes") or {},
+                }
                 p["toxics"].append(t)
                 return 200, t
             found = [t for t in p["toxics"] if t["name"] == toxic]

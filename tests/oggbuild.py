@@ -1,4 +1,5 @@
 """Synthetic Ogg/Opus streams for unit tests, written from RFC 3533 / RFC 7845 (with CRCs)."""
+
 from __future__ import annotations
 
 import struct
@@ -55,8 +56,9 @@ def opus_packet(frame_ms: int = 20) -> bytes:
     return bytes([config << 3]) + b"\x00" * 40
 
 
-def stream(serial: int, title: str | None, pages: int, start_granule: int = 0, frames_per_page: int = 5,
-           first_seq: int = 2) -> bytes:
+def stream(
+    serial: int, title: str | None, pages: int, start_granule: int = 0, frames_per_page: int = 5, first_seq: int = 2
+) -> bytes:
     """Headers, then `pages` audio pages of 5 x 20 ms (100 ms) each."""
     out = page(serial, 0, 0, [opus_head()], flags=2) + page(serial, 1, 0, [opus_tags(title)])
     granule = start_granule

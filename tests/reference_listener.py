@@ -14,23 +14,46 @@ times on CLOCK_MONOTONIC (the same clock as deadair's journal, whose first line 
 It reconnects RETRY seconds (0.25) after a loss, with a fresh decoder, and stops after SECONDS or at
 SIGTERM.
 """
+
 from __future__ import annotations
 
 import json
 import math
-from array import array
 import socket
 import subprocess
 import sys
 import threading
 import time
+from array import array
 
 RATE = 48000
 FRAME = 960  # 20 ms
 SILENT_DBFS = -50.0
-FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-fflags", "nobuffer", "-probesize", "32",
-          "-analyzeduration", "0", "-f", "ogg", "-i", "pipe:0", "-f", "s16le", "-ac", "1", "-ar", str(RATE),
-          "-flush_packets", "1", "pipe:1"]
+FFMPEG = [
+    "ffmpeg",
+    "-hide_banner",
+    "-loglevel",
+    "error",
+    "-fflags",
+    "nobuffer",
+    "-probesize",
+    "32",
+    "-analyzeduration",
+    "0",
+    "-f",
+    "ogg",
+    "-i",
+    "pipe:0",
+    "-f",
+    "s16le",
+    "-ac",
+    "1",
+    "-ar",
+    str(RATE),
+    "-flush_packets",
+    "1",
+    "pipe:1",
+]
 
 
 class Player:
@@ -59,7 +82,7 @@ class Player:
             self.received += len(samples)
             for k in range(base // FRAME, self.received // FRAME):  # frames completed by these samples
                 lo, hi = k * FRAME - base, (k + 1) * FRAME - base
-                frame = samples[max(0, lo):hi] if hi > 0 else []
+                frame = samples[max(0, lo) : hi] if hi > 0 else []
                 rms = math.sqrt(sum(s * s for s in frame) / len(frame)) if frame else 0.0
                 self.levels.append(rms <= 32768 * 10 ** (SILENT_DBFS / 20))
 
@@ -106,8 +129,13 @@ def run(host: str, port: int, path: str, seconds: float, retry: float = 0.25) ->
             pass
         STOP.wait(retry)
     player.finish(time.monotonic())
-    return {"first_audio": player.first, "silence": player.silence, "samples": player.received,
-            "connections": connections, "servers": player.servers}
+    return {
+        "first_audio": player.first,
+        "silence": player.silence,
+        "samples": player.received,
+        "connections": connections,
+        "servers": player.servers,
+    }
 
 
 def one_connection(host: str, port: int, path: str, player: Player, stop_at: float) -> None:
@@ -135,7 +163,7 @@ def one_connection(host: str, port: int, path: str, player: Player, stop_at: flo
             while time.monotonic() < stop_at and not STOP.is_set():
                 try:
                     chunk = s.recv(65536)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 if not chunk:
                     break

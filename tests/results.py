@@ -1,5 +1,6 @@
 """Measured values of known-answer tests and benchmarks, written under bench/results/ with what
 produced them (commit, host, cores, time), so that every figure the README quotes has a file."""
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def provenance() -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "chaos", "compose", "tests"], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip())
-    return {"commit": commit, "dirty": dirty, "host": platform.node(), "cores": os.cpu_count(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average": os.getloadavg()}
+    dirty = bool(
+        subprocess.run(
+            ["git", "status", "--porcelain", "chaos", "compose", "tests"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    return {
+        "commit": commit,
+        "dirty": dirty,
+        "host": platform.node(),
+        "cores": os.cpu_count(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average": os.getloadavg(),
+    }
 
 
 def record(name: str, values: dict) -> Path:

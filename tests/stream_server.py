@@ -2,6 +2,7 @@
 headers, a burst of pages, then one 100 ms page every `interval` seconds (0.1: real time; 0.1176:
 85 % of real time, the stutter case). It runs in its own thread with its own event loop, so
 that a test may starve the swarm's loop without starving the server."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,7 @@ class StreamServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "StreamServer":
+    def __enter__(self) -> StreamServer:
         self._thread.start()
         self._ready.wait(5)
         return self

@@ -11,12 +11,14 @@ Faults on one target compose (see chaos.faults.undo): an apply that finds its ta
 because of another active fault leaves it down rather than failing, and a fault that would
 bring a target back (a flap's up phase, an instant restart) does not while another holds it.
 """
+
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, cast
+from typing import Any, ClassVar, cast
 
 from docker.errors import DockerException
 
@@ -25,7 +27,6 @@ from chaos.faults import flooder as floods
 from chaos.language.registry import FAULTS
 from chaos.language.units import parse_duration, parse_rate
 from chaos.stack.compose import Stack
-
 
 # -- parameters ------------------------------------------------------------------------------------
 
@@ -157,8 +158,9 @@ class Fault:
                     continue
                 hint = difflib.get_close_matches(str(key), list(cls.params_spec), n=1)
                 did = f" (did you mean {hint[0]!r}?)" if hint else ""
-                problems.append(f"fault {cls.name} has no parameter {key!r}{did}; "
-                                f"parameters: {', '.join(cls.params_spec)}")
+                problems.append(
+                    f"fault {cls.name} has no parameter {key!r}{did}; parameters: {', '.join(cls.params_spec)}"
+                )
         for key, spec in cls.params_spec.items():
             if key in params:
                 try:
@@ -172,8 +174,11 @@ class Fault:
         return out, problems
 
     def describe(self) -> str:
-        shown = ", ".join(f"{k} {spec.show(self.params[k])}" for k, spec in self.params_spec.items()
-                          if k in self.params and self.params[k] != (spec.convert(spec.default) if spec.default is not None else None))
+        shown = ", ".join(
+            f"{k} {spec.show(self.params[k])}"
+            for k, spec in self.params_spec.items()
+            if k in self.params and self.params[k] != (spec.convert(spec.default) if spec.default is not None else None)
+        )
         return f"{self.name} {self.target}" + (f" ({shown})" if shown else "")
 
     @classmethod
@@ -220,8 +225,9 @@ class Fault:
         raise NotImplementedError
 
 
-def make_fault(stack: Stack, name: str, target: str | None, params: dict[str, Any], token: str = "x",
-               duration: float | None = None) -> Fault:
+def make_fault(
+    stack: Stack, name: str, target: str | None, params: dict[str, Any], token: str = "x", duration: float | None = None
+) -> Fault:
     """A fault bound to a running stack; TargetError when the target is not part of it."""
     cls = cast("type[Fault]", FAULTS[name])
     target = target or cls.default_target

@@ -3,6 +3,7 @@
 Where a flood may send is decided before the ledger or any packet, by the stack-address
 policy; the flood process checks it again on its own.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-
-from chaos.faults.base import Fault, Param
-from chaos.language.registry import register_fault
-
 from chaos.faults import flooder as floods
+from chaos.faults.base import Fault, Param
 from chaos.faults.ledger import state_dir
+from chaos.language.registry import register_fault
 from chaos.stack.addresses import GuardError, guard, guard_url, stack_addresses
+
 
 @dataclass
 class Flood(Fault):
@@ -39,8 +39,10 @@ class Flood(Fault):
     def check_target(cls, stack_def, target: str | None) -> list[str]:
         if target is None or target in stack_def.links or target in stack_def.nodes:
             return []
-        return [f"{target!r} is neither a link nor a node of stack {stack_def.name}; "
-                f"links: {', '.join(stack_def.links)}; nodes: {', '.join(stack_def.nodes)}"]
+        return [
+            f"{target!r} is neither a link nor a node of stack {stack_def.name}; "
+            f"links: {', '.join(stack_def.links)}; nodes: {', '.join(stack_def.nodes)}"
+        ]
 
     @classmethod
     def check_duration(cls, duration: float | None) -> list[str]:
@@ -95,12 +97,25 @@ class Flood(Fault):
     def spec(self) -> floods.FloodSpec:
         ip, port, path, allowed = self.extra.get("address") or self.address()
         p = self.params
-        return floods.FloodSpec(kind=self.kind, ip=ip, port=port, path=path, rate=p["rate"], count=p["count"],
-                                duration=float(self.extra.get("duration") or 0), concurrency=p.get("concurrency", 64),
-                                method=p.get("method", "GET"), body=p.get("body"), room=p.get("room"),
-                                listen=p.get("listen", True), mode=p.get("mode", "stream"), allowed=allowed,
-                                results=str(self.results_path()), id=self.flood_id(),
-                                until=time.time() + float(self.extra.get("duration") or 0))
+        return floods.FloodSpec(
+            kind=self.kind,
+            ip=ip,
+            port=port,
+            path=path,
+            rate=p["rate"],
+            count=p["count"],
+            duration=float(self.extra.get("duration") or 0),
+            concurrency=p.get("concurrency", 64),
+            method=p.get("method", "GET"),
+            body=p.get("body"),
+            room=p.get("room"),
+            listen=p.get("listen", True),
+            mode=p.get("mode", "stream"),
+            allowed=allowed,
+            results=str(self.results_path()),
+            id=self.flood_id(),
+            until=time.time() + float(self.extra.get("duration") or 0),
+        )
 
     def apply(self) -> None:
         spec = self.spec()
@@ -115,7 +130,7 @@ class Flood(Fault):
         if proc is not None:
             try:
                 proc.wait(timeout=5)
-            except Exception:  # noqa: BLE001 - stopped by rollback anyway
+            except Exception:
                 pass
         path = self.results_path()
         try:

@@ -9,6 +9,7 @@ distort the listeners' measurements in the runner's process, and it stops by its
 deadline and after its count, whatever happens to the runner. The process checks the guard
 again on the address it is given, and on every stream URL room-api hands back.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -55,8 +56,10 @@ class FloodSpec:
 
     def check(self) -> None:
         if not (0 < self.rate <= MAX_RATE and 0 < self.count <= MAX_COUNT and 0 < self.duration <= MAX_DURATION):
-            raise GuardError(f"flood bounds out of range: rate {self.rate}/s (max {MAX_RATE:g}), count {self.count} "
-                             f"(max {MAX_COUNT}), duration {self.duration}s (max {MAX_DURATION:g})")
+            raise GuardError(
+                f"flood bounds out of range: rate {self.rate}/s (max {MAX_RATE:g}), count {self.count} "
+                f"(max {MAX_COUNT}), duration {self.duration}s (max {MAX_DURATION:g})"
+            )
         guard(self.ip, {}, self.allowed)
 
 
@@ -64,8 +67,9 @@ def start(spec: FloodSpec) -> subprocess.Popen:
     """Start a flood process (the guard has been checked; the process checks it again)."""
     spec.check()
     cmd = [sys.executable, "-m", MARKER, json.dumps(spec.__dict__)]
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
 
 
 def flood_pids(flood_id: str) -> list[int]:
@@ -132,18 +136,29 @@ class _Tally:
         def q(p: float) -> float | None:
             return round(lat[min(len(lat) - 1, int(p * len(lat)))], 6) if lat else None
 
-        return {"launched": self.launched, "sent": self.sent, "ok": self.ok, "failed": self.failed, "refused": self.refused,
-                "max_open": self.max_open, "status": self.status, "errors": self.errors,
-                "latency": {"count": len(lat), "p50": q(0.5), "p95": q(0.95), "max": lat[-1] if lat else None}}
+        return {
+            "launched": self.launched,
+            "sent": self.sent,
+            "ok": self.ok,
+            "failed": self.failed,
+            "refused": self.refused,
+            "max_open": self.max_open,
+            "status": self.status,
+            "errors": self.errors,
+            "latency": {"count": len(lat), "p50": q(0.5), "p95": q(0.95), "max": lat[-1] if lat else None},
+        }
 
 
-async def _http(ip: str, port: int, method: str, path: str, body: str | None, timeout: float
-                ) -> tuple[int, bytes, asyncio.StreamReader, asyncio.StreamWriter]:
+async def _http(
+    ip: str, port: int, method: str, path: str, body: str | None, timeout: float
+) -> tuple[int, bytes, asyncio.StreamReader, asyncio.StreamWriter]:
     """One request on a new connection: status, body; the connection is left open for the caller."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout)
     data = (body or "").encode()
-    head = (f"{method} {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: deadair-flood\r\n"
-            f"Content-Length: {len(data)}\r\nContent-Type: application/json\r\n\r\n").encode()
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: deadair-flood\r\n"
+        f"Content-Length: {len(data)}\r\nContent-Type: application/json\r\n\r\n"
+    ).encode()
     writer.write(head + data)
     status_line = await asyncio.wait_for(reader.readline(), timeout)
     headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
@@ -167,7 +182,7 @@ async def _drain(reader: asyncio.StreamReader, deadline: float) -> None:
 def _close(writer: asyncio.StreamWriter) -> None:
     try:
         writer.close()
-    except Exception:  # noqa: BLE001 - closing a broken connection
+    except Exception:
         pass
 
 
@@ -187,14 +202,15 @@ async def run_flood(spec: FloodSpec, tally: _Tally | None = None) -> dict[str, A
 
     if spec.kind == "joins" and not room:
         try:
-            status, payload, _, w = await _http(spec.ip, spec.port, "POST", "/rooms",
-                                                json.dumps({"title": "deadair join storm", "host": "deadair"}), 5)
+            status, payload, _, w = await _http(
+                spec.ip, spec.port, "POST", "/rooms", json.dumps({"title": "deadair join storm", "host": "deadair"}), 5
+            )
             _close(w)
             room = json.loads(payload)["id"]
             for action in ("open", "start"):
                 _, _, _, w = await _http(spec.ip, spec.port, "POST", f"/rooms/{room}/{action}", None, 5)
                 _close(w)
-        except (OSError, asyncio.TimeoutError, ValueError, KeyError, asyncio.IncompleteReadError) as exc:
+        except (TimeoutError, OSError, ValueError, KeyError, asyncio.IncompleteReadError) as exc:
             tally.error(exc)
             return {"kind": spec.kind, "error": f"could not create a room: {exc}", **tally.summary()}
 
@@ -205,8 +221,9 @@ async def run_flood(spec: FloodSpec, tally: _Tally | None = None) -> dict[str, A
             writer = None
             try:
                 if spec.kind == "joins":
-                    status, payload, _, writer = await _http(spec.ip, spec.port, "POST", f"/rooms/{room}/join",
-                                                             json.dumps({"user": "deadair-storm"}), 10)
+                    status, payload, _, writer = await _http(
+                        spec.ip, spec.port, "POST", f"/rooms/{room}/join", json.dumps({"user": "deadair-storm"}), 10
+                    )
                 else:
                     status, payload, _, writer = await _http(spec.ip, spec.port, spec.method, spec.path, spec.body, 10)
                 tally.latencies.append(loop.time() - t)
@@ -214,7 +231,7 @@ async def run_flood(spec: FloodSpec, tally: _Tally | None = None) -> dict[str, A
                 tally.ok += 200 <= status < 300
                 if not 200 <= status < 300:
                     tally.failed += 1
-            except (OSError, asyncio.TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+            except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as exc:
                 tally.error(exc)
                 return
             finally:
@@ -242,11 +259,13 @@ async def run_flood(spec: FloodSpec, tally: _Tally | None = None) -> dict[str, A
             tally.ok += spec.kind == "connections"
             try:
                 if mode == "stream":
-                    writer.write(f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: deadair-flood\r\n\r\n".encode())
+                    writer.write(
+                        f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: deadair-flood\r\n\r\n".encode()
+                    )
                 await _drain(reader, deadline)
             finally:
                 tally.open -= 1
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass  # the deadline came while the connection held
         except (OSError, asyncio.IncompleteReadError) as exc:
             tally.error(exc)
@@ -303,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         loop.add_signal_handler(signal.SIGTERM, on_term)
         try:
             result.update(await asyncio.wait_for(run_flood(spec, tally), spec.duration + 5))
-        except (asyncio.CancelledError, asyncio.TimeoutError):
+        except (TimeoutError, asyncio.CancelledError):
             result.update({"kind": spec.kind, "stopped": stop["signal"] or "timeout", **tally.summary()})
 
     try:

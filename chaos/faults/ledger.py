@@ -10,6 +10,7 @@ files; a run killed with SIGKILL leaves them, and its lock dies with it, so the 
 Entry statuses: applying (written before the fault acts), applied, reverted, gone (its target
 went away with its stack: nothing left to revert), revert_failed (kept for sweep).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -19,12 +20,13 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from chaos.faults import undo
 from chaos.errors import FaultError
+from chaos.faults import undo
 
 ACTIVE = ("applying", "applied", "revert_failed")  # the fault may be in effect
 SETTLED = ("reverted", "gone")
@@ -32,7 +34,8 @@ SETTLED = ("reverted", "gone")
 
 def state_dir() -> Path:
     base = os.environ.get("DEADAIR_STATE") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "deadair")
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "deadair"
+    )
     return Path(base)
 
 
@@ -47,7 +50,7 @@ class RollbackReport:
     def ok(self) -> bool:
         return not self.failed and not self.unsettled
 
-    def extend(self, other: "RollbackReport") -> None:
+    def extend(self, other: RollbackReport) -> None:
         self.reverted += other.reverted
         self.failed += other.failed
         self.gone += other.gone
@@ -72,7 +75,7 @@ class Ledger:
         return self.path.with_suffix(".lock")
 
     @classmethod
-    def load(cls, path: Path) -> "Ledger":
+    def load(cls, path: Path) -> Ledger:
         doc = json.loads(path.read_text())
         led = cls(doc["meta"]["run_id"], path=path)
         led.meta = doc["meta"]
@@ -85,7 +88,7 @@ class Ledger:
         if self._lockfile is not None:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.lock_path, "a+")
+        fh = open(self.lock_path, "a+")  # noqa: SIM115 - held open for the lock's life, closed on release
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -111,8 +114,14 @@ class Ledger:
     def intend(self, description: str, undo_action: dict[str, Any], **extra: Any) -> int:
         """Record an undo action before its fault acts. Returns the entry id."""
         with self._lock:
-            entry = {"id": len(self.entries), "fault": description, "undo": undo_action, "status": "applying",
-                     "at": time.time(), **extra}
+            entry = {
+                "id": len(self.entries),
+                "fault": description,
+                "undo": undo_action,
+                "status": "applying",
+                "at": time.time(),
+                **extra,
+            }
             self.entries.append(entry)
             self._write()
             return entry["id"]
@@ -154,12 +163,16 @@ class Ledger:
         None when it is reverted and verified (or its target is gone with its stack). Never raises
         for a failure of the stack, the engine or Toxiproxy, nor for a bug in an undo action."""
         try:
-            outcome = undo.revert(entry["undo"], self.active_others(entry["id"]), list(self.entries),
-                                  refresh=lambda: self.active_others(entry["id"]))
+            outcome = undo.revert(
+                entry["undo"],
+                self.active_others(entry["id"]),
+                list(self.entries),
+                refresh=lambda: self.active_others(entry["id"]),
+            )
         except FaultError as exc:
             self.mark(entry["id"], "revert_failed", str(exc))
             return str(exc)
-        except Exception as exc:  # noqa: BLE001 - one broken revert must not stop the others
+        except Exception as exc:
             msg = f"{type(exc).__name__}: {exc}"
             self.mark(entry["id"], "revert_failed", msg, traceback=traceback.format_exc(limit=8))
             return msg
@@ -183,7 +196,7 @@ class Ledger:
                     continue
                 try:
                     err = self.revert_entry(entry)
-                except Exception as exc:  # noqa: BLE001 - e.g. the ledger could not be written (disk full)
+                except Exception as exc:
                     err = f"{type(exc).__name__}: {exc}"
                 if err is not None:
                     report.failed.append((entry, err))

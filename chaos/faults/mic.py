@@ -3,18 +3,18 @@
 The same mechanisms as the network and node families, aimed at the microphone by default,
 with the speaker's own signals (SIGUSR1 mutes, SIGUSR2 unmutes).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-
 from chaos.faults.base import Param
+from chaos.faults.network import LinkDown, LinkFlap, ToxicFault, _toxic
+from chaos.faults.node import ContainerSignal, NodeKill
 from chaos.language.registry import register_fault
 from chaos.stack.toxiproxy import Toxic
 
-from chaos.faults.network import LinkDown, LinkFlap, ToxicFault, _toxic
-from chaos.faults.node import ContainerSignal, NodeKill
 
 @dataclass
 class MicCut(LinkDown):
@@ -26,12 +26,24 @@ class MicCut(LinkDown):
 
 
 # The microphone path: the speaker's uplink carries its data upstream (mic -> Toxiproxy -> origin).
-MicStall = _toxic("mic.stall", "bandwidth", "the uplink stays open but carries nothing (Icecast's source-timeout case)",
-                  default_target="mic", stream="upstream", rate=Param("rate", default=0, help="a rate; 0 stalls"))
+MicStall = _toxic(
+    "mic.stall",
+    "bandwidth",
+    "the uplink stays open but carries nothing (Icecast's source-timeout case)",
+    default_target="mic",
+    stream="upstream",
+    rate=Param("rate", default=0, help="a rate; 0 stalls"),
+)
 
 
-MicReset = _toxic("mic.reset", "reset_peer", "the speaker's connection is reset (TCP RST), and every reconnect too",
-                  default_target="mic", stream="upstream", timeout=Param("ms", default="0ms", help="a duration"))
+MicReset = _toxic(
+    "mic.reset",
+    "reset_peer",
+    "the speaker's connection is reset (TCP RST), and every reconnect too",
+    default_target="mic",
+    stream="upstream",
+    timeout=Param("ms", default="0ms", help="a duration"),
+)
 
 
 @dataclass
@@ -61,8 +73,15 @@ class MicDegrade(ToxicFault):
         out, tox = [], self.params.get("toxicity", 1.0)
         for s in self.streams():
             if "latency" in self.params or "jitter" in self.params:
-                out.append(Toxic(f"deadair_{self.token}_lat_{s}", "latency", s, tox,
-                                 {"latency": self.params.get("latency", 0), "jitter": self.params.get("jitter", 0)}))
+                out.append(
+                    Toxic(
+                        f"deadair_{self.token}_lat_{s}",
+                        "latency",
+                        s,
+                        tox,
+                        {"latency": self.params.get("latency", 0), "jitter": self.params.get("jitter", 0)},
+                    )
+                )
             if "rate" in self.params:
                 out.append(Toxic(f"deadair_{self.token}_bw_{s}", "bandwidth", s, tox, {"rate": self.params["rate"]}))
         return out

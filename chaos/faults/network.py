@@ -4,13 +4,13 @@ A toxic fault adds only its own toxics (named `deadair_<token>_...`) and removes
 only down faults touch a proxy's `enabled`. A flap is a thread in the runner's process that
 toggles the link until rollback stops it.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
-
 
 from chaos.faults import undo as undo_actions
 from chaos.faults.base import Fault, Param
@@ -55,17 +55,25 @@ class ToxicFault(Fault):
 
     def toxics(self) -> list[Toxic]:
         """What goes on the link; names carry the run's token so that rollback removes only ours."""
-        return [Toxic(f"deadair_{self.token}_{s}", self.toxic_type, s, self.params.get("toxicity", 1.0),
-                      self.attributes()) for s in self.streams()]
+        return [
+            Toxic(f"deadair_{self.token}_{s}", self.toxic_type, s, self.params.get("toxicity", 1.0), self.attributes())
+            for s in self.streams()
+        ]
 
     def undo(self) -> dict[str, Any]:
         """Removes this fault's toxics only; `specs` let a Toxiproxy restart put them back while
         the fault is still meant to be active."""
         toxics = self.toxics()
-        return {"action": "toxics.remove", "stack": self.stack_ref(), "proxy": self.target,
-                "toxics": [t.name for t in toxics],
-                "specs": [{"name": t.name, "type": t.type, "stream": t.stream, "toxicity": t.toxicity,
-                           "attributes": t.attributes} for t in toxics]}
+        return {
+            "action": "toxics.remove",
+            "stack": self.stack_ref(),
+            "proxy": self.target,
+            "toxics": [t.name for t in toxics],
+            "specs": [
+                {"name": t.name, "type": t.type, "stream": t.stream, "toxicity": t.toxicity, "attributes": t.attributes}
+                for t in toxics
+            ],
+        }
 
     def apply(self) -> None:
         tox = self.stack.toxiproxy()
@@ -73,45 +81,89 @@ class ToxicFault(Fault):
             tox.add_toxic(self.target, toxic)
 
 
-def _toxic(name: str, toxic_type: str, summary: str, default_target: str | None = None,
-           stream: str = "downstream", **params: Param) -> type[ToxicFault]:
+def _toxic(
+    name: str,
+    toxic_type: str,
+    summary: str,
+    default_target: str | None = None,
+    stream: str = "downstream",
+    **params: Param,
+) -> type[ToxicFault]:
     common = {**ToxicFault.common, "stream": Param("stream", default=stream, help="upstream, downstream or both")}
-    cls = type(name.replace(".", "_").title().replace("_", ""), (ToxicFault,), {
-        "__annotations__": {}, "name": name, "toxic_type": toxic_type, "summary": summary,
-        "default_target": default_target, "default_stream": stream,
-        "params_spec": {**params, **common}, "__doc__": summary})
+    cls = type(
+        name.replace(".", "_").title().replace("_", ""),
+        (ToxicFault,),
+        {
+            "__annotations__": {},
+            "name": name,
+            "toxic_type": toxic_type,
+            "summary": summary,
+            "default_target": default_target,
+            "default_stream": stream,
+            "params_spec": {**params, **common},
+            "__doc__": summary,
+        },
+    )
     return dataclass(cls)
 
 
-LinkLatency = _toxic("link.latency", "latency", "add latency (and jitter) to every chunk of data on a link",
-                     latency=Param("ms", required=True, help="a duration such as 500ms"),
-                     jitter=Param("ms", default="0ms", help="a duration such as 50ms"))
+LinkLatency = _toxic(
+    "link.latency",
+    "latency",
+    "add latency (and jitter) to every chunk of data on a link",
+    latency=Param("ms", required=True, help="a duration such as 500ms"),
+    jitter=Param("ms", default="0ms", help="a duration such as 50ms"),
+)
 
 
-LinkBandwidth = _toxic("link.bandwidth", "bandwidth", "cap a link's throughput (0 stalls it without closing)",
-                       rate=Param("rate", required=True, help="a rate such as 64KB/s or 512kbit/s"))
+LinkBandwidth = _toxic(
+    "link.bandwidth",
+    "bandwidth",
+    "cap a link's throughput (0 stalls it without closing)",
+    rate=Param("rate", required=True, help="a rate such as 64KB/s or 512kbit/s"),
+)
 
 
-LinkSlowClose = _toxic("link.slow_close", "slow_close", "delay the close of connections on a link",
-                       delay=Param("ms", required=True, help="a duration"))
+LinkSlowClose = _toxic(
+    "link.slow_close",
+    "slow_close",
+    "delay the close of connections on a link",
+    delay=Param("ms", required=True, help="a duration"),
+)
 
 
-LinkTimeout = _toxic("link.timeout", "timeout", "drop all data; close after the timeout (0ms: never)",
-                     timeout=Param("ms", required=True, help="a duration, 0ms for never"))
+LinkTimeout = _toxic(
+    "link.timeout",
+    "timeout",
+    "drop all data; close after the timeout (0ms: never)",
+    timeout=Param("ms", required=True, help="a duration, 0ms for never"),
+)
 
 
-LinkResetPeer = _toxic("link.reset_peer", "reset_peer", "reset connections (TCP RST) after the timeout",
-                       timeout=Param("ms", default="0ms", help="a duration"))
+LinkResetPeer = _toxic(
+    "link.reset_peer",
+    "reset_peer",
+    "reset connections (TCP RST) after the timeout",
+    timeout=Param("ms", default="0ms", help="a duration"),
+)
 
 
-LinkSlicer = _toxic("link.slicer", "slicer", "slice data into small delayed chunks",
-                    average_size=Param("bytes", required=True, help="bytes"),
-                    size_variation=Param("bytes", default=0, help="bytes"),
-                    delay=Param("us", default="0ms", help="a duration between chunks"))
+LinkSlicer = _toxic(
+    "link.slicer",
+    "slicer",
+    "slice data into small delayed chunks",
+    average_size=Param("bytes", required=True, help="bytes"),
+    size_variation=Param("bytes", default=0, help="bytes"),
+    delay=Param("us", default="0ms", help="a duration between chunks"),
+)
 
 
-LinkLimitData = _toxic("link.limit_data", "limit_data", "close connections after a number of bytes",
-                       bytes=Param("bytes", required=True, help="a size such as 64KB"))
+LinkLimitData = _toxic(
+    "link.limit_data",
+    "limit_data",
+    "close connections after a number of bytes",
+    bytes=Param("bytes", required=True, help="a size such as 64KB"),
+)
 
 
 @dataclass
@@ -125,8 +177,9 @@ class LinkPartition(ToxicFault):
     params_spec: ClassVar[dict[str, Param]] = {}
 
     def toxics(self) -> list[Toxic]:
-        return [Toxic(f"deadair_{self.token}_{s}", "timeout", s, 1.0, {"timeout": 0})
-                for s in ("upstream", "downstream")]
+        return [
+            Toxic(f"deadair_{self.token}_{s}", "timeout", s, 1.0, {"timeout": 0}) for s in ("upstream", "downstream")
+        ]
 
 
 @dataclass
@@ -154,8 +207,12 @@ class LinkFlap(Fault):
         return out, problems
 
     def undo(self) -> dict[str, Any]:
-        return {"action": "link.flap.stop", "stack": self.stack_ref(), "proxy": self.target,
-                "flapper": f"{os.getpid()}:{self.token}"}
+        return {
+            "action": "link.flap.stop",
+            "stack": self.stack_ref(),
+            "proxy": self.target,
+            "flapper": f"{os.getpid()}:{self.token}",
+        }
 
     def apply(self) -> None:
         tox = self.stack.toxiproxy()
@@ -184,5 +241,16 @@ class LinkFlap(Fault):
         t.start()
 
 
-for _kind in (LinkDown, LinkPartition, LinkFlap, LinkLatency, LinkBandwidth, LinkSlowClose, LinkTimeout, LinkResetPeer, LinkSlicer, LinkLimitData):
+for _kind in (
+    LinkDown,
+    LinkPartition,
+    LinkFlap,
+    LinkLatency,
+    LinkBandwidth,
+    LinkSlowClose,
+    LinkTimeout,
+    LinkResetPeer,
+    LinkSlicer,
+    LinkLimitData,
+):
     register_fault(_kind)

@@ -3,11 +3,11 @@
 A node stays down while any fault holds it down (chaos.faults.undo composes them), so an
 instant restart does not bring back a node another fault stopped.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
-
 
 from chaos.faults import undo as undo_actions
 from chaos.faults.base import Fault, Param
@@ -62,7 +62,9 @@ class NodeRestart(NodeStop):
 
     name: ClassVar[str] = "node.restart"
     summary: ClassVar[str] = "restart a node's container; with `for`, it stays down that long"
-    params_spec: ClassVar[dict[str, Param]] = {"grace": Param("ms", default="2s", help="time between SIGTERM and SIGKILL")}
+    params_spec: ClassVar[dict[str, Param]] = {
+        "grace": Param("ms", default="2s", help="time between SIGTERM and SIGKILL")
+    }
 
     def apply(self) -> None:
         def restart(c) -> None:
@@ -90,12 +92,22 @@ class NodeDisconnect(Fault):
         c = self.stack.container(self.target)
         nets = []
         for name, ep in networks_of(c).items():
-            nets.append({"network": ep.get("NetworkID") or name, "name": name,
-                         "aliases": [a for a in (ep.get("Aliases") or []) if a != c.id[:12]],
-                         "ipv4": ep.get("IPAddress") or None})
+            nets.append(
+                {
+                    "network": ep.get("NetworkID") or name,
+                    "name": name,
+                    "aliases": [a for a in (ep.get("Aliases") or []) if a != c.id[:12]],
+                    "ipv4": ep.get("IPAddress") or None,
+                }
+            )
         # On no network: another disconnect is active; the last one to end reconnects the union.
-        return {"action": "network.connect", "container": c.id, "node": self.target, "networks": nets,
-                "project": self.stack.project}
+        return {
+            "action": "network.connect",
+            "container": c.id,
+            "node": self.target,
+            "networks": nets,
+            "project": self.stack.project,
+        }
 
     def apply(self) -> None:
         def disconnect(c) -> None:
@@ -116,8 +128,14 @@ class ContainerSignal(Fault):
 
     def undo(self) -> dict[str, Any]:
         c = self.stack.container(self.target)
-        return {"action": "container.signal", "container": c.id, "node": self.target,
-                "signal": self.undo_signal, "log": self.undone_log, "project": self.stack.project}
+        return {
+            "action": "container.signal",
+            "container": c.id,
+            "node": self.target,
+            "signal": self.undo_signal,
+            "log": self.undone_log,
+            "project": self.stack.project,
+        }
 
     def apply(self) -> None:
         self.on_container("signal", lambda c: c.kill(signal=self.signal), when_down="it is silent already")

@@ -23,20 +23,21 @@ recovered by restarting the Toxiproxy container, recreating every link from its 
 re-applying the faults still active. That drops every connection through every link, so it is
 reported as an event that the runner puts on the timeline and the verdicts name.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from docker.errors import APIError, DockerException, NotFound
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from chaos.stack import engine
-
-from chaos.faults import flooder as floods
 from chaos.errors import EnvironmentNotReady, FaultError
+from chaos.faults import flooder as floods
+from chaos.stack import engine
 from chaos.stack.compose import ensure_links, networks_of
 from chaos.stack.definition import StackError, links_from_labels
 from chaos.stack.toxiproxy import Toxic, Toxiproxy, ToxiproxyError
@@ -96,15 +97,22 @@ class DockerLocator:
             raise Gone(f"stack {ref['project']} has no Toxiproxy container any more: gone with the stack")
         c = found[0]
         if c.status == "paused":
-            raise FaultError(f"Toxiproxy of {ref['project']} is paused and cannot answer; "
-                             "unpause it, then run `deadair sweep`")
+            raise FaultError(
+                f"Toxiproxy of {ref['project']} is paused and cannot answer; unpause it, then run `deadair sweep`"
+            )
         if c.status != "running":
-            others = engine.list_containers(self.client(), filters={"label": f"com.docker.compose.project={ref['project']}"})
+            others = engine.list_containers(
+                self.client(), filters={"label": f"com.docker.compose.project={ref['project']}"}
+            )
             if others:  # the stack runs without its links: broken, not gone
-                raise FaultError(f"Toxiproxy of {ref['project']} is {c.status} while the rest of the stack runs: "
-                                 "every link is down; run `deadair stack up`, then `deadair sweep`")
-            raise Gone(f"Toxiproxy of {ref['project']} is {c.status}, and so is the rest of its stack: "
-                       "the links' state went with its process")
+                raise FaultError(
+                    f"Toxiproxy of {ref['project']} is {c.status} while the rest of the stack runs: "
+                    "every link is down; run `deadair stack up`, then `deadair sweep`"
+                )
+            raise Gone(
+                f"Toxiproxy of {ref['project']} is {c.status}, and so is the rest of its stack: "
+                "the links' state went with its process"
+            )
         return c
 
     def toxiproxy(self, ref: dict[str, Any], timeout: float) -> Toxiproxy:
@@ -130,8 +138,11 @@ class DockerLocator:
             pass
         node, project = action.get("node"), action.get("project")
         if project:
-            now = engine.list_containers(client, all=True, filters={"label": [
-                f"com.docker.compose.project={project}", f"com.docker.compose.service={node}"]})
+            now = engine.list_containers(
+                client,
+                all=True,
+                filters={"label": [f"com.docker.compose.project={project}", f"com.docker.compose.service={node}"]},
+            )
             if now:
                 raise Gone(f"node {node}'s container was replaced (its stack was recreated): the fault went with it")
             raise Gone(f"node {node} of {project} is gone with its stack")
@@ -157,8 +168,10 @@ def toxiproxy_of(action: dict[str, Any], timeout: float = 5.0) -> Toxiproxy:
             for binds in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}).values():
                 if any(str(b.get("HostPort")) == port for b in binds or []):
                     raise
-        raise Gone(f"nothing answers at {action['toxiproxy']} and no container publishes it "
-                   "(a ledger of an older deadair, whose stack is gone)") from exc
+        raise Gone(
+            f"nothing answers at {action['toxiproxy']} and no container publishes it "
+            "(a ledger of an older deadair, whose stack is gone)"
+        ) from exc
     return tox
 
 
@@ -181,8 +194,7 @@ def on_same_link(action: dict[str, Any], others: list[Entry], kinds: tuple[str, 
 
 
 def on_same_node(action: dict[str, Any], others: list[Entry], kinds: tuple[str, ...]) -> list[Entry]:
-    return [o for o in others if o["undo"].get("container") == action.get("container")
-            and o["undo"]["action"] in kinds]
+    return [o for o in others if o["undo"].get("container") == action.get("container") and o["undo"]["action"] in kinds]
 
 
 def _names(entries: list[Entry]) -> str:
@@ -261,7 +273,9 @@ def _remove_orphans(r: Revert) -> None:
         return
     tox = toxiproxy_of(r.action)
     mine = set(r.action.get("toxics") or ())
-    orphans = [t.name for t in tox.proxy(r.action["proxy"]).toxics if t.name.startswith("deadair_") and t.name not in mine]
+    orphans = [
+        t.name for t in tox.proxy(r.action["proxy"]).toxics if t.name.startswith("deadair_") and t.name not in mine
+    ]
     for name in orphans:
         tox.remove_toxic(r.action["proxy"], name, timeout=REMOVE_TIMEOUT)
     if orphans:
@@ -289,10 +303,14 @@ def _remove_toxics(r: Revert) -> None:
             try:
                 tox.version(timeout=3.0)
             except ToxiproxyError as down:
-                raise FaultError(f"Toxiproxy stopped answering while removing toxic {name} from link {proxy}: "
-                                 f"{down}") from down
-            recover_toxiproxy(r, f"removing toxic {name} from link {proxy} did not finish within "
-                                 f"{REMOVE_TIMEOUT:g}s (Toxiproxy's stuck-removal deadlock)")
+                raise FaultError(
+                    f"Toxiproxy stopped answering while removing toxic {name} from link {proxy}: {down}"
+                ) from down
+            recover_toxiproxy(
+                r,
+                f"removing toxic {name} from link {proxy} did not finish within "
+                f"{REMOVE_TIMEOUT:g}s (Toxiproxy's stuck-removal deadlock)",
+            )
             return
     _remove_orphans(r)
 
@@ -307,14 +325,20 @@ def recover_toxiproxy(r: Revert, reason: str) -> None:
     dropped: the event says so, for the timeline and the verdicts."""
     ref = r.action.get("stack")
     if ref is None:
-        raise FaultError(f"{reason}; this ledger names Toxiproxy by URL, so it cannot be restarted: "
-                         "restart the Toxiproxy container, then run `deadair sweep`")
+        raise FaultError(
+            f"{reason}; this ledger names Toxiproxy by URL, so it cannot be restarted: "
+            "restart the Toxiproxy container, then run `deadair sweep`"
+        )
     t0 = time.monotonic()
     labels = LOCATOR.restart_toxiproxy(ref)
     tox = None
     try:
-        for attempt in Retrying(stop=stop_after_delay(RESTART_TIMEOUT), wait=wait_fixed(0.2),
-                                retry=retry_if_exception_type((ToxiproxyError, FaultError, Gone)), reraise=True):
+        for attempt in Retrying(
+            stop=stop_after_delay(RESTART_TIMEOUT),
+            wait=wait_fixed(0.2),
+            retry=retry_if_exception_type((ToxiproxyError, FaultError, Gone)),
+            reraise=True,
+        ):
             with attempt:
                 tox = LOCATOR.toxiproxy(ref, 5.0)
                 tox.version()
@@ -326,7 +350,10 @@ def recover_toxiproxy(r: Revert, reason: str) -> None:
     reapplied = []
     for other in r.active_now():  # not the list taken when this revert began: others ended meanwhile
         u = other["undo"]
-        if (u.get("stack") or {}).get("project") != ref["project"] or u["action"] not in ("toxics.remove", "link.enable"):
+        if (u.get("stack") or {}).get("project") != ref["project"] or u["action"] not in (
+            "toxics.remove",
+            "link.enable",
+        ):
             continue
         if u["action"] == "link.enable":
             tox.set_enabled(u["proxy"], False)
@@ -340,9 +367,16 @@ def recover_toxiproxy(r: Revert, reason: str) -> None:
         reapplied.append(str(other.get("fault")))
     took = time.monotonic() - t0
     r.outcome.detail = f"recovered by restarting Toxiproxy ({took:.1f}s): {reason}"
-    r.outcome.events.append({
-        "kind": "harness.toxiproxy_restart", "reason": reason, "took": round(took, 3), "links": sorted(links),
-        "reapplied": reapplied, "effect": "every connection through every link was dropped"})
+    r.outcome.events.append(
+        {
+            "kind": "harness.toxiproxy_restart",
+            "reason": reason,
+            "took": round(took, 3),
+            "links": sorted(links),
+            "reapplied": reapplied,
+            "effect": "every connection through every link was dropped",
+        }
+    )
 
 
 # -- links that flap: a thread in the runner's process --------------------------------------------
@@ -392,8 +426,12 @@ def _running_and_healthy(action: dict[str, Any]) -> None:
         if not (state.get("Status") == "running" and health in ("healthy", "none")):
             raise FaultError(f"node {action.get('node')} is {state.get('Status')}/{health}, not running and healthy")
 
-    for attempt in Retrying(stop=stop_after_delay(VERIFY_TIMEOUT), wait=wait_fixed(0.2),
-                            retry=retry_if_exception_type(FaultError), reraise=True):
+    for attempt in Retrying(
+        stop=stop_after_delay(VERIFY_TIMEOUT),
+        wait=wait_fixed(0.2),
+        retry=retry_if_exception_type(FaultError),
+        reraise=True,
+    ):
         with attempt:
             check()
 
@@ -405,8 +443,11 @@ def _verify_container(r: Revert) -> None:
 
 
 def _signal_holders(r: Revert) -> list[Entry]:
-    return [o for o in on_same_node(r.action, r.others, ("container.signal",))
-            if o["undo"].get("signal") == r.action.get("signal")]
+    return [
+        o
+        for o in on_same_node(r.action, r.others, ("container.signal",))
+        if o["undo"].get("signal") == r.action.get("signal")
+    ]
 
 
 def _send_undo_signal(r: Revert) -> None:
@@ -440,12 +481,15 @@ def _verify_undo_signal(r: Revert) -> None:
         return
     c = LOCATOR.container(r.action)
     since = int(r.action["sent_at"]) - 1
-    for attempt in Retrying(stop=stop_after_delay(5), wait=wait_fixed(0.1),
-                            retry=retry_if_exception_type(FaultError), reraise=True):
+    for attempt in Retrying(
+        stop=stop_after_delay(5), wait=wait_fixed(0.1), retry=retry_if_exception_type(FaultError), reraise=True
+    ):
         with attempt:
             if r.action["log"].encode() not in c.logs(stdout=True, stderr=True, since=since, tail=50):
-                raise FaultError(f"node {r.action.get('node')} did not confirm {r.action['signal']} "
-                                 f"(no {r.action['log']!r} in its log)")
+                raise FaultError(
+                    f"node {r.action.get('node')} did not confirm {r.action['signal']} "
+                    f"(no {r.action['log']!r} in its log)"
+                )
 
 
 def _wanted_networks(r: Revert) -> list[dict[str, Any]]:
@@ -516,7 +560,9 @@ def _stack_down(r: Revert) -> None:
 
 
 def _verify_stack_down(r: Revert) -> None:
-    left = engine.list_containers(engine.connect(), all=True, filters={"label": f"com.docker.compose.project={r.action['project']}"})
+    left = engine.list_containers(
+        engine.connect(), all=True, filters={"label": f"com.docker.compose.project={r.action['project']}"}
+    )
     if left:
         raise FaultError(f"{len(left)} container(s) of {r.action['project']} still exist")
 
@@ -544,8 +590,12 @@ UNDO: dict[str, tuple[Callable[[Revert], None], Callable[[Revert], None]]] = {
 }
 
 
-def revert(action: dict[str, Any], others: list[Entry] | None = None, history: list[Entry] | None = None,
-           refresh: Callable[[], list[Entry]] | None = None) -> Outcome:
+def revert(
+    action: dict[str, Any],
+    others: list[Entry] | None = None,
+    history: list[Entry] | None = None,
+    refresh: Callable[[], list[Entry]] | None = None,
+) -> Outcome:
     """Run an undo action and verify the declared state, given the other faults still active.
 
     Returns what was done; raises FaultError when the stack is not as declared. A target gone

@@ -4,6 +4,7 @@ Like Jepsen's history, it is only data: the timeline's events (which a journal o
 reproduces), so a run can be judged again later; nothing here talks to the stack. A
 Distribution is what a measure yields: one sample per subject, missing subjects named.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,16 +78,20 @@ class Distribution:
         return self.ids[max(range(len(self.samples)), key=self.samples.__getitem__)]
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"count": self.count, "missing": self.missing, "basis": self.basis,
-                               "p50": self.stat("p50"), "p95": self.stat("p95"), "p99": self.stat("p99"),
-                               "max": self.stat("max")}
+        out: dict[str, Any] = {
+            "count": self.count,
+            "missing": self.missing,
+            "basis": self.basis,
+            "p50": self.stat("p50"),
+            "p95": self.stat("p95"),
+            "p99": self.stat("p99"),
+            "max": self.stat("max"),
+        }
         if self.spans is not None:
             out["spans"] = self.spans
         if self.no_data:
             out["no_data"] = self.no_data
         return out
-
-
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,8 @@ class History:
                 s = starts.pop(str(ev.data["occurrence"]), None)
                 if s is not None:
                     self.faults[str(s.data["occurrence"])] = FaultSpan(
-                        int(s.data["step"]), str(s.data["occurrence"]), s.data["fault"], s.data.get("target"), s.t, ev.t)
+                        int(s.data["step"]), str(s.data["occurrence"]), s.data["fault"], s.data.get("target"), s.t, ev.t
+                    )
             elif ev.kind == "run.end":
                 self.end = ev.t
         if end is not None:
@@ -163,7 +169,7 @@ class History:
         self._spans: dict[str, list[tuple[float, float]]] | None = None
         self.widen = 0.0  # > 0: every dead-air span grown by this at both ends; < 0: shrunk
 
-    def adjusted(self, delta: float) -> "History":
+    def adjusted(self, delta: float) -> History:
         """The same history with every dead-air span grown (delta > 0) or shrunk by |delta| in all:
         what could have happened for listeners whose clock is late by up to |delta|. A late clock
         never records early: what it recorded at t happened between t - |delta| and t, so each end
@@ -189,8 +195,9 @@ class History:
 
     def listeners_by(self, t: float) -> list[str]:
         """Listeners that had started to join by t (those a window ending at t is about)."""
-        return sorted(lid for lid, evs in self.by_listener.items()
-                      if any(e.kind == "listener.join" and e.t <= t for e in evs))
+        return sorted(
+            lid for lid, evs in self.by_listener.items() if any(e.kind == "listener.join" and e.t <= t for e in evs)
+        )
 
     def served_by(self, lid: str) -> str | None:
         """The node that last served a listener (lb's X-Served-By), to name it when it is missing."""
@@ -201,8 +208,14 @@ class History:
 
     def lag(self, w: Window) -> float:
         """The swarm's worst event-loop lag over a window: how late any listener's clock may be."""
-        return max((float(e.data.get("lag_max", 0.0)) for e in self.health
-                    if e.t >= w.start and float(e.data.get("since", e.t - 1.0)) <= w.end), default=0.0)
+        return max(
+            (
+                float(e.data.get("lag_max", 0.0))
+                for e in self.health
+                if e.t >= w.start and float(e.data.get("since", e.t - 1.0)) <= w.end
+            ),
+            default=0.0,
+        )
 
     def dead_air_spans(self) -> dict[str, list[tuple[float, float]]]:
         """Per listener, the spans with nothing to play: stalls and slips however short, digital
@@ -304,5 +317,6 @@ def overlaps(span: tuple[float, float], w: Window) -> bool:
 
 
 def clip(spans: Iterable[tuple[float, float]], w: Window) -> list[float]:
-    return [min(e, w.end) - max(s, w.start) for s, e in spans if overlaps((s, e), w)
-            and min(e, w.end) > max(s, w.start)]
+    return [
+        min(e, w.end) - max(s, w.start) for s, e in spans if overlaps((s, e), w) and min(e, w.end) > max(s, w.start)
+    ]

@@ -6,6 +6,7 @@ a measure waits for (never heard hold music, never reconnected) is a missing sam
 infinity. Each measure registers its name with the language (chaos.language.registry), which
 is how experiments may name it without importing this module.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_right
@@ -30,7 +31,7 @@ class Measure:
     unit: str  # "duration", "ratio" or "count"
     better: str  # "lower" or "higher": decides the default statistic (the worst case)
     scope: str  # "window"; "fault_start" / "fault_end": measured from a step's fault
-    compute: Callable[["History", Window, "FaultSpan | None"], Distribution]
+    compute: Callable[[History, Window, FaultSpan | None], Distribution]
     doc: str  # one line
     definition: str = ""  # per subject, window rule
     no_data: str = ""  # when there is nothing to judge (the verdict fails, saying so)
@@ -61,8 +62,7 @@ def _per_listener(h: History, w: Window, value: Callable[[str], float | None]) -
 
 def _dead_air(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
     spans = h.dead_air_spans()
-    d = _per_listener(h, w, lambda lid: max((e - s for s, e in spans.get(lid, ()) if overlaps((s, e), w)),
-                                            default=0.0))
+    d = _per_listener(h, w, lambda lid: max((e - s for s, e in spans.get(lid, ()) if overlaps((s, e), w)), default=0.0))
     d.spans = sum(1 for lid in d.ids for sp in spans.get(lid, ()) if overlaps(sp, w))
     return d
 
@@ -89,13 +89,16 @@ def _stall_ratio(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
 def _connected_ratio(h: History, w: Window, _f: FaultSpan | None, step: float = 0.1) -> Distribution:
     """Share of listeners with audio to play, sampled every 100 ms over the window."""
     d = Distribution(basis="samples (100 ms)")
-    joins = sorted(t for lid in h.by_listener
-                   if (t := next((e.t for e in h.by_listener[lid] if e.kind == "listener.join"), None)) is not None)
+    joins = sorted(
+        t
+        for lid in h.by_listener
+        if (t := next((e.t for e in h.by_listener[lid] if e.kind == "listener.join"), None)) is not None
+    )
     if not joins or w.length <= 0 or joins[0] > w.end:
         d.no_data = "no listeners" if not joins or joins[0] > w.end else "an empty window"
         return d
     boundaries: list[tuple[float, int]] = []
-    for lid, spans in h.dead_air_spans().items():
+    for spans in h.dead_air_spans().values():
         for s, e in spans:
             boundaries += [(s, 1), (e, -1)]
     boundaries.sort()
@@ -153,17 +156,23 @@ def _reconnect_time(h: History, w: Window, _f: FaultSpan | None) -> Distribution
     return d
 
 
-def _time_to_title(title: str, anchor: str, played: bool) -> Callable[[History, Window, FaultSpan | None], Distribution]:
+def _time_to_title(
+    title: str, anchor: str, played: bool
+) -> Callable[[History, Window, FaultSpan | None], Distribution]:
     """Onset (anchor start): from the fault's start to the first time the listener hears `title`
     (0 if it already does). Resume (anchor end): from the fault's end to when it hears `title`
     for good: after the last other stream that still reached it after the end (a buffered fault
     plays out late), 0 only if it hears `title` at the end and nothing else comes after."""
+
     def compute(h: History, w: Window, fault: FaultSpan | None) -> Distribution:
         d = Distribution()
         t0 = (fault.start if anchor == "start" else fault.end) if fault else w.start
         for lid in h.listeners_by(t0):
-            streams = [(h.stream_time(e, played), e.data.get("title")) for e in h.by_listener[lid]
-                       if e.kind == "listener.stream"]
+            streams = [
+                (h.stream_time(e, played), e.data.get("title"))
+                for e in h.by_listener[lid]
+                if e.kind == "listener.stream"
+            ]
             after = sorted((t, ti) for t, ti in streams if t0 <= t <= w.end)
             start = t0
             if anchor == "end":
@@ -190,11 +199,13 @@ def _in(w: Window, t: float) -> bool:
 
 def _per_ear(field_name: str) -> Callable[[History, Window, FaultSpan | None], Distribution]:
     """Per golden ear: its worst beep in the window (an ear that heard none is missing)."""
+
     def compute(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
         d = Distribution(basis="ears")
         for lid, evs in sorted(h.ears.items()):
-            values = [float(e.data[field_name]) for e in evs if e.kind == "ear.beep" and field_name in e.data
-                      and _in(w, e.t)]
+            values = [
+                float(e.data[field_name]) for e in evs if e.kind == "ear.beep" and field_name in e.data and _in(w, e.t)
+            ]
             if values:
                 d.add(lid, max(values))
             elif any(e.t <= w.end for e in h.by_listener.get(lid, ())):
@@ -204,6 +215,7 @@ def _per_ear(field_name: str) -> Callable[[History, Window, FaultSpan | None], D
         elif not d.count:
             d.no_data = "no ear was listening in the window"
         return d
+
     return compute
 
 
@@ -221,8 +233,11 @@ def _silence(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
 def _join_latency(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
     d = Distribution()
     for lid, evs in sorted(h.by_listener.items()):
-        values = [float(e.data["latency"]) for e in evs if e.kind in ("listener.joined", "listener.join_failed")
-                  and _in(w, e.t) and "latency" in e.data]
+        values = [
+            float(e.data["latency"])
+            for e in evs
+            if e.kind in ("listener.joined", "listener.join_failed") and _in(w, e.t) and "latency" in e.data
+        ]
         if values:
             d.add(lid, max(values))
     if not d.count:
@@ -246,6 +261,7 @@ def _join_success_ratio(h: History, w: Window, _f: FaultSpan | None) -> Distribu
 
 def _server(field_name: str, kind: str, combine: Callable[[list[float]], float]):
     """Per sampling round (server.sample events share a `round`), combine one field over nodes."""
+
     def compute(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
         rounds: dict[int, list[float]] = defaultdict(list)
         for e in h.server:
@@ -255,84 +271,219 @@ def _server(field_name: str, kind: str, combine: Callable[[list[float]], float])
         if not rounds:
             d.no_data = f"no {kind} sample in the window"
         return d
+
     return compute
 
 
-_SPANS = ("Dead-air spans: every gap in the listener's playout however short (a stall, or a slip "
-          "under one Opus frame), digital silence a golden ear played, and from its join on if it "
-          "never heard anything.")
-MEASURES: dict[str, Measure] = {m.name: m for m in [
-    Measure("dead_air", "duration", "lower", "window", _dead_air,
+_SPANS = (
+    "Dead-air spans: every gap in the listener's playout however short (a stall, or a slip "
+    "under one Opus frame), digital silence a golden ear played, and from its join on if it "
+    "never heard anything."
+)
+MEASURES: dict[str, Measure] = {
+    m.name: m
+    for m in [
+        Measure(
+            "dead_air",
+            "duration",
+            "lower",
+            "window",
+            _dead_air,
             "per listener: its longest dead-air span that overlaps the window (full length)",
             "Per listener, the longest dead-air span overlapping the window, counted at its full length "
             "in every window it overlaps (a 1.8 s span across the end of a fault is 1.8 s there and "
-            "after). 0 for a listener with none. " + _SPANS, "no listeners"),
-    Measure("dead_air.total", "duration", "lower", "window", _dead_air_total,
+            "after). 0 for a listener with none. " + _SPANS,
+            "no listeners",
+        ),
+        Measure(
+            "dead_air.total",
+            "duration",
+            "lower",
+            "window",
+            _dead_air_total,
             "per listener: all its dead air inside the window, every slip included",
-            "Per listener, the sum of its dead-air spans clipped to the window. " + _SPANS, "no listeners"),
-    Measure("stall_ratio", "ratio", "lower", "window", _stall_ratio,
+            "Per listener, the sum of its dead-air spans clipped to the window. " + _SPANS,
+            "no listeners",
+        ),
+        Measure(
+            "stall_ratio",
+            "ratio",
+            "lower",
+            "window",
+            _stall_ratio,
             "per listener: dead_air.total / its listening time in the window",
             "Per listener, its dead air inside the window divided by the time in the window since it "
             "first joined. Note: the `during` window is the whole method; to judge a fault, put the "
-            "expectation under its step.", "no listeners"),
-    Measure("listeners.connected_ratio", "ratio", "higher", "window", _connected_ratio,
+            "expectation under its step.",
+            "no listeners",
+        ),
+        Measure(
+            "listeners.connected_ratio",
+            "ratio",
+            "higher",
+            "window",
+            _connected_ratio,
             "share of listeners with audio to play, sampled every 100 ms",
             "Every 100 ms of the window, the share of listeners not in dead air and not waiting for "
-            "their first audio; one sample per instant.", "no listeners"),
-    Measure("time_to_first_audio", "duration", "lower", "window", _time_to_first_audio,
+            "their first audio; one sample per instant.",
+            "no listeners",
+        ),
+        Measure(
+            "time_to_first_audio",
+            "duration",
+            "lower",
+            "window",
+            _time_to_first_audio,
             "per listener joining in the window: join sent -> first audio page",
             "Per listener whose first join was sent in the window: seconds to its first audio page; "
-            "one that never heard any is missing (infinite) and named.", "no listener joined in the window"),
-    Measure("reconnect_time", "duration", "lower", "window", _reconnect_time,
+            "one that never heard any is missing (infinite) and named.",
+            "no listener joined in the window",
+        ),
+        Measure(
+            "reconnect_time",
+            "duration",
+            "lower",
+            "window",
+            _reconnect_time,
             "per listener that lost its connection in the window: its longest loss -> audio again",
             "Per listener that lost its connection in the window (the client saw a close, reset or "
             "timeout): its longest time from a loss to the first audio on a new connection, backoff "
             "included; one still without audio is missing and named.",
-            "no listener lost its connection in the window"),
-    Measure("hold_music.onset", "duration", "lower", "fault_start", _time_to_title("hold", "start", True),
+            "no listener lost its connection in the window",
+        ),
+        Measure(
+            "hold_music.onset",
+            "duration",
+            "lower",
+            "fault_start",
+            _time_to_title("hold", "start", True),
             "per listener: fault start -> its player plays hold music (0 if it already did)",
             "Per listener, from the fault's start to when its player reaches the first hold-music audio "
             "(after what it still had buffered); missing (named) if that never happens in the window.",
-            "no listeners"),
-    Measure("hold_music.arrival", "duration", "lower", "fault_start", _time_to_title("hold", "start", False),
+            "no listeners",
+        ),
+        Measure(
+            "hold_music.arrival",
+            "duration",
+            "lower",
+            "fault_start",
+            _time_to_title("hold", "start", False),
             "per listener: fault start -> hold music's first page arrives",
-            "As hold_music.onset, at the arrival of the page instead of its playback.", "no listeners"),
-    Measure("live.resume", "duration", "lower", "fault_end", _time_to_title("live", "end", True),
+            "As hold_music.onset, at the arrival of the page instead of its playback.",
+            "no listeners",
+        ),
+        Measure(
+            "live.resume",
+            "duration",
+            "lower",
+            "fault_end",
+            _time_to_title("live", "end", True),
             "per listener: fault end -> its player plays the live speaker again (0 if it never left)",
             "Per listener, from the fault's end to when its player reaches live audio again; missing "
-            "(named) if never in the window.", "no listeners"),
-    Measure("live.arrival", "duration", "lower", "fault_end", _time_to_title("live", "end", False),
+            "(named) if never in the window.",
+            "no listeners",
+        ),
+        Measure(
+            "live.arrival",
+            "duration",
+            "lower",
+            "fault_end",
+            _time_to_title("live", "end", False),
             "per listener: fault end -> the live stream's first page arrives again",
-            "As live.resume, at the arrival of the page instead of its playback.", "no listeners"),
-    Measure("e2e_latency", "duration", "lower", "window", _per_ear("latency"),
-            "per golden ear: its worst beep, mic -> played", "Per golden ear, the largest delay between a "
+            "As live.resume, at the arrival of the page instead of its playback.",
+            "no listeners",
+        ),
+        Measure(
+            "e2e_latency",
+            "duration",
+            "lower",
+            "window",
+            _per_ear("latency"),
+            "per golden ear: its worst beep, mic -> played",
+            "Per golden ear, the largest delay between a "
             "beep leaving the microphone and the ear playing it, over the beeps it played in the window; "
-            "an ear that played none is missing.", "no golden ears, or none listening", ears=True),
-    Measure("delivery_latency", "duration", "lower", "window", _per_ear("delivery"),
-            "per golden ear: its worst beep, mic -> received", "As e2e_latency, to the beep's arrival "
-            "(network and servers only).", "no golden ears, or none listening", ears=True),
-    Measure("silence", "duration", "lower", "window", _silence,
+            "an ear that played none is missing.",
+            "no golden ears, or none listening",
+            ears=True,
+        ),
+        Measure(
+            "delivery_latency",
+            "duration",
+            "lower",
+            "window",
+            _per_ear("delivery"),
+            "per golden ear: its worst beep, mic -> received",
+            "As e2e_latency, to the beep's arrival (network and servers only).",
+            "no golden ears, or none listening",
+            ears=True,
+        ),
+        Measure(
+            "silence",
+            "duration",
+            "lower",
+            "window",
+            _silence,
             "per golden ear: its longest digital silence (< -50 dBFS) overlapping the window",
             "Per golden ear, its longest span of played digital silence overlapping the window, full "
-            "length; 0 for an ear with none. Silence is dead air too.", "no golden ears", ears=True),
-    Measure("join_latency", "duration", "lower", "window", _join_latency,
+            "length; 0 for an ear with none. Silence is dead air too.",
+            "no golden ears",
+            ears=True,
+        ),
+        Measure(
+            "join_latency",
+            "duration",
+            "lower",
+            "window",
+            _join_latency,
             "per listener: its slowest join answer in the window",
             "Per listener, its slowest join request answered (or refused) in the window.",
-            "no join answered or failed in the window"),
-    Measure("join_success_ratio", "ratio", "higher", "window", _join_success_ratio,
-            "joins answered with a stream URL / joins sent", "All joins answered with a stream URL in "
-            "the window over all joins answered or failed in it (one sample).", "no join in the window"),
-    Measure("server.icecast_listeners", "count", "higher", "window", _server("listeners", "icecast", sum),
+            "no join answered or failed in the window",
+        ),
+        Measure(
+            "join_success_ratio",
+            "ratio",
+            "higher",
+            "window",
+            _join_success_ratio,
+            "joins answered with a stream URL / joins sent",
+            "All joins answered with a stream URL in the window over all joins answered or failed in it (one sample).",
+            "no join in the window",
+        ),
+        Measure(
+            "server.icecast_listeners",
+            "count",
+            "higher",
+            "window",
+            _server("listeners", "icecast", sum),
             "listeners Icecast reports on all its nodes, per sample (once a second)",
-            "Per sampling round, the listeners every Icecast node reports, summed.", "no Icecast sample",
-            timed=False),
-    Measure("server.slow_listeners", "count", "lower", "window", _server("slow_listeners", "icecast", sum),
+            "Per sampling round, the listeners every Icecast node reports, summed.",
+            "no Icecast sample",
+            timed=False,
+        ),
+        Measure(
+            "server.slow_listeners",
+            "count",
+            "lower",
+            "window",
+            _server("slow_listeners", "icecast", sum),
             "listeners Icecast counts as slow (lagging its queue), per sample",
-            "Per sampling round, Icecast's slow listeners, summed over nodes.", "no Icecast sample", timed=False),
-    Measure("server.lb_servers_up", "count", "higher", "window", _server("up", "haproxy", sum),
-            "edges HAProxy considers up, per sample", "Per sampling round, HAProxy's servers up.",
-            "no HAProxy sample", timed=False),
-]}
+            "Per sampling round, Icecast's slow listeners, summed over nodes.",
+            "no Icecast sample",
+            timed=False,
+        ),
+        Measure(
+            "server.lb_servers_up",
+            "count",
+            "higher",
+            "window",
+            _server("up", "haproxy", sum),
+            "edges HAProxy considers up, per sample",
+            "Per sampling round, HAProxy's servers up.",
+            "no HAProxy sample",
+            timed=False,
+        ),
+    ]
+}
 for _m in MEASURES.values():
     registry.MEASURES.register(_m.name, _m)
 
@@ -341,5 +492,3 @@ def resolve_measure(name: str) -> tuple[Measure, str | None]:
     """`dead_air.max` -> (dead_air, "max"); KeyError for a name no measure has."""
     measure, stat = registry.resolve_measure(name)
     return cast(Measure, measure), stat
-
-

@@ -3,6 +3,7 @@
 Pass, fail, or unknown: unknown is how "no data" and "the instrument's own error could flip
 this" are said; neither ever passes.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,6 @@ from chaos.judge.measures import Measure, resolve_measure
 from chaos.language.expectations import Expectation, parse_expectation
 from chaos.language.probes import within_tolerance
 from chaos.language.units import format_duration
-
 
 
 @dataclass
@@ -58,17 +58,34 @@ class Verdict:
     def to_json(self) -> dict:
         def clean(x):
             return None if isinstance(x, float) and (math.isinf(x) or math.isnan(x)) else x
-        return {"phase": self.phase, "step": self.step, "measure": self.measure, "expect": self.expect,
-                "stat": self.stat, "value": clean(self.value), "passed": self.passed, "outcome": self.outcome,
-                "window": [self.window.start, self.window.end], "unit": self.unit,
-                "summary": {k: clean(v) for k, v in self.summary.items()}, "missing": self.missing_ids,
-                "note": self.note}
+
+        return {
+            "phase": self.phase,
+            "step": self.step,
+            "measure": self.measure,
+            "expect": self.expect,
+            "stat": self.stat,
+            "value": clean(self.value),
+            "passed": self.passed,
+            "outcome": self.outcome,
+            "window": [self.window.start, self.window.end],
+            "unit": self.unit,
+            "summary": {k: clean(v) for k, v in self.summary.items()},
+            "missing": self.missing_ids,
+            "note": self.note,
+        }
 
 
-_NEVER = {"hold_music.onset": "never heard hold music", "hold_music.arrival": "never received hold music",
-          "live.resume": "never heard the live speaker again", "live.arrival": "never received the live stream again",
-          "reconnect_time": "never reconnected", "time_to_first_audio": "never heard any audio",
-          "e2e_latency": "played no beep", "delivery_latency": "received no beep"}
+_NEVER = {
+    "hold_music.onset": "never heard hold music",
+    "hold_music.arrival": "never received hold music",
+    "live.resume": "never heard the live speaker again",
+    "live.arrival": "never received the live stream again",
+    "reconnect_time": "never reconnected",
+    "time_to_first_audio": "never heard any audio",
+    "e2e_latency": "played no beep",
+    "delivery_latency": "received no beep",
+}
 
 
 def _margin(exp: Expectation, value: float) -> float:
@@ -96,9 +113,17 @@ def _lag_window(h: History, measure: Measure, windows: list[Window]) -> Window:
     return Window(start, end)
 
 
-def check(h: History, measure_name: str, expect: str, window: Window, phase: str,
-          fault: FaultSpan | None = None, step: int | None = None,
-          more: list[tuple[FaultSpan, Window]] | None = None, lag_rule: bool = True) -> Verdict:
+def check(
+    h: History,
+    measure_name: str,
+    expect: str,
+    window: Window,
+    phase: str,
+    fault: FaultSpan | None = None,
+    step: int | None = None,
+    more: list[tuple[FaultSpan, Window]] | None = None,
+    lag_rule: bool = True,
+) -> Verdict:
     """Judge one expectation over one window of the history (or, for a repeating step, over the
     windows of all its occurrences, their samples pooled; an occurrence with no data fails it).
 
@@ -145,10 +170,24 @@ def check(h: History, measure_name: str, expect: str, window: Window, phase: str
         named_ids = list(dict.fromkeys(dist.missing_ids))
         named = ", ".join(f"{lid} ({h.served_by(lid)})" if h.served_by(lid) else lid for lid in named_ids[:10])
         more_ids = f" and {len(named_ids) - 10} more" if len(named_ids) > 10 else ""
-        notes.append(f"{dist.missing} of {dist.count} {dist.basis} {_NEVER.get(measure.name, 'gave no sample')}: "
-                     f"{named}{more_ids}")
-    v = Verdict(phase, measure_name, exp.text, stat, value, passed, window, measure.unit, dist.summary(),
-                step, "; ".join(notes), missing_ids=list(dict.fromkeys(dist.missing_ids)))
+        notes.append(
+            f"{dist.missing} of {dist.count} {dist.basis} {_NEVER.get(measure.name, 'gave no sample')}: "
+            f"{named}{more_ids}"
+        )
+    v = Verdict(
+        phase,
+        measure_name,
+        exp.text,
+        stat,
+        value,
+        passed,
+        window,
+        measure.unit,
+        dist.summary(),
+        step,
+        "; ".join(notes),
+        missing_ids=list(dict.fromkeys(dist.missing_ids)),
+    )
     if not (lag_rule and measure.timed and not dist.no_data):
         return v
     lag = h.lag(_lag_window(h, measure, [w for _, w in occurrences]))
@@ -161,10 +200,15 @@ def check(h: History, measure_name: str, expect: str, window: Window, phase: str
         margin = _margin(exp, value)
         flips = margin <= lag
     if flips:
-        why = f"as much as the margin ({format_duration(margin)}) between the value and its bound" if margin is not None \
+        why = (
+            f"as much as the margin ({format_duration(margin)}) between the value and its bound"
+            if margin is not None
             else "enough that the listeners' dead air, shifted by that much, judges otherwise"
-        v.make_unknown(f"unknown: the listeners' event loop lagged up to {format_duration(lag)} here, {why}: "
-                       "the load generator, not the system, may decide this verdict")
+        )
+        v.make_unknown(
+            f"unknown: the listeners' event loop lagged up to {format_duration(lag)} here, {why}: "
+            "the load generator, not the system, may decide this verdict"
+        )
     return v
 
 
@@ -174,8 +218,11 @@ def check_probe(h: History, name: str, tolerance, window: Window, phase: str) ->
     The tolerance is applied again to each recorded output, so a journal can be re-judged."""
 
     eps = 0.05
-    samples = [e for e in h.probes.get(name, []) if window.start - eps <= e.t <= window.end + eps
-               and e.data.get("phase") == phase]
+    samples = [
+        e
+        for e in h.probes.get(name, [])
+        if window.start - eps <= e.t <= window.end + eps and e.data.get("phase") == phase
+    ]
     ok = [("output" in e.data and within_tolerance(tolerance, e.data["output"])) for e in samples]
     failed = ok.count(False)
     note = ""
@@ -187,10 +234,26 @@ def check_probe(h: History, name: str, tolerance, window: Window, phase: str) ->
         note = f"{failed} of {len(samples)} samples outside tolerance; first at t={bad.t:.2f}s: {detail}"
     import json as _json
 
-    return Verdict(phase, f"probe {name}", f"tolerance {_json.dumps(tolerance)}", "failed", float(failed),
-                   bool(samples) and not failed, window, "probe", {"count": len(samples), "missing": 0,
-                                                                    "p50": float("nan"), "p95": float("nan"),
-                                                                    "p99": float("nan"), "max": float(failed)}, None, note)
+    return Verdict(
+        phase,
+        f"probe {name}",
+        f"tolerance {_json.dumps(tolerance)}",
+        "failed",
+        float(failed),
+        bool(samples) and not failed,
+        window,
+        "probe",
+        {
+            "count": len(samples),
+            "missing": 0,
+            "p50": float("nan"),
+            "p95": float("nan"),
+            "p99": float("nan"),
+            "max": float(failed),
+        },
+        None,
+        note,
+    )
 
 
 def _short_output(output) -> str:

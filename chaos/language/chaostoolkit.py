@@ -20,6 +20,7 @@ Semantics changed, on purpose: deadair reverts every fault on every exit path (t
 Toolkit's default skips rollbacks when a run failed or was interrupted), and method activities
 start at offsets given by their pauses, not after the previous one returns.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,21 @@ _STRATEGIES = {
     "during-method-only": (("during",), "2s"),
     "continuously": (("before", "during"), "2s"),
 }
-_TOP = {"version", "title", "description", "tags", "contributions", "configuration", "secrets", "extensions",
-        "controls", "runtime", "steady-state-hypothesis", "method", "rollbacks"}
+_TOP = {
+    "version",
+    "title",
+    "description",
+    "tags",
+    "contributions",
+    "configuration",
+    "secrets",
+    "extensions",
+    "controls",
+    "runtime",
+    "steady-state-hypothesis",
+    "method",
+    "rollbacks",
+}
 
 
 def looks_like(data: Any) -> bool:
@@ -87,7 +101,9 @@ class _Translator:
                 elif "default" in value:
                     self.config[key] = value["default"]
                 else:
-                    self.problem(path, f"configuration {key!r}: environment variable {env} is not set and has no default")
+                    self.problem(
+                        path, f"configuration {key!r}: environment variable {env} is not set and has no default"
+                    )
             else:
                 self.config[key] = value
 
@@ -141,8 +157,11 @@ class _Translator:
             return "process", spec
         if ptype == "python":
             return None
-        self.problem(path + ("provider",), f"provider type {ptype!r} is not supported; supported: http, process, "
-                                           f"python ({TOXIC_ACTIONS}, {PROXY_ACTIONS})")
+        self.problem(
+            path + ("provider",),
+            f"provider type {ptype!r} is not supported; supported: http, process, "
+            f"python ({TOXIC_ACTIONS}, {PROXY_ACTIONS})",
+        )
         return None
 
     # -- the experiment --------------------------------------------------------------------------
@@ -162,13 +181,17 @@ class _Translator:
             "tags": [re.sub(r"[^A-Za-z0-9_-]+", "-", str(t)).strip("-") or "tag" for t in ctk.get("tags") or []],
             "listeners": {"count": 0},
             "windows": {"warmup": "0s", "gate": "0s", "recovery": "0s"},
-            "steady_state": [], "method": [], "rollbacks": [],
+            "steady_state": [],
+            "method": [],
+            "rollbacks": [],
         }
         for key in ("title", "description", "tags"):
             self.place((key,), (key,))
         strategy = ((ctk.get("runtime") or {}).get("hypothesis") or {}).get("strategy", "default")
         if strategy not in _STRATEGIES:
-            self.problem(("runtime",), f"hypothesis strategy {strategy!r} is not supported; supported: {', '.join(_STRATEGIES)}")
+            self.problem(
+                ("runtime",), f"hypothesis strategy {strategy!r} is not supported; supported: {', '.join(_STRATEGIES)}"
+            )
             strategy = "default"
         when, every = _STRATEGIES[strategy]
         hypo = ctk.get("steady-state-hypothesis") or {}
@@ -181,8 +204,11 @@ class _Translator:
             self.defined[name] = (probe, path)
             tol = probe.get("tolerance")
             if isinstance(tol, dict) and tol.get("type") == "probe":
-                self.problem(path + ("tolerance",), "tolerances of type probe (a Python function) are not supported; "
-                                                    "use a value, a list, or range, regex or jsonpath")
+                self.problem(
+                    path + ("tolerance",),
+                    "tolerances of type probe (a Python function) are not supported; "
+                    "use a value, a list, or range, regex or jsonpath",
+                )
                 continue
             if "tolerance" not in probe:
                 self.problem(path, f"hypothesis probe {name!r} has no tolerance")
@@ -190,10 +216,14 @@ class _Translator:
             got = self.provider(probe, path)
             if got is None:
                 if (probe.get("provider") or {}).get("type") == "python":
-                    self.problem(path + ("provider",), "python probes are not supported in the hypothesis; use http or process")
+                    self.problem(
+                        path + ("provider",), "python probes are not supported in the hypothesis; use http or process"
+                    )
                 continue
             j = len(out["steady_state"])
-            out["steady_state"].append({"probe": name, got[0]: got[1], "tolerance": tol, "when": list(when), "every": every})
+            out["steady_state"].append(
+                {"probe": name, got[0]: got[1], "tolerance": tol, "when": list(when), "every": every}
+            )
             self.place(("steady_state", j), path)
         self.method(out)
         return out
@@ -243,8 +273,11 @@ class _Translator:
                 func = prov.get("func")
                 if prov.get("module") in (TOXIC_ACTIONS, PROXY_ACTIONS) and func in ("delete_toxic", "enable_proxy"):
                     continue  # the ledger reverts every fault the method created
-                self.problem(path + ("provider",), f"rollback {prov.get('module')}.{func} is not supported; "
-                                                   "supported: delete_toxic, enable_proxy (done by deadair's ledger), http, process")
+                self.problem(
+                    path + ("provider",),
+                    f"rollback {prov.get('module')}.{func} is not supported; "
+                    "supported: delete_toxic, enable_proxy (done by deadair's ledger), http, process",
+                )
                 continue
             got = self.provider(act, path)
             if got is not None:
@@ -257,9 +290,12 @@ class _Translator:
         args = self.sub(prov.get("arguments") or {}, path + ("provider", "arguments"))
         where = path + ("provider",)
         if act.get("type") != "action" or module not in (TOXIC_ACTIONS, PROXY_ACTIONS):
-            self.problem(where, f"python provider {module}.{func} is not supported; supported: {TOXIC_ACTIONS} "
-                                f"(create_*_toxic, create_toxic, delete_toxic) and {PROXY_ACTIONS} (disable_proxy, "
-                                "enable_proxy), or http and process providers")
+            self.problem(
+                where,
+                f"python provider {module}.{func} is not supported; supported: {TOXIC_ACTIONS} "
+                f"(create_*_toxic, create_toxic, delete_toxic) and {PROXY_ACTIONS} (disable_proxy, "
+                "enable_proxy), or http and process providers",
+            )
             return
         if func in ("delete_toxic", "enable_proxy"):
             key = (args.get("for_proxy") or args.get("proxy_name"), args.get("toxic_name", ""))
@@ -307,13 +343,21 @@ def _toxic_params(func: str, args: dict) -> tuple[str, dict] | str:
         return f"{v}ms"
 
     simple = {
-        "create_latency_toxic": ("link.latency", lambda a: {"latency": ms(a["latency"]), "jitter": ms(a.get("jitter", 0))}),
+        "create_latency_toxic": (
+            "link.latency",
+            lambda a: {"latency": ms(a["latency"]), "jitter": ms(a.get("jitter", 0))},
+        ),
         "create_bandwith_degradation_toxic": ("link.bandwidth", lambda a: {"rate": int(a["rate"])}),
         "create_slow_connection_close_toxic": ("link.slow_close", lambda a: {"delay": ms(a["delay"])}),
         "create_timeout_toxic": ("link.timeout", lambda a: {"timeout": ms(a["timeout"])}),
-        "create_slicer_toxic": ("link.slicer", lambda a: {"average_size": int(a["average_size"]),
-                                                          "size_variation": int(a["size_variation"]),
-                                                          "delay": f"{float(a['delay']) / 1000:g}ms"}),
+        "create_slicer_toxic": (
+            "link.slicer",
+            lambda a: {
+                "average_size": int(a["average_size"]),
+                "size_variation": int(a["size_variation"]),
+                "delay": f"{float(a['delay']) / 1000:g}ms",
+            },
+        ),
         "create_limiter_toxic": ("link.limit_data", lambda a: {"bytes": int(a["bytes_limit"])}),
     }
     try:
@@ -336,7 +380,7 @@ def _toxic_params(func: str, args: dict) -> tuple[str, dict] | str:
         return f"{func} needs the argument {exc.args[0]!r}"
     except (TypeError, ValueError) as exc:
         return f"{func}: bad argument ({exc})"
-    return (f"{TOXIC_ACTIONS}.{func} is not supported; supported: {', '.join(simple)}, create_toxic, delete_toxic")
+    return f"{TOXIC_ACTIONS}.{func} is not supported; supported: {', '.join(simple)}, create_toxic, delete_toxic"
 
 
 def translate(ctk: dict, pos, file: str):

@@ -3,6 +3,7 @@
 `< 2s`, `p95 < 3s`, `>= 0.99`, `>= 99%`, `between 1s and 3s`. Parsed when the experiment is
 loaded, judged by chaos.judge against a measure's distribution.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,12 @@ from dataclasses import dataclass
 INF = math.inf
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 _STAT = r"(?:(?P<stat>p\d{1,2}(?:\.\d+)?|max|min|mean|median|count)\s+)?"
 _VALUE = r"(\d+(?:\.\d+)?)\s*(ms|s|m|%)?"

@@ -11,6 +11,7 @@ Loading is a series of passes, each reporting `file:line:column: what is wrong, 
      tolerances, repeats, and targets against the stack's compose file, so that a bad target
      is refused before anything starts.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,6 +35,7 @@ from chaos.language.probes import DEFAULT_TIMEOUT, ProbeSpec, link_names, tolera
 from chaos.language.registry import FAULTS, MEASURES, resolve_measure
 from chaos.language.units import parse_duration, parse_rate
 from chaos.stack.definition import StackDefinition, find_stack
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
 
@@ -78,16 +80,22 @@ def _apply_overrides(data: dict, overrides: dict[str, str], pos: Positions) -> l
                 ok = False
                 break
         last = parts[-1]
-        if ok and isinstance(node, dict) and not isinstance(last, int):
-            node[last] = value
-            pos.overridden[tuple(parts)] = where
-        elif ok and isinstance(node, list) and isinstance(last, int) and last < len(node):
+        if (
+            ok
+            and isinstance(node, dict)
+            and not isinstance(last, int)
+            or ok
+            and isinstance(node, list)
+            and isinstance(last, int)
+            and last < len(node)
+        ):
             node[last] = value
             pos.overridden[tuple(parts)] = where
         else:
             declared = ", ".join(variables) if variables else "none"
-            problems.append(Problem(where, 0, 0, f"no variable {key!r} (declared: {declared}) and no key "
-                                                  f"{key!r} in the experiment"))
+            problems.append(
+                Problem(where, 0, 0, f"no variable {key!r} (declared: {declared}) and no key {key!r} in the experiment")
+            )
     return problems
 
 
@@ -108,13 +116,24 @@ def _interpolate(data: Any, pos: Positions, file: str) -> list[Problem]:
         for name in names:
             if name.startswith("links."):
                 if not {"http", "process"} & set(path):
-                    problems.append(Problem(file, *pos.of(path), f"${{{name}}} is known only when the stack runs: "
-                                                                 "use it in a probe's or action's http or process"))
+                    problems.append(
+                        Problem(
+                            file,
+                            *pos.of(path),
+                            f"${{{name}}} is known only when the stack runs: "
+                            "use it in a probe's or action's http or process",
+                        )
+                    )
             elif name not in variables:
                 hint = difflib.get_close_matches(name, list(variables), n=1)
                 did = f" (did you mean ${{{hint[0]}}}?)" if hint else ""
-                problems.append(Problem(file, *pos.of(path), f"undefined variable ${{{name}}}{did}; "
-                                                             f"declared under vars: {', '.join(variables) or 'none'}"))
+                problems.append(
+                    Problem(
+                        file,
+                        *pos.of(path),
+                        f"undefined variable ${{{name}}}{did}; declared under vars: {', '.join(variables) or 'none'}",
+                    )
+                )
         if whole and whole.group(1) in variables:
             return variables[whole.group(1)]
         return _VAR.sub(lambda m: str(variables[m.group(1)]) if m.group(1) in variables else m.group(0), value)
@@ -140,21 +159,39 @@ def _schema_problems(data: Any, pos: Positions, file: str) -> list[Problem]:
             for key in extra:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
                 did = f" (did you mean {hint[0]!r}?)" if hint else ""
-                problems.append(pos.problem(file, path + (key,),
-                                            f"unknown key {key!r}{did}; expected one of: {', '.join(allowed)}", key=True))
+                problems.append(
+                    pos.problem(
+                        file,
+                        path + (key,),
+                        f"unknown key {key!r}{did}; expected one of: {', '.join(allowed)}",
+                        key=True,
+                    )
+                )
             continue
         if err.validator == "required":
-            problems.append(pos.problem(file, path, f"{_where(path)}{err.message.replace('is a required property', 'is required')}"))
+            problems.append(
+                pos.problem(file, path, f"{_where(path)}{err.message.replace('is a required property', 'is required')}")
+            )
             continue
         expected = err.schema.get("x-expected") if isinstance(err.schema, dict) else None
         if expected is None and err.validator in ("type", "minItems") and isinstance(err.schema, dict):
-            expected = {"array": "a list", "object": "a mapping", "string": "a string",
-                        "integer": "a whole number"}.get(str(err.schema.get("type")), err.message)
+            expected = {
+                "array": "a list",
+                "object": "a mapping",
+                "string": "a string",
+                "integer": "a whole number",
+            }.get(str(err.schema.get("type")), err.message)
         if expected is None and err.validator == "enum":
             expected = "one of " + ", ".join(map(str, err.schema["enum"]))
         value = err.instance
-        shown = repr(value) if not isinstance(value, (dict, list)) else ("a mapping" if isinstance(value, dict) else "a list")
-        problems.append(pos.problem(file, path, f"{_where(path)}{shown} is not valid; expected {expected or err.message}"))
+        shown = (
+            repr(value)
+            if not isinstance(value, (dict, list))
+            else ("a mapping" if isinstance(value, dict) else "a list")
+        )
+        problems.append(
+            pos.problem(file, path, f"{_where(path)}{shown} is not valid; expected {expected or err.message}")
+        )
     return problems
 
 
@@ -191,8 +228,11 @@ class _Meaning:
         except KeyError:
             hint = difflib.get_close_matches(name, list(MEASURES), n=1)
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
-            self.problem(path + ("measure",), f"unknown measure {name!r}{did}; expected one of: {', '.join(MEASURES)}, "
-                                              "optionally with a statistic (dead_air.max, reconnect_time.p95)")
+            self.problem(
+                path + ("measure",),
+                f"unknown measure {name!r}{did}; expected one of: {', '.join(MEASURES)}, "
+                "optionally with a statistic (dead_air.max, reconnect_time.p95)",
+            )
             return None
         try:
             exp = parse_expectation(expect)
@@ -200,15 +240,26 @@ class _Meaning:
             self.problem(path + ("expect",), str(exc))
             return None
         if exp.stat and name_stat and exp.stat != name_stat:
-            self.problem(path + ("expect",), f"{expect!r} asks for {exp.stat} but the measure {name!r} already names {name_stat}")
+            self.problem(
+                path + ("expect",), f"{expect!r} asks for {exp.stat} but the measure {name!r} already names {name_stat}"
+            )
         if measure.unit == "duration" and exp.unit != "duration" and not (exp.low == 0 and exp.unit is None):
-            self.problem(path + ("expect",), f"{name} is a duration; write the bound with a unit, such as \"< 2s\" or \"p95 < 300ms\"")
+            self.problem(
+                path + ("expect",),
+                f'{name} is a duration; write the bound with a unit, such as "< 2s" or "p95 < 300ms"',
+            )
         if measure.unit == "count" and exp.unit is not None:
-            self.problem(path + ("expect",), f"{name} is a count; write the bound as a plain number, such as \">= 2\"")
+            self.problem(path + ("expect",), f'{name} is a count; write the bound as a plain number, such as ">= 2"')
         if measure.unit == "ratio" and exp.unit == "duration":
-            self.problem(path + ("expect",), f"{name} is a ratio; write the bound as a number or a percentage, such as \">= 0.99\" or \">= 99%\"")
+            self.problem(
+                path + ("expect",),
+                f'{name} is a ratio; write the bound as a number or a percentage, such as ">= 0.99" or ">= 99%"',
+            )
         if measure.scope != "window" and scope != "step":
-            self.problem(path + ("measure",), f"{name} is measured from a fault's start or end; put it under a method step's expect")
+            self.problem(
+                path + ("measure",),
+                f"{name} is measured from a fault's start or end; put it under a method step's expect",
+            )
         when = tuple(item.get("when", PHASES))
         return Check(measure=name, expect=expect, when=when, line=self.pos.of(path)[0], column=self.pos.of(path)[1])
 
@@ -223,13 +274,18 @@ class _Meaning:
         text = json.dumps(spec)
         for link in link_names(text):
             if self.stack_def is not None and link not in self.stack_def.links:
-                self.problem(path + (kind,), f"${{links.{link}}}: {link!r} is not a link of stack "
-                                             f"{self.stack_def.name}; links: {', '.join(self.stack_def.links)}")
+                self.problem(
+                    path + (kind,),
+                    f"${{links.{link}}}: {link!r} is not a link of stack "
+                    f"{self.stack_def.name}; links: {', '.join(self.stack_def.links)}",
+                )
         return ProbeSpec(name, kind, spec if kind == "http" else {}, spec if kind == "process" else {}, timeout)
 
     def steady_check(self, item: dict, path: Path_) -> Check | None:
         if ("measure" in item) == ("probe" in item):
-            self.problem(path, "a steady-state check has either measure and expect, or probe, http|process and tolerance")
+            self.problem(
+                path, "a steady-state check has either measure and expect, or probe, http|process and tolerance"
+            )
             return None
         if "measure" in item:
             for key in ("http", "process", "tolerance", "every"):
@@ -245,8 +301,18 @@ class _Meaning:
             self.problem(path + ("tolerance",), msg)
         spec = self.probe_spec(item, path, item["probe"])
         every = item.get("every", "2s")
-        return Check(probe=spec, tolerance=item["tolerance"], every=None if every == "end" else parse_duration(every),
-                     when=tuple(item.get("when", PHASES)), line=self.pos.of(path)[0], column=self.pos.of(path)[1]) if spec else None
+        return (
+            Check(
+                probe=spec,
+                tolerance=item["tolerance"],
+                every=None if every == "end" else parse_duration(every),
+                when=tuple(item.get("when", PHASES)),
+                line=self.pos.of(path)[0],
+                column=self.pos.of(path)[1],
+            )
+            if spec
+            else None
+        )
 
     def step(self, i: int, raw: dict) -> Step | None:
         path: Path_ = ("method", i)
@@ -266,8 +332,11 @@ class _Meaning:
             if every <= 0:
                 self.problem(path + ("every",), "every must be longer than 0s")
             if duration is not None and duration >= every:
-                self.problem(path + ("for",), f"for ({raw['for']}) must be shorter than every ({raw['every']}): "
-                                              "occurrences of one step may not overlap")
+                self.problem(
+                    path + ("for",),
+                    f"for ({raw['for']}) must be shorter than every ({raw['every']}): "
+                    "occurrences of one step may not overlap",
+                )
             if until is not None and until < at:
                 self.problem(path + ("until",), f"until ({raw['until']}) is before at ({raw['at']})")
         elif times is not None or until is not None:
@@ -290,24 +359,39 @@ class _Meaning:
             if cls is None:
                 hint = difflib.get_close_matches(raw["fault"], list(FAULTS), n=1)
                 did = f" (did you mean {hint[0]!r}?)" if hint else ""
-                self.problem(path + ("fault",), f"unknown fault {raw['fault']!r}{did}; expected one of: {', '.join(FAULTS)}")
+                self.problem(
+                    path + ("fault",), f"unknown fault {raw['fault']!r}{did}; expected one of: {', '.join(FAULTS)}"
+                )
                 return None
             target = target if (target or one_of) else cls.default_target
             if self.stack_def is not None:
-                for t in (one_of or (target,)):
+                for t in one_of or (target,):
                     for msg in cls.check_target(self.stack_def, t):
                         self.problem(path + ("target",) if "target" in raw else path + ("fault",), msg)
             params, more = cls.check_params(raw.get("with") or {})
             if not more and self.stack_def is not None:
-                for t in (one_of or (target,)):
+                for t in one_of or (target,):
                     more += [m for m in cls.check_with(self.stack_def, t, params) if m not in more]
             for msg in more:
                 self.problem(path + ("with",) if "with" in raw else path + ("fault",), msg)
             if cls.needs_duration and duration is None:
                 self.problem(path + ("fault",), f"fault {raw['fault']} acts over time: give it a duration with `for`")
-            return Step(i, at, "fault", fault=raw["fault"], duration=duration, every=every, times=times, until=until,
-                        target=target, one_of=one_of, params=params, raw_params=dict(raw.get("with") or {}),
-                        expect=tuple(expects), line=self.pos.of(path)[0])
+            return Step(
+                i,
+                at,
+                "fault",
+                fault=raw["fault"],
+                duration=duration,
+                every=every,
+                times=times,
+                until=until,
+                target=target,
+                one_of=one_of,
+                params=params,
+                raw_params=dict(raw.get("with") or {}),
+                expect=tuple(expects),
+                line=self.pos.of(path)[0],
+            )
         for key in ("target", "with", "expect", "for"):
             if key in raw:
                 self.problem(path + (key,), f"{key!r} belongs to fault steps, not {kind} steps", key=True)
@@ -332,8 +416,9 @@ def load_experiment(path: str | Path, check_stack: bool = True, overrides: dict[
     return parse_experiment(text, p, check_stack=check_stack, overrides=overrides)
 
 
-def parse_experiment(text: str, path: Path, check_stack: bool = True,
-                     overrides: dict[str, str] | None = None) -> Experiment:
+def parse_experiment(
+    text: str, path: Path, check_stack: bool = True, overrides: dict[str, str] | None = None
+) -> Experiment:
     file = str(path)
     data, pos, problems = load_yaml(text, file)
     if problems:
@@ -362,55 +447,105 @@ def parse_experiment(text: str, path: Path, check_stack: bool = True,
         except EnvironmentNotReady as exc:
             problems.append(Problem(file, *pos.of(("stack",)), str(exc)))
     m = _Meaning(data, pos, file, stack_def)
-    steady = [c for i, item in enumerate(data.get("steady_state") or [])
-              if (c := m.steady_check(item, ("steady_state", i)))]
-    guards = [c for i, item in enumerate(data.get("abort_when") or [])
-              if (c := m.measure_check(item, ("abort_when", i), "steady"))]
+    steady = [
+        c for i, item in enumerate(data.get("steady_state") or []) if (c := m.steady_check(item, ("steady_state", i)))
+    ]
+    guards = [
+        c
+        for i, item in enumerate(data.get("abort_when") or [])
+        if (c := m.measure_check(item, ("abort_when", i), "steady"))
+    ]
     steps = [s for i, raw in enumerate(data.get("method") or []) if (s := m.step(i, raw))]
-    rollbacks = [r for i, raw in enumerate(data.get("rollbacks") or [])
-                 if (r := m.probe_spec(raw, ("rollbacks", i), raw["action"]))]
+    rollbacks = [
+        r
+        for i, raw in enumerate(data.get("rollbacks") or [])
+        if (r := m.probe_spec(raw, ("rollbacks", i), raw["action"]))
+    ]
     problems += m.problems
 
     lst = data.get("listeners") or {}
     join = lst.get("join", "room-api")
     listeners = ListenersSpec(
-        count=lst.get("count", 20), join=join, via=lst.get("via", "entry-api" if join == "room-api" else "entry-lb"),
+        count=lst.get("count", 20),
+        join=join,
+        via=lst.get("via", "entry-api" if join == "room-api" else "entry-lb"),
         path=lst.get("path", "/live"),
         backoff=tuple(parse_duration(b) for b in lst["backoff"]) if "backoff" in lst else DEFAULT_BACKOFF,
         read_timeout=parse_duration(lst["read_timeout"]) if "read_timeout" in lst else 10.0,
         response_timeout=parse_duration(lst["response_timeout"]) if "response_timeout" in lst else 8.0,
         min_stall=parse_duration(lst["min_stall"]) if "min_stall" in lst else 0.02,
         prebuffer=parse_duration(lst["prebuffer"]) if "prebuffer" in lst else 0.0,
-        ears=lst.get("ears", 0), **_arrival(lst.get("arrival", "all")),
+        ears=lst.get("ears", 0),
+        **_arrival(lst.get("arrival", "all")),
     )
     if listeners.ears > listeners.count:
-        problems.append(Problem(file, *pos.of(("listeners", "ears")),
-                                f"listeners.ears ({listeners.ears}) is more than listeners.count ({listeners.count})"))
+        problems.append(
+            Problem(
+                file,
+                *pos.of(("listeners", "ears")),
+                f"listeners.ears ({listeners.ears}) is more than listeners.count ({listeners.count})",
+            )
+        )
     if stack_def is not None and listeners.count and listeners.via not in stack_def.links:
-        problems.append(Problem(file, *pos.of(("listeners", "via")),
-                                f"{listeners.via!r} is not a link of stack {stack_def.name}; "
-                                f"links: {', '.join(stack_def.links)}"))
-    uses_listeners = [c for c in [*steady, *guards, *(e for s in steps for e in s.expect)]
-                      if c.measure and not c.measure.startswith("server.")]
+        problems.append(
+            Problem(
+                file,
+                *pos.of(("listeners", "via")),
+                f"{listeners.via!r} is not a link of stack {stack_def.name}; links: {', '.join(stack_def.links)}",
+            )
+        )
+    uses_listeners = [
+        c
+        for c in [*steady, *guards, *(e for s in steps for e in s.expect)]
+        if c.measure and not c.measure.startswith("server.")
+    ]
     if listeners.count == 0 and uses_listeners:
-        problems.append(Problem(file, *pos.of(("listeners", "count")),
-                                f"listeners.count is 0 but {uses_listeners[0].measure} is measured from listeners"))
+        problems.append(
+            Problem(
+                file,
+                *pos.of(("listeners", "count")),
+                f"listeners.count is 0 but {uses_listeners[0].measure} is measured from listeners",
+            )
+        )
     for c in uses_listeners:
         if listeners.ears == 0 and resolve_measure(c.measure or "")[0].ears:
-            problems.append(Problem(file, c.line, c.column,
-                                    f"{c.measure} is measured by golden ears, but listeners.ears is 0; "
-                                    "set listeners.ears to at least 1 (a measure with no one to take it can never fail)"))
+            problems.append(
+                Problem(
+                    file,
+                    c.line,
+                    c.column,
+                    f"{c.measure} is measured by golden ears, but listeners.ears is 0; "
+                    "set listeners.ears to at least 1 (a measure with no one to take it can never fail)",
+                )
+            )
     if not steady and not any(st.expect for st in steps) and not m.problems:
-        problems.append(Problem(file, 1, 1, "nothing to judge: no steady_state check and no step with `expect`; "
-                                            "an experiment without a hypothesis passes whatever happens"))
+        problems.append(
+            Problem(
+                file,
+                1,
+                1,
+                "nothing to judge: no steady_state check and no step with `expect`; "
+                "an experiment without a hypothesis passes whatever happens",
+            )
+        )
     windows = Windows(**{k: parse_duration(v) for k, v in (data.get("windows") or {}).items()})
     if problems:
         raise ExperimentError(problems)
     return Experiment(
-        path=path, title=data["title"], description=data.get("description", ""),
-        tags=tuple(data.get("tags") or ()), seed=int(data.get("seed", 0)), stack=stack_name,
-        listeners=listeners, windows=windows, steady_state=tuple(steady), abort_when=tuple(guards),
-        method=tuple(steps), rollbacks=tuple(rollbacks), variables=dict(data.get("vars") or {}), source=source,
+        path=path,
+        title=data["title"],
+        description=data.get("description", ""),
+        tags=tuple(data.get("tags") or ()),
+        seed=int(data.get("seed", 0)),
+        stack=stack_name,
+        listeners=listeners,
+        windows=windows,
+        steady_state=tuple(steady),
+        abort_when=tuple(guards),
+        method=tuple(steps),
+        rollbacks=tuple(rollbacks),
+        variables=dict(data.get("vars") or {}),
+        source=source,
     )
 
 
@@ -426,5 +561,7 @@ def parse_var(text: str) -> tuple[str, str]:
     """`name=value` from the command line; ValueError otherwise."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ValueError(f"--var {text!r}: expected NAME=VALUE (a variable, or a dotted key such as listeners.count=500)")
+        raise ValueError(
+            f"--var {text!r}: expected NAME=VALUE (a variable, or a dotted key such as listeners.count=500)"
+        )
     return key.strip(), value

@@ -3,6 +3,7 @@
 Nothing here knows how a fault is injected or a measure computed: steps name faults and checks
 name measures, and the loader checked those names against the registries.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,6 @@ from chaos.language.probes import ProbeSpec
 PHASES = ("before", "during", "after")
 # LiveKit's client reconnect schedule: 0, 0.3, 1.2, 2.7, 4.8 s, then 7 s, ten tries in all.
 DEFAULT_BACKOFF = (0.0, 0.3, 1.2, 2.7, 4.8, 7.0, 7.0, 7.0, 7.0, 7.0)
-
-
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ chosen here, with a random generator seeded by the experiment's seed: the same e
 and seed always give the same plan, which `deadair plan` prints without touching anything and
 the run records in its journal.
 """
+
 from __future__ import annotations
 
 import random
@@ -15,7 +16,7 @@ from chaos.language.model import Experiment, Step
 
 @dataclass(frozen=True)
 class Occurrence:
-    step: "Step"
+    step: Step
     n: int  # 0 for the first occurrence of a step
     at: float  # seconds from the start of the method
     duration: float | None
@@ -38,7 +39,7 @@ class Occurrence:
         return f"{what}{target}{f' ({params})' if params else ''}{length}"
 
 
-def plan(experiment: "Experiment") -> list[Occurrence]:
+def plan(experiment: Experiment) -> list[Occurrence]:
     """Every occurrence, in time order; deterministic for a given seed."""
     rng = random.Random(experiment.seed)
     out: list[Occurrence] = []

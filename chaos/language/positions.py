@@ -3,6 +3,7 @@
 Every later problem is reported at `file:line:column`; duplicate keys, which PyYAML would
 silently overwrite, are problems here.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,6 @@ import yaml
 from chaos.errors import Problem
 
 Path_ = tuple[Any, ...]
-
-
 
 
 class Positions:
@@ -64,7 +63,9 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
         problems.append(Problem(file, 1, 1, f"YAML: {exc}"))
         return None, pos, problems
     if root is None:
-        problems.append(Problem(file, 1, 1, "the file is empty; expected an experiment (a mapping with title and method)"))
+        problems.append(
+            Problem(file, 1, 1, "the file is empty; expected an experiment (a mapping with title and method)")
+        )
         return None, pos, problems
     scalar_loader = yaml.SafeLoader("")
 

@@ -13,6 +13,7 @@ code), stdout, stderr}; tolerances have the Chaos Toolkit's forms and meanings:
 
 Checked when the experiment loads, applied by the judge; chaos.listen.probes runs them.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,7 +76,7 @@ def tolerance_problems(tol: Any) -> list[str]:
 
 def within_tolerance(tol: Any, output: Any) -> bool:
     """The Chaos Toolkit's tolerance semantics, applied to a probe's output."""
-    if isinstance(tol, bool) or isinstance(tol, str):
+    if isinstance(tol, (bool, str)):
         return output == tol
     if isinstance(tol, int):
         if isinstance(output, dict) and "status" in output:
@@ -135,8 +136,10 @@ def parse_jsonpath(path: str) -> list[str | int]:
     while pos < len(path):
         m = _TOKEN.match(path, pos)
         if not m:
-            raise ValueError(f"JSONPath {path!r}: unsupported syntax at {path[pos:]!r}; "
-                             "supported: $, .name, ['name'], [index], [*], .*")
+            raise ValueError(
+                f"JSONPath {path!r}: unsupported syntax at {path[pos:]!r}; "
+                "supported: $, .name, ['name'], [index], [*], .*"
+            )
         name, index = m.group(1), m.group(2)
         if name is not None:
             steps.append(name)

@@ -6,6 +6,7 @@ entry-point group, where the built-in faults (`chaos.faults`) and measures
 (`chaos.judge.measures`) are declared in pyproject.toml like any other plugin (Tavern's
 backends work the same way). A package of one's own can add faults or measures with one line.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -102,8 +103,10 @@ def load_plugins() -> None:
     found = entry_points(group=PLUGIN_GROUP)
     if not found:
         _loaded = False
-        raise EnvironmentNotReady(f"no {PLUGIN_GROUP} entry points: deadair is not installed in this "
-                                  "Python (pip install -e . in the checkout, or run scripts/bootstrap)")
+        raise EnvironmentNotReady(
+            f"no {PLUGIN_GROUP} entry points: deadair is not installed in this "
+            "Python (pip install -e . in the checkout, or run scripts/bootstrap)"
+        )
     for ep in found:
         importlib.import_module(ep.value.partition(":")[0])
 

@@ -1,4 +1,5 @@
 """Durations and rates with units, as experiments write them (`300ms`, `2s`, `1m`, `50/s`)."""
+
 from __future__ import annotations
 
 import re

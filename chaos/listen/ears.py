@@ -20,6 +20,7 @@ Events (kind, fields):
     ear.silence_end     duration
     ear.tone            tone (live, hold, none)                 t: playout time, on change
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -78,12 +79,19 @@ class _Opus:
             except OSError as exc:
                 raise EnvironmentNotReady(
                     "golden ears need libopus (Debian: apt-get install libopus0; macOS: brew install opus); "
-                    "`deadair setup` installs it on Debian") from exc
+                    "`deadair setup` installs it on Debian"
+                ) from exc
             lib.opus_decoder_create.restype = ctypes.c_void_p
             lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
             lib.opus_decode.restype = ctypes.c_int
-            lib.opus_decode.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32,
-                                        ctypes.POINTER(ctypes.c_int16), ctypes.c_int, ctypes.c_int]
+            lib.opus_decode.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_char_p,
+                ctypes.c_int32,
+                ctypes.POINTER(ctypes.c_int16),
+                ctypes.c_int,
+                ctypes.c_int,
+            ]
             lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
             cls._lib = lib
         return cls._lib
@@ -213,8 +221,15 @@ class Analyzer:
         latency = wall - s
         if 0 <= latency < cycle:
             delivery = self.clock.wall_origin + (heard if arrived is None else arrived) - s
-            self.timeline.record("ear.beep", self.lid, heard, emitted=s, latency=round(latency, 6),
-                                 delivery=round(delivery, 6), freq=self.s.beep_freqs[k])
+            self.timeline.record(
+                "ear.beep",
+                self.lid,
+                heard,
+                emitted=s,
+                latency=round(latency, 6),
+                delivery=round(delivery, 6),
+                freq=self.s.beep_freqs[k],
+            )
 
     def _tones(self, x: np.ndarray, t0: float) -> None:
         live, hold = amplitude(x, self.s.live_pilot), amplitude(x, self.s.hold_pilot)
@@ -227,7 +242,9 @@ class Analyzer:
 
     def close(self, now: float) -> None:
         if self._silent_since is not None and now > self._silent_since:
-            self.timeline.record("ear.silence_end", self.lid, now, duration=round(now - self._silent_since, 6), open=True)
+            self.timeline.record(
+                "ear.silence_end", self.lid, now, duration=round(now - self._silent_since, 6), open=True
+            )
             self._silent_since = None
 
 

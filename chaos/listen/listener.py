@@ -30,17 +30,19 @@ Events (kind, fields):
     listener.gave_up       attempts                   the backoff schedule is exhausted
     listener.lost_pages    count                      page-sequence gaps (audio lost in transit)
 """
+
 from __future__ import annotations
 
 import asyncio
-from time import monotonic as _monotonic
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from time import monotonic as _monotonic
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from chaos.language.model import DEFAULT_BACKOFF
-from chaos.stack.addresses import guard
 from chaos.listen.ogg import OggFormatError, OggTracker
+from chaos.stack.addresses import guard
 from chaos.timeline import Timeline
 
 MIN_SLIP = 0.001  # gaps shorter than this are clock noise, not silence
@@ -69,7 +71,7 @@ class StreamAddress:
     path: str
 
     @classmethod
-    def from_url(cls, url: str) -> "StreamAddress":
+    def from_url(cls, url: str) -> StreamAddress:
         """Parse a stream URL; the stack-address policy allows only loopback (the stack's published
         links); GuardError (a ValueError) otherwise."""
         parts = urlsplit(url)
@@ -105,8 +107,18 @@ class Playout:
     buffer runs dry, resumes once it holds `prebuffer` seconds again, as a real player rebuffers.
     """
 
-    __slots__ = ("started", "start", "received", "stalled", "stall_open_at", "min_stall", "prebuffer",
-                 "_stall_from", "_base", "_residual")
+    __slots__ = (
+        "started",
+        "start",
+        "received",
+        "stalled",
+        "stall_open_at",
+        "min_stall",
+        "prebuffer",
+        "_stall_from",
+        "_base",
+        "_residual",
+    )
 
     def __init__(self, min_stall: float = 0.02, prebuffer: float = 0.0):
         self.started = False
@@ -214,7 +226,8 @@ class Listener(asyncio.Protocol):
         assert s is not None
         transport.write(  # type: ignore[attr-defined]
             f"GET {s.path} HTTP/1.0\r\nHost: {s.host}:{s.port}\r\nUser-Agent: deadair-listener\r\n"
-            "Icy-MetaData: 0\r\n\r\n".encode())
+            "Icy-MetaData: 0\r\n\r\n".encode()
+        )
 
     def data_received(self, data: bytes) -> None:
         now = _monotonic() - self._origin
@@ -277,9 +290,16 @@ class Listener(asyncio.Protocol):
                 server = line[13:].decode("latin-1").strip()
         self.connected = True
         sock = self.transport.get_extra_info("sockname") if self.transport else None
-        self.timeline.record("listener.connected", self.lid, now, attempt=self.attempt, status=status,
-                             server=server, port=sock[1] if sock else None)
-        body = bytes(self._head[end + 4:])
+        self.timeline.record(
+            "listener.connected",
+            self.lid,
+            now,
+            attempt=self.attempt,
+            status=status,
+            server=server,
+            port=sock[1] if sock else None,
+        )
+        body = bytes(self._head[end + 4 :])
         self._head.clear()
         return body
 
@@ -291,8 +311,14 @@ class Listener(asyncio.Protocol):
         for title, before in self.ogg.switches:
             # the player reaches this stream's first audio after what is still buffered ahead of it
             ahead = max(0.0, p.dry_at() - now) if p.started and not p.rebuffering else 0.0
-            self.timeline.record("listener.stream", self.lid, now, title=title, serial=self.ogg.serial,
-                                 played_at=round(now + ahead + before, 6))
+            self.timeline.record(
+                "listener.stream",
+                self.lid,
+                now,
+                title=title,
+                serial=self.ogg.serial,
+                played_at=round(now + ahead + before, 6),
+            )
             if title != self.title:
                 if self.title is not None or title is not None:
                     self.timeline.record("listener.switch", self.lid, now, **{"from": self.title, "to": title})

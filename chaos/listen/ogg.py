@@ -9,6 +9,7 @@ Page header (RFC 3533): "OggS", version, flags (1 continued, 2 BOS, 4 EOS), gran
 position (int64), serial, page sequence, CRC, segment count, segment table.
 Opus granule positions count 48 kHz samples (RFC 7845).
 """
+
 from __future__ import annotations
 
 import struct
@@ -69,12 +70,12 @@ def opus_title(tags: bytes | memoryview) -> str | None:
     try:
         vlen = int.from_bytes(data[8:12], "little")
         pos = 12 + vlen
-        count = int.from_bytes(data[pos:pos + 4], "little")
+        count = int.from_bytes(data[pos : pos + 4], "little")
         pos += 4
         for _ in range(count):
-            clen = int.from_bytes(data[pos:pos + 4], "little")
+            clen = int.from_bytes(data[pos : pos + 4], "little")
             pos += 4
-            comment = data[pos:pos + clen]
+            comment = data[pos : pos + clen]
             pos += clen
             key, _, value = comment.partition(b"=")
             if key.lower() == b"title":
@@ -97,9 +98,23 @@ class OggTracker:
     per serial survives `reset()`); otherwise quick reconnections would grow the buffer.
     """
 
-    __slots__ = ("_buf", "serial", "_granule", "_seq", "_preskip", "_pending_title",
-                 "title", "switches", "lost_pages", "pages", "want_packets", "packets", "_partial", "channels",
-                 "_seen")
+    __slots__ = (
+        "_buf",
+        "serial",
+        "_granule",
+        "_seq",
+        "_preskip",
+        "_pending_title",
+        "title",
+        "switches",
+        "lost_pages",
+        "pages",
+        "want_packets",
+        "packets",
+        "_partial",
+        "channels",
+        "_seen",
+    )
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -146,7 +161,7 @@ class OggTracker:
             body_at = off + HEADER_SIZE + nseg
             if n < body_at:
                 break
-            end = body_at + sum(data[off + HEADER_SIZE:body_at])
+            end = body_at + sum(data[off + HEADER_SIZE : body_at])
             if n < end:
                 break
             flags = data[off + 5]
@@ -156,7 +171,7 @@ class OggTracker:
                 self._new_stream(serial, data, off, body_at, end)
             elif granule <= 0:
                 # header pages (granule 0: OpusTags) or a page where no packet ends (-1)
-                if granule == 0 and data[body_at:body_at + 8] == b"OpusTags":
+                if granule == 0 and data[body_at : body_at + 8] == b"OpusTags":
                     self._pending_title = opus_title(data[body_at:end])
             else:
                 last = self._granule
@@ -207,7 +222,7 @@ class OggTracker:
 
     def _collect(self, buf, off: int, body_at: int, end: int, flags: int, serial: int, samples: int) -> None:
         """Whole packets of an audio page, joining one continued from the previous page."""
-        lacing = buf[off + HEADER_SIZE:body_at]
+        lacing = buf[off + HEADER_SIZE : body_at]
         body = bytes(buf[body_at:end])
         out, start, pos = [], 0, 0
         partial = self._partial if flags & FLAG_CONTINUED else b""
@@ -223,6 +238,6 @@ class OggTracker:
         """Audio in the first audio page of a logical stream, from the Opus TOC bytes."""
         self.title = self._pending_title
         self.switches.append((self.title, before / OPUS_RATE))
-        lacing = bytes(buf[off + HEADER_SIZE:body_at])
+        lacing = bytes(buf[off + HEADER_SIZE : body_at])
         body = bytes(buf[body_at:end])
         return sum(opus_packet_samples(p) for p in page_packets(lacing, body, bool(flags & FLAG_CONTINUED)))

@@ -4,6 +4,7 @@ What a probe is and how its output is judged (tolerances) is chaos.language.prob
 HTTP probes go to loopback only (the stack's published links, `${links.NAME}`): safe by
 default. Every probe has a timeout (default 5 s).
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,8 @@ from typing import Any
 
 import requests
 
-from chaos.stack.addresses import GuardError, guard_url
 from chaos.language.probes import LINK_VAR, ProbeSpec
+from chaos.stack.addresses import GuardError, guard_url
 
 BODY_LIMIT = 65536  # bytes of a body kept in the journal
 
@@ -27,6 +28,7 @@ class ProbeError(Exception):
 
 def interpolate_links(text: str, links: dict[str, str]) -> str:
     """Replace ${links.NAME} with the link's host URL (known once the stack runs)."""
+
     def one(m: re.Match) -> str:
         name = m.group(1)
         if name not in links:
@@ -84,8 +86,11 @@ def _run_process(spec: ProbeSpec, links: dict[str, str]) -> dict[str, Any]:
         proc = subprocess.run([path, *args], capture_output=True, timeout=spec.timeout)
     except subprocess.TimeoutExpired:
         raise ProbeError(f"{spec.describe()}: still running after {spec.timeout:g}s") from None
-    return {"status": proc.returncode, "stdout": proc.stdout.decode("utf-8", "replace")[:BODY_LIMIT],
-            "stderr": proc.stderr.decode("utf-8", "replace")[:BODY_LIMIT]}
+    return {
+        "status": proc.returncode,
+        "stdout": proc.stdout.decode("utf-8", "replace")[:BODY_LIMIT],
+        "stderr": proc.stderr.decode("utf-8", "replace")[:BODY_LIMIT],
+    }
 
 
 # -- server-side probes: what the servers themselves report ----------------------------------------
@@ -95,8 +100,8 @@ def _run_process(spec: ProbeSpec, links: dict[str, str]) -> dict[str, Any]:
 class ServerProbe:
     """A node that reports on itself, declared by compose labels:
 
-        deadair.probe: "icecast:8000"          (kinds: icecast, haproxy, room-api; the container port)
-        deadair.probe.auth: "admin:password"   (if the stats need it)
+    deadair.probe: "icecast:8000"          (kinds: icecast, haproxy, room-api; the container port)
+    deadair.probe.auth: "admin:password"   (if the stats need it)
     """
 
     node: str
@@ -125,9 +130,12 @@ class ServerProbe:
         r.raise_for_status()
         root = ET.fromstring(r.content)
         sources = root.findall("source")
-        return {"listeners": sum(int(s.findtext("listeners") or 0) for s in sources),
-                "slow_listeners": sum(int(s.findtext("slow_listeners") or 0) for s in sources),
-                "clients": int(root.findtext("clients") or 0), "sources": len(sources)}
+        return {
+            "listeners": sum(int(s.findtext("listeners") or 0) for s in sources),
+            "slow_listeners": sum(int(s.findtext("slow_listeners") or 0) for s in sources),
+            "clients": int(root.findtext("clients") or 0),
+            "sources": len(sources),
+        }
 
     def _haproxy(self, base: str, timeout: float) -> dict[str, Any]:
         import csv
@@ -135,8 +143,11 @@ class ServerProbe:
 
         r = requests.get(f"{base}/stats;csv", timeout=timeout)
         r.raise_for_status()
-        rows = [row for row in csv.DictReader(io.StringIO(r.text.lstrip("# ")))
-                if row.get("svname") not in ("FRONTEND", "BACKEND") and row.get("pxname") != "stats"]
+        rows = [
+            row
+            for row in csv.DictReader(io.StringIO(r.text.lstrip("# ")))
+            if row.get("svname") not in ("FRONTEND", "BACKEND") and row.get("pxname") != "stats"
+        ]
         up = sum(1 for row in rows if row.get("status", "").startswith("UP"))
         return {"up": up, "down": len(rows) - up, "sessions": sum(int(row.get("scur") or 0) for row in rows)}
 

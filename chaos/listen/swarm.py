@@ -2,6 +2,7 @@
 experiment's arrival shape says, with the swarm's own health (its event loop's lag) recorded
 beside what the listeners heard, so that verdicts can tell the instrument's error apart.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,14 @@ from chaos.timeline import Timeline
 class Swarm:
     """Many listeners on one event loop, with one watchdog for all of them."""
 
-    def __init__(self, settings: ListenerSettings, timeline: Timeline, rng: random.Random | None = None,
-                 prefix: str = "L", ear_settings=None):
+    def __init__(
+        self,
+        settings: ListenerSettings,
+        timeline: Timeline,
+        rng: random.Random | None = None,
+        prefix: str = "L",
+        ear_settings=None,
+    ):
         self.settings = settings
         self.timeline = timeline
         self.rng = rng or random.Random(0)
@@ -34,7 +41,7 @@ class Swarm:
         self._tasks: set[asyncio.Task] = set()
         self._watchdog: asyncio.Task | None = None
         self._monitor: asyncio.Task | None = None
-        self._flush_health: "Callable[[], None] | None" = None
+        self._flush_health: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.lag_max = 0.0  # the largest event-loop lag seen in the whole run
 
@@ -75,9 +82,15 @@ class Swarm:
             if now <= state["since"]:
                 return
             self.lag_max = max(self.lag_max, state["worst"])
-            self.timeline.record("swarm.health", "swarm", clock.now(), lag_max=round(state["worst"], 6),
-                                 cpu=round((cpu - state["cpu0"]) / (now - state["since"]), 4),
-                                 listeners=len(self.listeners), since=round(clock.now() - (now - state["since"]), 6))
+            self.timeline.record(
+                "swarm.health",
+                "swarm",
+                clock.now(),
+                lag_max=round(state["worst"], 6),
+                cpu=round((cpu - state["cpu0"]) / (now - state["since"]), 4),
+                listeners=len(self.listeners),
+                since=round(clock.now() - (now - state["since"]), 6),
+            )
             state.update(worst=0.0, since=now, cpu0=cpu)
 
         self._flush_health = report
@@ -98,28 +111,32 @@ class Swarm:
         s = self.settings
         assert s.join_api is not None and s.room is not None
         t0 = time.monotonic()
-        self.timeline.record("listener.join", listener.lid, attempt=listener.attempt,
-                             **({"ear": True} if listener.is_ear else {}))
+        self.timeline.record(
+            "listener.join", listener.lid, attempt=listener.attempt, **({"ear": True} if listener.is_ear else {})
+        )
         status, reason, answer = 0, "", {}
         try:
             status, answer = await asyncio.wait_for(
                 post_json(s.join_api[0], s.join_api[1], f"/rooms/{s.room}/join", {"user": listener.lid}),
-                timeout=s.join_timeout)
+                timeout=s.join_timeout,
+            )
             if status == 200:
                 listener.stream = StreamAddress.from_url(str(answer.get("stream_url")))
                 listener.listener_id = answer.get("listener_id")
-                self.timeline.record("listener.joined", listener.lid, status=status,
-                                     latency=round(time.monotonic() - t0, 6))
+                self.timeline.record(
+                    "listener.joined", listener.lid, status=status, latency=round(time.monotonic() - t0, 6)
+                )
                 return True
             reason = str(answer.get("error", ""))[:200]
-        except asyncio.TimeoutError:
+        except TimeoutError:
             reason = "timeout"
         except ValueError as exc:
             reason = str(exc)
         except OSError as exc:
             reason = type(exc).__name__
-        self.timeline.record("listener.join_failed", listener.lid, status=status, reason=reason,
-                             latency=round(time.monotonic() - t0, 6))
+        self.timeline.record(
+            "listener.join_failed", listener.lid, status=status, reason=reason, latency=round(time.monotonic() - t0, 6)
+        )
         self.schedule_retry(listener)
         return False
 
@@ -138,8 +155,9 @@ class Swarm:
         try:
             await asyncio.wait_for(
                 self._loop.create_connection(lambda: listener, stream.host, stream.port),
-                timeout=s.playout.connect_timeout)
-        except asyncio.TimeoutError:
+                timeout=s.playout.connect_timeout,
+            )
+        except TimeoutError:
             listener._disconnected("connect_timeout")
         except ConnectionRefusedError:
             listener._disconnected("refused")
@@ -201,8 +219,11 @@ async def post_json(host: str, port: int, path: str, body: dict) -> tuple[int, d
     reader, writer = await asyncio.open_connection(host, port)
     try:
         payload = json.dumps(body).encode()
-        writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+            + payload
+        )
         raw = await reader.read(-1)
     finally:
         writer.close()

@@ -1,8 +1,9 @@
 """Human-readable output: every verdict with the numbers it was judged on, and the plan."""
+
 from __future__ import annotations
 
-from chaos.language.model import Experiment
 from chaos.judge.verdicts import Verdict
+from chaos.language.model import Experiment
 from chaos.run.runner import RunResult
 
 _PHASE_ORDER = {"before": 0, "step": 1, "during": 2, "abort": 3, "after": 4}
@@ -26,12 +27,14 @@ def verdict_line(v: Verdict) -> str:
         if s.get("no_data"):
             dist = _n(s)
         elif v.unit == "duration":
-            dist = (f"{_n(s)}; p50 {v.describe_value(s['p50'])}, p95 {v.describe_value(s['p95'])}, "
-                    f"p99 {v.describe_value(s['p99'])}, max {v.describe_value(s['max'])}")
+            dist = (
+                f"{_n(s)}; p50 {v.describe_value(s['p50'])}, p95 {v.describe_value(s['p95'])}, "
+                f"p99 {v.describe_value(s['p99'])}, max {v.describe_value(s['max'])}"
+            )
         else:
             dist = _n(s)
         line = f"{v.measure} {v.expect}".ljust(40) + f" {mark}  {v.stat}={v.describe_value()}  ({dist})"
-    if v.note and not (v.phase == "abort"):
+    if v.note and v.phase != "abort":
         line += f"  [{v.note}]"
     return line
 
@@ -40,8 +43,10 @@ def render(result: RunResult, with_error: bool = True) -> str:
     """The run as text. `with_error=False` when the caller prints the error itself (the CLI, on
     stderr), so that it is printed once."""
     exp = result.experiment
-    lines = [f"{exp.title}: {result.status.upper().replace('_', ' ')} (exit {result.exit_code})"
-             + (f" in {result.timings['total']:.1f}s" if "total" in result.timings else "")]
+    lines = [
+        f"{exp.title}: {result.status.upper().replace('_', ' ')} (exit {result.exit_code})"
+        + (f" in {result.timings['total']:.1f}s" if "total" in result.timings else "")
+    ]
     steps = {s.index: s for s in exp.method}
     shown_step = None
     for v in sorted(result.verdicts, key=lambda v: (_PHASE_ORDER[v.phase], v.step or 0)):
@@ -64,7 +69,9 @@ def render(result: RunResult, with_error: bool = True) -> str:
     if result.rollback and result.rollback.reverted:
         lines.append(f"  rolled back: {', '.join(e['fault'] for e in result.rollback.reverted)}")
     if result.rollback and result.rollback.gone:
-        lines.append("  gone with their stack: " + "; ".join(f"{e['fault']} ({why})" for e, why in result.rollback.gone))
+        lines.append(
+            "  gone with their stack: " + "; ".join(f"{e['fault']} ({why})" for e, why in result.rollback.gone)
+        )
     if result.journal:
         lines.append(f"  journal: {result.journal}")
         lines.append(f"  summary: {result.summary}")
@@ -82,8 +89,11 @@ def render_plan(exp: Experiment) -> str:
     if exp.variables:
         lines.append("  vars: " + ", ".join(f"{k}={v}" for k, v in exp.variables.items()))
     if exp.listeners.count:
-        how = f"join through room-api ({exp.listeners.via})" if exp.listeners.join == "room-api" else \
-            f"stream {exp.listeners.path} from {exp.listeners.via}"
+        how = (
+            f"join through room-api ({exp.listeners.via})"
+            if exp.listeners.join == "room-api"
+            else f"stream {exp.listeners.path} from {exp.listeners.via}"
+        )
         lines.append(f"  listeners  {exp.listeners.count}, {how}; warm-up until all hear audio (at most {w.warmup:g}s)")
     lines.append(f"  gate       {w.gate:g}s: steady state must hold, else no fault is injected")
     for c in exp.steady_state:
@@ -108,8 +118,10 @@ def measure_table() -> str:
     """The README's measure table, from the measures' own definitions (a test keeps the two equal)."""
     from chaos.judge.measures import MEASURES
 
-    rows = ["| measure | unit | default | definition (per listener or ear first, then across them) | no data |",
-            "|---|---|---|---|---|"]
+    rows = [
+        "| measure | unit | default | definition (per listener or ear first, then across them) | no data |",
+        "|---|---|---|---|---|",
+    ]
     for m in MEASURES.values():
         rows.append(f"| `{m.name}` | {m.unit} | {m.default_stat} | {m.definition or m.doc} | {m.no_data or '-'} |")
     return "\n".join(rows)

@@ -16,6 +16,7 @@ Blocking calls (an apply, a revert) run in worker threads that a cancelled wait 
 so rollback first waits, bounded, for those still running: a late apply cannot land after its
 revert. Whatever ends the run, the journal and the summary are written.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,31 +28,32 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from docker.errors import DockerException
 
 from chaos import __version__
 from chaos.errors import DeadairError, EnvironmentNotReady, FaultError
-from chaos.language.model import Check, Experiment
 from chaos.faults.base import Fault, make_fault
-from chaos.judge.history import History, Window
-from chaos.judge.verdicts import Verdict, check, check_probe
-from chaos.judge.measures import resolve_measure
 from chaos.faults.ledger import Ledger, RollbackReport, describe_sweep, sweep
-from chaos.listen.listener import ListenerSettings, PlayoutSettings, StreamAddress
-from chaos.listen.swarm import Swarm
+from chaos.judge.history import History, Window
+from chaos.judge.measures import resolve_measure
+from chaos.judge.verdicts import Verdict, check, check_probe
+from chaos.language.model import Check, Experiment
 from chaos.language.plan import Occurrence, method_length, plan
-from chaos.listen.ears import EarSettings
-from chaos.listen.probes import ProbeError, ServerProbe, run_probe, server_probes
 from chaos.language.probes import ProbeSpec
-from chaos.stack.room import RoomApi, RoomApiError
+from chaos.listen.ears import EarSettings
+from chaos.listen.listener import ListenerSettings, PlayoutSettings, StreamAddress
+from chaos.listen.probes import ProbeError, ServerProbe, run_probe, server_probes
+from chaos.listen.swarm import Swarm
 from chaos.stack.compose import Stack
 from chaos.stack.definition import find_stack
-from chaos.timeline import Timeline
+from chaos.stack.room import RoomApi, RoomApiError
 from chaos.stack.toxiproxy import ToxiproxyError
+from chaos.timeline import Timeline
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 EXIT_INCONCLUSIVE = 4  # nothing failed, but a verdict could not be told from the instrument's own error
@@ -137,17 +139,34 @@ def judge(experiment: Experiment, history: History) -> list[Verdict]:
                     w = Window(span.start, span.end + recovery)
                 pairs.append((span, w))
             (first, w0), rest = pairs[0], pairs[1:]
-            verdicts.append(check(history, c.measure or "", c.expect or "", w0, "step", fault=first,
-                                  step=step.index, more=rest))
+            verdicts.append(
+                check(history, c.measure or "", c.expect or "", w0, "step", fault=first, step=step.index, more=rest)
+            )
     _name_harness_disruptions(verdicts, history)
     for ev in history.events:
         if ev.kind == "run.abort":
-            verdicts.append(Verdict("abort", ev.data["measure"], ev.data["expect"], ev.data["stat"],
-                                    float(ev.data["value"]), False, Window(ev.data["start"], ev.t),
-                                    ev.data.get("unit", ""), {"count": 0, "missing": 0, "p50": float("nan"),
-                                                              "p95": float("nan"), "p99": float("nan"),
-                                                              "max": float("nan")}, None,
-                                    "guardrail tripped: the method was stopped and rolled back"))
+            verdicts.append(
+                Verdict(
+                    "abort",
+                    ev.data["measure"],
+                    ev.data["expect"],
+                    ev.data["stat"],
+                    float(ev.data["value"]),
+                    False,
+                    Window(ev.data["start"], ev.t),
+                    ev.data.get("unit", ""),
+                    {
+                        "count": 0,
+                        "missing": 0,
+                        "p50": float("nan"),
+                        "p95": float("nan"),
+                        "p99": float("nan"),
+                        "max": float("nan"),
+                    },
+                    None,
+                    "guardrail tripped: the method was stopped and rolled back",
+                )
+            )
     return verdicts
 
 
@@ -159,11 +178,18 @@ def _name_harness_disruptions(verdicts: list[Verdict], history: History) -> None
             continue
         for v in verdicts:
             if v.window.start <= ev.t <= v.window.end + 1e-9:
-                what = f"at t={ev.t:.2f}s deadair restarted Toxiproxy ({ev.data.get('effect', 'links reset')})" \
-                    if ev.kind == "harness.toxiproxy_restart" else f"at t={ev.t:.2f}s {ev.kind}"
+                what = (
+                    f"at t={ev.t:.2f}s deadair restarted Toxiproxy ({ev.data.get('effect', 'links reset')})"
+                    if ev.kind == "harness.toxiproxy_restart"
+                    else f"at t={ev.t:.2f}s {ev.kind}"
+                )
                 # a failure that already holds before the restart is the system's; else it may be the harness's
-                already = v.outcome == "fail" and v.unit not in ("probe",) and v.phase != "abort" and \
-                    not check(history, v.measure, v.expect, Window(v.window.start, ev.t), v.phase).passed
+                already = (
+                    v.outcome == "fail"
+                    and v.unit not in ("probe",)
+                    and v.phase != "abort"
+                    and not check(history, v.measure, v.expect, Window(v.window.start, ev.t), v.phase).passed
+                )
                 if v.outcome == "fail" and not already:
                     v.make_unknown(f"unknown: {what}")
                 else:
@@ -224,8 +250,9 @@ class _Run:
         self.say(f"  {kind}: {data.get('reason', '')}; {data.get('effect', '')}".rstrip("; "))
 
     # -- probes ----------------------------------------------------------------------------------
-    async def sample(self, spec: ProbeSpec, phase: str, kind: str = "probe.sample", keep_body: bool = False,
-                     **extra: Any) -> None:
+    async def sample(
+        self, spec: ProbeSpec, phase: str, kind: str = "probe.sample", keep_body: bool = False, **extra: Any
+    ) -> None:
         t = self.timeline.clock.now()
         data: dict[str, Any] = {"phase": phase, **extra}
         try:
@@ -234,13 +261,16 @@ class _Run:
             data["output"] = output if keep_body else _trim(output)
             if isinstance(output, dict):
                 data["output"] = {k: v for k, v in data["output"].items() if k != "headers"}
-        except (ProbeError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ProbeError) as exc:
             data["error"] = str(exc) or "timed out"
         self.timeline.record(kind, spec.name, t=t, **data)
 
     async def sample_checks(self, phase: str, only_every: bool | None = None) -> None:
-        checks = [c for c in self.exp.steady_state if c.probe and phase in c.when
-                  and (only_every is None or (c.every is not None) == only_every)]
+        checks = [
+            c
+            for c in self.exp.steady_state
+            if c.probe and phase in c.when and (only_every is None or (c.every is not None) == only_every)
+        ]
         await asyncio.gather(*(self.sample(c.probe, phase, keep_body=_needs_body(c)) for c in checks))
 
     async def sampler(self, c: Check, start: float, end: float) -> None:
@@ -271,16 +301,20 @@ class _Run:
             await self.sample_checks("before")
             self._phase("before", g0, clock.now())
             events, now = list(tl.events), clock.now()  # judged off the loop: judging must not lag the listeners
-            gate = [v for v in await self.blocking(lambda: judge(exp, History(events, end=now)), timeout=60)
-                    if v.phase == "before"]
+            gate = [
+                v
+                for v in await self.blocking(lambda: judge(exp, History(events, end=now)), timeout=60)
+                if v.phase == "before"
+            ]
             if any(v.outcome == "fail" for v in gate):
                 self.status = "not_steady"
                 self.say("  not steady before the method: no fault injected")
                 return
             if any(v.outcome == "unknown" for v in gate):
                 self.status = "inconclusive"
-                self.say("  the steady state could not be judged before the method (see the verdicts): "
-                         "no fault injected")
+                self.say(
+                    "  the steady state could not be judged before the method (see the verdicts): no fault injected"
+                )
                 return
             await self._method(faults)
             if self.abort is None:
@@ -296,7 +330,7 @@ class _Run:
             if room_api is not None and room:
                 try:
                     await self.blocking(lambda: room_api.transition(room, "end"), timeout=5)
-                except (RoomApiError, asyncio.TimeoutError):
+                except (TimeoutError, RoomApiError):
                     pass  # the room outlives the run only in room-api's store
             tl.record("run.end", "runner")
             if threading.current_thread() is threading.main_thread():
@@ -332,7 +366,7 @@ class _Run:
             try:
                 for p, data in await self.blocking(sample_all, timeout=10):
                     self.timeline.record("server.sample", p.node, t=t, probe=p.kind, round=n, **data)
-            except Exception as exc:  # noqa: BLE001 - a broken instrument is recorded, never silent
+            except Exception as exc:
                 self.timeline.record("run.warning", "server-probes", t=t, error=f"{type(exc).__name__}: {exc}")
                 self.say(f"  server probes stopped: {type(exc).__name__}: {exc}")
                 return
@@ -343,11 +377,20 @@ class _Run:
         exp, tl, clock = self.exp, self.timeline, self.timeline.clock
         spec = exp.listeners
         host, port = stack.link_address(spec.via)
-        common = dict(count=spec.count, backoff=spec.backoff, ears=spec.ears, arrival=spec.arrival,
-                      arrival_over=spec.arrival_over, arrival_rate=spec.arrival_rate,
-                      playout=PlayoutSettings(min_stall=spec.min_stall, read_timeout=spec.read_timeout,
-                                              response_timeout=spec.response_timeout,
-                                              prebuffer=spec.prebuffer))
+        common = dict(
+            count=spec.count,
+            backoff=spec.backoff,
+            ears=spec.ears,
+            arrival=spec.arrival,
+            arrival_over=spec.arrival_over,
+            arrival_rate=spec.arrival_rate,
+            playout=PlayoutSettings(
+                min_stall=spec.min_stall,
+                read_timeout=spec.read_timeout,
+                response_timeout=spec.response_timeout,
+                prebuffer=spec.prebuffer,
+            ),
+        )
         room_api, room = None, None
         if spec.join == "room-api":
             room_api = RoomApi(f"http://{host}:{port}")
@@ -356,8 +399,12 @@ class _Run:
             settings = ListenerSettings(join_api=(host, port), room=room, **common)
         else:
             settings = ListenerSettings(stream=StreamAddress(host, port, spec.path), **common)
-        swarm = Swarm(settings, tl, random.Random(exp.seed), ear_settings=EarSettings.from_services(stack.definition.services))
-        tl.record("run.listeners", "runner", count=settings.count, join=spec.join, via=spec.via, address=f"{host}:{port}")
+        swarm = Swarm(
+            settings, tl, random.Random(exp.seed), ear_settings=EarSettings.from_services(stack.definition.services)
+        )
+        tl.record(
+            "run.listeners", "runner", count=settings.count, join=spec.join, via=spec.via, address=f"{host}:{port}"
+        )
         joined = clock.now()
         await swarm.start()
         heard = await swarm.wait_all_hearing(exp.windows.warmup + spec.arrival_span)
@@ -370,8 +417,11 @@ class _Run:
         m0 = clock.now()
         tl.record("run.method", "runner", start=m0, length=self.method_len)
         end_sampled = asyncio.Event()
-        samplers = [asyncio.ensure_future(self.sampler(c, m0 + exp.windows.grace, m0 + self.method_len))
-                    for c in exp.steady_state if c.probe and "during" in c.when and c.every is not None]
+        samplers = [
+            asyncio.ensure_future(self.sampler(c, m0 + exp.windows.grace, m0 + self.method_len))
+            for c in exp.steady_state
+            if c.probe and "during" in c.when and c.every is not None
+        ]
 
         async def end_of_method() -> None:
             await asyncio.sleep(max(0.0, m0 + self.method_len - clock.now()))
@@ -380,21 +430,31 @@ class _Run:
             await self.sample_checks("during")
             end_sampled.set()
 
-        work = asyncio.gather(end_of_method(), *(self._occurrence(o, faults.get(o.key), m0, end_sampled)
-                                                 for o in self.plan))
+        work = asyncio.gather(
+            end_of_method(), *(self._occurrence(o, faults.get(o.key), m0, end_sampled) for o in self.plan)
+        )
         guard = asyncio.ensure_future(self._guard(m0, work)) if exp.abort_when else None
         try:
             await work
         except asyncio.CancelledError:
             if self.abort is None:
                 raise
-            self.say(f"  guardrail tripped: {self.abort['measure']} {self.abort['expect']} "
-                     f"({self.abort['stat']}={self.abort['value']:.4g}); rolling back now")
-            report = await self.blocking(lambda: self.ledger.rollback(exclude=("stack.down",), skip=self.settle()),
-                                         timeout=4 * REVERT_TIMEOUT)
+            self.say(
+                f"  guardrail tripped: {self.abort['measure']} {self.abort['expect']} "
+                f"({self.abort['stat']}={self.abort['value']:.4g}); rolling back now"
+            )
+            report = await self.blocking(
+                lambda: self.ledger.rollback(exclude=("stack.down",), skip=self.settle()), timeout=4 * REVERT_TIMEOUT
+            )
             for entry in report.reverted:
-                tl.record("fault.end", "runner", step=entry.get("step"), occurrence=entry.get("occurrence"),
-                          fault=entry["fault"], aborted=True)
+                tl.record(
+                    "fault.end",
+                    "runner",
+                    step=entry.get("step"),
+                    occurrence=entry.get("occurrence"),
+                    fault=entry["fault"],
+                    aborted=True,
+                )
         finally:
             if guard is not None:
                 guard.cancel()
@@ -411,15 +471,23 @@ class _Run:
             now = clock.now()
             events = list(self.timeline.events)
 
-            def trips() -> list:
+            def trips(events: list = events, now: float = now) -> list:
                 history = History(events, end=now)
-                return [(c, check(history, c.measure or "", c.expect or "", Window(m0, now), "abort", lag_rule=False))
-                        for c in self.exp.abort_when]
+                return [
+                    (c, check(history, c.measure or "", c.expect or "", Window(m0, now), "abort", lag_rule=False))
+                    for c in self.exp.abort_when
+                ]
 
             for c, v in await self.blocking(trips, timeout=10):
                 if v.passed:  # the abort condition holds (as seen: a guardrail acts on what it sees)
-                    self.abort = {"measure": c.measure, "expect": c.expect, "stat": v.stat, "value": v.value,
-                                  "start": m0, "unit": v.unit}
+                    self.abort = {
+                        "measure": c.measure,
+                        "expect": c.expect,
+                        "stat": v.stat,
+                        "value": v.value,
+                        "start": m0,
+                        "unit": v.unit,
+                    }
                     self.timeline.record("run.abort", "runner", t=now, **self.abort)
                     work.cancel()
                     return
@@ -440,23 +508,29 @@ class _Run:
         entry = self.ledger.intend(fault.describe(), undo, step=step.index, occurrence=occ.key)
         fault.extra["others"] = lambda: self.ledger.active_others(entry)
         start = clock.now()
-        tl.record("fault.start", "runner", t=start, step=step.index, occurrence=occ.key, fault=step.fault,
-                  target=fault.target)
+        tl.record(
+            "fault.start", "runner", t=start, step=step.index, occurrence=occ.key, fault=step.fault, target=fault.target
+        )
         applying = self.applying[entry] = self.submit(fault.apply, settle=True)
         await asyncio.wait_for(asyncio.wrap_future(applying), STEP_TIMEOUT)
         self.ledger.mark(entry, "applied")
         note = f" ({fault.extra['note']})" if fault.extra.get("note") else ""
-        self.say(f"  t+{start - m0:5.1f}s  {fault.describe()} applied" + (f" for {occ.duration:g}s" if occ.duration else "")
-                 + note)
+        self.say(
+            f"  t+{start - m0:5.1f}s  {fault.describe()} applied"
+            + (f" for {occ.duration:g}s" if occ.duration else "")
+            + note
+        )
         if occ.duration:
             await asyncio.sleep(max(0.0, start + occ.duration - clock.now()))
             if occ.end >= self.method_len - 1e-9:
                 await end_sampled.wait()  # the end-of-method sample sees the fault still in place
         end = clock.now()
-        tl.record("fault.end", "runner", t=end, step=step.index, occurrence=occ.key, fault=step.fault,
-                  target=fault.target)
-        err = await self.blocking(lambda: self.ledger.revert_entry(self.ledger.entries[entry]), timeout=REVERT_TIMEOUT,
-                                  settle=True)
+        tl.record(
+            "fault.end", "runner", t=end, step=step.index, occurrence=occ.key, fault=step.fault, target=fault.target
+        )
+        err = await self.blocking(
+            lambda: self.ledger.revert_entry(self.ledger.entries[entry]), timeout=REVERT_TIMEOUT, settle=True
+        )
         if err:
             raise FaultError(f"could not revert {fault.describe()}: {err}")
         detail = self.ledger.entries[entry].get("detail")
@@ -467,8 +541,10 @@ class _Run:
             data = {("flood_kind" if k == "kind" else k): v for k, v in (data or {}).items()}
             tl.record("fault.report", fault.target, step=step.index, occurrence=occ.key, fault=step.fault, **data)
             if data and "sent" in data:
-                self.say(f"  t+{clock.now() - m0:5.1f}s  {step.fault}: {data['sent']} sent, {data.get('ok', 0)} ok, "
-                         f"{data.get('failed', 0)} failed, at most {data.get('max_open', 0)} open")
+                self.say(
+                    f"  t+{clock.now() - m0:5.1f}s  {step.fault}: {data['sent']} sent, {data.get('ok', 0)} ok, "
+                    f"{data.get('failed', 0)} failed, at most {data.get('max_open', 0)} open"
+                )
 
     def _on_signal(self, signum: int, task: asyncio.Task) -> None:
         if self.interrupted is None:
@@ -489,13 +565,17 @@ class _Run:
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, lambda s, f: self.say("  (rollback in progress; it will finish)"))
+                previous[signum] = signal.signal(
+                    signum, lambda s, f: self.say("  (rollback in progress; it will finish)")
+                )
         try:
             unsettled = self.settle()
             report = self.ledger.rollback(skip=unsettled)
             for eid in sorted(unsettled):
-                report.unsettled.append(f"{self.ledger.entries[eid]['fault']}: still being applied after "
-                                        f"{SETTLE_TIMEOUT:.0f}s; left for `deadair sweep` once this process ends")
+                report.unsettled.append(
+                    f"{self.ledger.entries[eid]['fault']}: still being applied after "
+                    f"{SETTLE_TIMEOUT:.0f}s; left for `deadair sweep` once this process ends"
+                )
             self.ledger.close(keep=bool(unsettled), hold=bool(unsettled))
             return report
         finally:
@@ -579,9 +659,13 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
             r.say(f"deadair: {describe_sweep(led.run_id, rep)}")
         stack = Stack(find_stack(experiment.stack, near=experiment.path.resolve().parent), opt.project)
         token = r.ledger.run_id[-6:]
-        faults = {o.key: make_fault(stack, o.step.fault, o.target, o.step.raw_params, f"{token}_{o.step.index}_{o.n}",
-                                      o.duration)
-                  for o in r.plan if o.step.kind == "fault"}
+        faults = {
+            o.key: make_fault(
+                stack, o.step.fault, o.target, o.step.raw_params, f"{token}_{o.step.index}_{o.n}", o.duration
+            )
+            for o in r.plan
+            if o.step.kind == "fault"
+        }
         r.say(f"deadair: {experiment.title}")
         if stack.is_running():
             stack.create_links(deadline=time.monotonic() + 10)
@@ -590,8 +674,14 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
         else:
             started = True
             if not opt.keep_stack:  # in the ledger: taken down on every exit path, even after SIGKILL
-                r.ledger.intend(f"stack {stack.project}", {"action": "stack.down", "project": stack.project,
-                                                           "compose_file": str(stack.definition.compose_file)})
+                r.ledger.intend(
+                    f"stack {stack.project}",
+                    {
+                        "action": "stack.down",
+                        "project": stack.project,
+                        "compose_file": str(stack.definition.compose_file),
+                    },
+                )
             r.timings["stack_up"] = stack.up()
             r.say(f"  stack {stack.project} up in {r.timings['stack_up']:.1f}s")
         result.versions = _versions(stack)
@@ -610,10 +700,10 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
         result.exit_code = getattr(exc, "exit_code", EXIT_ENVIRONMENT)
         if result.exit_code == EXIT_INVALID and (len(r.timeline) or r.ledger.entries):
             result.exit_code = EXIT_ENVIRONMENT  # not bad input: found at run time, after things started
-    except asyncio.TimeoutError:
+    except TimeoutError:
         result.error = "a step did not finish in time (a hung Docker or Toxiproxy call?)"
         result.exit_code = EXIT_ENVIRONMENT
-    except Exception as exc:  # noqa: BLE001 - a bug, reported (traceback in the run's folder) and rolled back
+    except Exception as exc:
         result.error = f"internal error: {type(exc).__name__}: {exc}"
         result.exit_code = EXIT_ENVIRONMENT
         r.crash = traceback.format_exc()
@@ -621,12 +711,12 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
         r.pool.shutdown(wait=False, cancel_futures=True)
     try:
         result.rollback = r.rollback()
-    except Exception as exc:  # noqa: BLE001 - the ledger itself failed (disk?): it stays for sweep
+    except Exception as exc:
         result.rollback = RollbackReport(failed=[({"fault": "the ledger"}, f"{type(exc).__name__}: {exc}")])
         r.crash = (r.crash or "") + traceback.format_exc()
     try:
         r.rollback_actions()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         r.timeline.record("rollback.action", "runner", error=f"{type(exc).__name__}: {exc}")
     if started and any(e["undo"]["action"] == "stack.down" for e in result.rollback.reverted):
         r.say("  stack down")
@@ -640,7 +730,7 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
     elif r.status in ("judged", "not_steady", "aborted", "inconclusive"):
         try:
             result.verdicts = judge(experiment, History(r.timeline.events))
-        except Exception as exc:  # noqa: BLE001 - a bug in a measure: reported, never a pass
+        except Exception as exc:
             r.crash = (r.crash or "") + traceback.format_exc()
             result.error = f"internal error while judging: {type(exc).__name__}: {exc}"
             r.status = "error"
@@ -659,8 +749,9 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
     if result.rollback and not result.rollback.ok:
         problems = [f"{e['fault']}: {msg}" for e, msg in result.rollback.failed] + result.rollback.unsettled
         failed = "; ".join(_without_repeats(problems, result.error))
-        result.error = (result.error + "; " if result.error else "") + \
-            f"rollback failed ({failed}); ledger kept at {r.ledger.path}; run `deadair sweep`"
+        result.error = (
+            result.error + "; " if result.error else ""
+        ) + f"rollback failed ({failed}); ledger kept at {r.ledger.path}; run `deadair sweep`"
         result.status, result.exit_code = "error", EXIT_ENVIRONMENT
     elif result.status == "error" and r.ledger.path.exists():
         result.error = (result.error or "") + f"; ledger kept at {r.ledger.path}"
@@ -699,12 +790,12 @@ def _versions(stack: Stack) -> dict[str, str]:
     out = {"deadair": __version__, "python": sys.version.split()[0]}
     try:
         out["engine"] = str(stack.docker.version().get("Version"))
-    except Exception:  # noqa: BLE001 - versions are informative only
+    except Exception:
         out["engine"] = "unknown"
     out["compose"] = " ".join(stack.compose.command)
     try:
         out["toxiproxy"] = stack.toxiproxy().version()
-    except Exception:  # noqa: BLE001
+    except Exception:
         out["toxiproxy"] = "unknown"
     return out
 
@@ -712,12 +803,21 @@ def _versions(stack: Stack) -> dict[str, str]:
 def _write_outputs(result: RunResult, r: _Run, opt: RunOptions) -> None:
     folder = opt.journal_dir / result.run_id
     exp = result.experiment
-    header = {"experiment": str(exp.path), "title": exp.title, "seed": exp.seed, "run_id": result.run_id,
-              "variables": exp.variables, "versions": result.versions,
-              "plan": [{"occurrence": o.key, "at": o.at, "for": o.duration, "what": o.describe()} for o in r.plan]}
+    header = {
+        "experiment": str(exp.path),
+        "title": exp.title,
+        "seed": exp.seed,
+        "run_id": result.run_id,
+        "variables": exp.variables,
+        "versions": result.versions,
+        "plan": [{"occurrence": o.key, "at": o.at, "for": o.duration, "what": o.describe()} for o in r.plan],
+    }
     result.journal = r.timeline.write_journal(folder / "journal.jsonl", header)
     summary = {
-        **header, "status": result.status, "exit_code": result.exit_code, "error": result.error,
+        **header,
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "error": result.error,
         "abort": result.abort,
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "verdicts": [v.to_json() for v in result.verdicts],
@@ -730,12 +830,14 @@ def _write_outputs(result: RunResult, r: _Run, opt: RunOptions) -> None:
 def _rollback_json(report: RollbackReport | None, ledger: Ledger) -> dict[str, Any]:
     if report is None:
         return {"reverted": [], "failed": [], "gone": [], "unsettled": [], "ledger": None}
-    return {"reverted": [e["fault"] for e in report.reverted],
-            "failed": [{"fault": e["fault"], "error": msg} for e, msg in report.failed],
-            "gone": [{"fault": e["fault"], "reason": why} for e, why in report.gone],
-            "unsettled": report.unsettled,
-            "details": {e["fault"]: e["detail"] for e in ledger.entries if e.get("detail")},
-            "ledger": str(ledger.path) if ledger.path.exists() else None}
+    return {
+        "reverted": [e["fault"] for e in report.reverted],
+        "failed": [{"fault": e["fault"], "error": msg} for e, msg in report.failed],
+        "gone": [{"fault": e["fault"], "reason": why} for e, why in report.gone],
+        "unsettled": report.unsettled,
+        "details": {e["fault"]: e["detail"] for e in ledger.entries if e.get("detail")},
+        "ledger": str(ledger.path) if ledger.path.exists() else None,
+    }
 
 
 __all__ = ["RunOptions", "RunResult", "run", "judge", "EnvironmentNotReady"]

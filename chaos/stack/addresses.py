@@ -7,6 +7,7 @@ never resolved through DNS, so a refused name costs not even a DNS query. Listen
 probes are given no nodes, so for them the policy is "loopback only"; floods may also aim at
 the stack's containers. The policy decides before anything is sent.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -21,8 +22,13 @@ class GuardError(TargetError, ValueError):
     """An address outside the stack: refused before any packet."""
 
 
-def guard(host: str, nodes: Mapping[str, str | None] | None = None, stack_ips: Iterable[str] = (),
-          require_running: bool = True, who: str = "flood target") -> str:
+def guard(
+    host: str,
+    nodes: Mapping[str, str | None] | None = None,
+    stack_ips: Iterable[str] = (),
+    require_running: bool = True,
+    who: str = "flood target",
+) -> str:
     """The IP address that may be sent to for `host`, or GuardError saying why not.
 
     nodes: the stack's node names -> their container's current address (None when not running);
@@ -41,8 +47,15 @@ def guard(host: str, nodes: Mapping[str, str | None] | None = None, stack_ips: I
     if ip is not None:
         if ip.is_loopback or str(ip) in allowed:
             return str(ip)
-        kind = ("a link-local address" if ip.is_link_local else "a multicast address" if ip.is_multicast
-                else "a private address" if ip.is_private else "a public address")
+        kind = (
+            "a link-local address"
+            if ip.is_link_local
+            else "a multicast address"
+            if ip.is_multicast
+            else "a private address"
+            if ip.is_private
+            else "a public address"
+        )
         raise GuardError(f"{who} {host} is {kind} outside the stack; deadair sends only to {allowed_to}")
     if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
         return "127.0.0.1"
@@ -53,13 +66,20 @@ def guard(host: str, nodes: Mapping[str, str | None] | None = None, stack_ips: I
             raise GuardError(f"{who} {host} is a node of the stack with no running container")
         return str(nodes[name])
     also = f", or a node: {', '.join(sorted(nodes))}" if nodes else " (the stack's published links)"
-    raise GuardError(f"{who} {host!r} is not part of the stack (deadair sends to loopback, localhost{also}); "
-                     "names are never looked up in DNS")
+    raise GuardError(
+        f"{who} {host!r} is not part of the stack (deadair sends to loopback, localhost{also}); "
+        "names are never looked up in DNS"
+    )
 
 
-def guard_url(url: str, nodes: Mapping[str, str | None] | None = None, stack_ips: Iterable[str] = (),
-              require_running: bool = True, who: str = "flood target",
-              schemes: tuple[str, ...] = ("http",)) -> tuple[str, int, str]:
+def guard_url(
+    url: str,
+    nodes: Mapping[str, str | None] | None = None,
+    stack_ips: Iterable[str] = (),
+    require_running: bool = True,
+    who: str = "flood target",
+    schemes: tuple[str, ...] = ("http",),
+) -> tuple[str, int, str]:
     """(ip, port, path and query) of a URL the policy allows; GuardError otherwise."""
     parts = urlsplit(url)
     if parts.scheme not in schemes or not parts.hostname:

@@ -4,6 +4,7 @@ Compose (v2 `docker compose` or v1 `docker-compose`) starts and stops the projec
 Docker SDK inspects it and acts on single containers. What the compose file declares is
 chaos.stack.definition.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,16 +12,16 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 from docker.errors import DockerException, ImageNotFound, NotFound
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from chaos.stack import engine
 from chaos.errors import EnvironmentNotReady
+from chaos.stack import engine
 from chaos.stack.definition import (
     Link,
     StackDefinition,
@@ -30,7 +31,8 @@ from chaos.stack.definition import (
 )
 from chaos.stack.toxiproxy import Toxiproxy, ToxiproxyError
 
-def ensure_links(tox: Toxiproxy, links: "Iterable[Link]") -> None:
+
+def ensure_links(tox: Toxiproxy, links: Iterable[Link]) -> None:
     """Create missing links; leave existing ones alone (their connections and state).
 
     Not /populate: Toxiproxy reports `0.0.0.0:8001` back as `[::]:8001`, so populate would
@@ -57,8 +59,9 @@ class Compose:
     def run(self, *args: str, timeout: float = 180.0, env: dict[str, str] | None = None) -> str:
         cmd = [*self.command, "-p", self.project, "-f", str(self.compose_file), *args]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  env={**os.environ, **(env or {})})
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+            )
         except subprocess.TimeoutExpired as exc:
             raise StackError(f"`{' '.join(cmd)}` did not finish within {timeout:.0f}s") from exc
         if proc.returncode != 0:
@@ -78,8 +81,10 @@ def compose_command() -> list[str]:
             return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    raise EnvironmentNotReady("no Docker Compose found (neither `docker compose` nor `docker-compose`); "
-                              "run `deadair setup` or install Docker Compose")
+    raise EnvironmentNotReady(
+        "no Docker Compose found (neither `docker compose` nor `docker-compose`); "
+        "run `deadair setup` or install Docker Compose"
+    )
 
 
 PORT_RANGE = (20000, 32767)  # below Linux's ephemeral range (32768-60999): clients' source ports stay clear
@@ -139,9 +144,9 @@ class StackStatus:
 
     @property
     def healthy(self) -> bool:
-        return all(n.state == "running" and n.health in ("healthy", "none") and n.networks > 0
-                   for n in self.nodes) and all(
-            link.present and link.enabled and not link.toxics for link in self.links)
+        return all(
+            n.state == "running" and n.health in ("healthy", "none") and n.networks > 0 for n in self.nodes
+        ) and all(link.present and link.enabled and not link.toxics for link in self.links)
 
 
 class Stack:
@@ -173,8 +178,9 @@ class Stack:
     def container(self, node: str):
         """The container of a node; an error when the node is not part of this stack."""
         if node not in self.definition.services:
-            raise StackError(f"{node!r} is not a node of stack {self.definition.name} "
-                             f"(nodes: {', '.join(self.definition.nodes)})")
+            raise StackError(
+                f"{node!r} is not a node of stack {self.definition.name} (nodes: {', '.join(self.definition.nodes)})"
+            )
         found = self.containers(node)
         if not found:
             raise StackError(f"node {node} of {self.project} has no container; is the stack up?")
@@ -197,8 +203,10 @@ class Stack:
             if ":" in host:  # skip IPv6 bindings
                 continue
             return host, int(b["HostPort"])
-        raise StackError(f"port {container_port} of {service} is not published on the host; "
-                         f"add \"127.0.0.1::{container_port}\" to its ports")
+        raise StackError(
+            f"port {container_port} of {service} is not published on the host; "
+            f'add "127.0.0.1::{container_port}" to its ports'
+        )
 
     def toxiproxy(self) -> Toxiproxy:
         host, port = self.published(self.definition.toxiproxy_service, self.definition.toxiproxy_api_port)
@@ -208,8 +216,9 @@ class Stack:
         try:
             return self.definition.links[name]
         except KeyError:
-            raise StackError(f"{name!r} is not a link of stack {self.definition.name} "
-                             f"(links: {', '.join(self.definition.links)})") from None
+            raise StackError(
+                f"{name!r} is not a link of stack {self.definition.name} (links: {', '.join(self.definition.links)})"
+            ) from None
 
     def link_address(self, name: str) -> tuple[str, int]:
         """Where a process on the host reaches a link (for the listeners' entry points)."""
@@ -240,7 +249,10 @@ class Stack:
             nodes.append(NodeStatus(svc, state.get("Status", c.status), health, c.id, nets))
         links = []
         proxies = {}
-        if self.definition.toxiproxy_service in by_service and by_service[self.definition.toxiproxy_service].status == "running":
+        if (
+            self.definition.toxiproxy_service in by_service
+            and by_service[self.definition.toxiproxy_service].status == "running"
+        ):
             try:
                 proxies = self.toxiproxy().proxies()
             except (ToxiproxyError, StackError):
@@ -248,10 +260,17 @@ class Stack:
         urls = self.link_urls() if proxies else {}
         for link in self.definition.links.values():
             p = proxies.get(link.name)
-            links.append(LinkStatus(link.name, link.listen, link.upstream, p is not None,
-                                    bool(p and p.enabled),
-                                    [f"{t.name}({t.type})" for t in p.toxics] if p else [],
-                                    urls.get(link_env(link.name))))
+            links.append(
+                LinkStatus(
+                    link.name,
+                    link.listen,
+                    link.upstream,
+                    p is not None,
+                    bool(p and p.enabled),
+                    [f"{t.name}({t.type})" for t in p.toxics] if p else [],
+                    urls.get(link_env(link.name)),
+                )
+            )
         return StackStatus(self.project, nodes, links)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -279,12 +298,16 @@ class Stack:
         ports = self.pinned_ports()
         try:
             try:
-                self.compose.run("up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout, env=ports)
+                self.compose.run(
+                    "up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout, env=ports
+                )
             except StackError as exc:  # another stack took a port between our check and its start
                 if "port is already allocated" not in str(exc):
                     raise
                 ports = self.pinned_ports()
-                self.compose.run("up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout, env=ports)
+                self.compose.run(
+                    "up", "-d", "--no-build", self.definition.toxiproxy_service, timeout=timeout, env=ports
+                )
             self.create_links(deadline=t0 + timeout)
             self.compose.run("up", "-d", "--no-build", timeout=timeout, env={**ports, **self.link_urls()})
             self.wait_healthy(deadline=t0 + timeout)
@@ -320,15 +343,18 @@ class Stack:
                     if str(b.get("HostPort") or "").isdigit():
                         taken.add(int(b["HostPort"]))
                         if c.labels.get("com.docker.compose.project") == self.project:
-                            mine[(c.labels.get("com.docker.compose.service", ""), int(key.split("/")[0]))] = \
-                                int(b["HostPort"])
+                            mine[(c.labels.get("com.docker.compose.service", ""), int(key.split("/")[0]))] = int(
+                                b["HostPort"]
+                            )
             for key, binds in ((c.attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
                 for b in binds or []:
                     if str(b.get("HostPort") or "").isdigit() and ":" not in str(b.get("HostIp") or ""):
                         taken.add(int(b["HostPort"]))
                         if c.labels.get("com.docker.compose.project") == self.project:
-                            mine.setdefault((c.labels.get("com.docker.compose.service", ""),
-                                             int(key.split("/")[0])), int(b["HostPort"]))
+                            mine.setdefault(
+                                (c.labels.get("com.docker.compose.service", ""), int(key.split("/")[0])),
+                                int(b["HostPort"]),
+                            )
         out = {}
         for svc, cport in wanted:
             port = mine.get((svc, cport)) or _free_port(taken)
@@ -339,8 +365,12 @@ class Stack:
     def create_links(self, deadline: float) -> None:
         tox = self.toxiproxy()
         try:
-            for attempt in Retrying(stop=stop_after_delay(max(0.0, deadline - time.monotonic())),
-                                    wait=wait_fixed(0.1), retry=retry_if_exception_type(ToxiproxyError), reraise=True):
+            for attempt in Retrying(
+                stop=stop_after_delay(max(0.0, deadline - time.monotonic())),
+                wait=wait_fixed(0.1),
+                retry=retry_if_exception_type(ToxiproxyError),
+                reraise=True,
+            ):
                 with attempt:
                     tox.version()
         except ToxiproxyError as exc:
@@ -356,8 +386,11 @@ class Stack:
         last: list[str] = []
         while True:
             status = self.status()
-            last = [f"{n.name}: {n.state}/{n.health}" for n in status.nodes
-                    if n.name in wanted and not (n.state == "running" and n.health in ("healthy", "none"))]
+            last = [
+                f"{n.name}: {n.state}/{n.health}"
+                for n in status.nodes
+                if n.name in wanted and not (n.state == "running" and n.health in ("healthy", "none"))
+            ]
             if not last:
                 return
             if time.monotonic() > deadline:

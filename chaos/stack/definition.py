@@ -8,6 +8,7 @@ the `deadair.toxiproxy` label, one label per link:
 so a user's own compose file is described the same way, without Python constants. Reading a
 definition needs no engine: the language checks an experiment's targets against it.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,7 +68,7 @@ class StackDefinition:
         return sorted({str(s["image"]) for s in self.services.values() if s.get("image")})
 
     @classmethod
-    def load(cls, compose_file: Path, name: str | None = None) -> "StackDefinition":
+    def load(cls, compose_file: Path, name: str | None = None) -> StackDefinition:
         try:
             doc = yaml.safe_load(compose_file.read_text())
         except (OSError, yaml.YAMLError) as exc:
@@ -152,5 +153,7 @@ def find_stack(name_or_path: str, near: Path | None = None) -> StackDefinition:
         for fname in COMPOSE_FILE_NAMES:
             if (cand / fname).is_file():
                 return StackDefinition.load(cand / fname, cand.name)
-    raise StackError(f"no stack named {name_or_path!r}: looked for compose/{name_or_path}/docker-compose.yml "
-                     f"from {near or Path.cwd()} upwards and in {repo_root()}")
+    raise StackError(
+        f"no stack named {name_or_path!r}: looked for compose/{name_or_path}/docker-compose.yml "
+        f"from {near or Path.cwd()} upwards and in {repo_root()}"
+    )

@@ -1,8 +1,8 @@
 """The Docker engine connection: one place that knows how to reach it and how to say it cannot."""
+
 from __future__ import annotations
 
 import os
-
 from typing import Any
 
 import docker
@@ -41,8 +41,9 @@ def try_connect(timeout: float = 3.0) -> docker.DockerClient | None:
         return None
 
 
-def list_containers(client: docker.DockerClient, *, all: bool = False, filters: dict[str, Any] | None = None,
-                    attempts: int = 5) -> list:
+def list_containers(
+    client: docker.DockerClient, *, all: bool = False, filters: dict[str, Any] | None = None, attempts: int = 5
+) -> list:
     """`client.containers.list`, safe against containers that go while it runs. The SDK lists,
     then inspects each container it listed; one removed in between (compose recreating a service,
     a stack coming down) makes the whole call raise NotFound for a container that no longer

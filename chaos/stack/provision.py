@@ -13,6 +13,7 @@
 5. The stack's images (each compose service with a `build:` section).
 A second run with nothing changed finds all of it and takes seconds.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,16 +22,16 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import docker
 import yaml
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 
-from chaos.stack import engine
 from chaos.errors import EnvironmentNotReady
+from chaos.stack import engine
 from chaos.stack.compose import compose_command
 from chaos.stack.definition import repo_root
 
@@ -59,8 +60,7 @@ class SetupResult:
 
 def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None, what: str = "") -> str:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})})
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
     except FileNotFoundError as exc:
         raise EnvironmentNotReady(f"{what or cmd[0]}: {cmd[0]} is not installed") from exc
     except subprocess.TimeoutExpired as exc:
@@ -83,8 +83,12 @@ def apt_install(packages: list[str]) -> None:
     if not _apt_updated:
         _run(["apt-get", "update", "-qq"], 300, what="apt-get update")
         _apt_updated = True
-    _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], 900,
-         env={"DEBIAN_FRONTEND": "noninteractive"}, what=f"apt-get install {' '.join(packages)}")
+    _run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        900,
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+        what=f"apt-get install {' '.join(packages)}",
+    )
 
 
 # -- 1. engine -------------------------------------------------------------------------------------
@@ -97,7 +101,8 @@ def ensure_engine(say: Progress) -> tuple[docker.DockerClient, str]:
     if not _can_apt():
         raise EnvironmentNotReady(
             f"no Docker engine answers at {engine.engine_address()}; start Docker (Docker Desktop, "
-            "`sudo systemctl start docker`, or `dockerd &`) and run `deadair setup` again")
+            "`sudo systemctl start docker`, or `dockerd &`) and run `deadair setup` again"
+        )
     installed = ""
     if shutil.which("dockerd") is None:
         say("  installing Debian's docker.io")
@@ -110,8 +115,13 @@ def ensure_engine(say: Progress) -> tuple[docker.DockerClient, str]:
     # --userland-proxy=false: published loopback ports go through the kernel (DNAT), not through a
     # docker-proxy process per port, which copies every byte and died under a few thousand listeners.
     with log.open("ab") as fh:
-        subprocess.Popen(["dockerd", "--userland-proxy=false"], stdout=fh, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            ["dockerd", "--userland-proxy=false"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         client = engine.try_connect(timeout=2)
@@ -175,18 +185,28 @@ def build_debian_base(client: docker.DockerClient, say: Progress) -> str:
         if not _can_apt():
             raise EnvironmentNotReady(
                 "no container registry answers and mmdebstrap is missing: install mmdebstrap, "
-                "or set DEADAIR_BASE_IMAGE to a local Debian bookworm image")
+                "or set DEADAIR_BASE_IMAGE to a local Debian bookworm image"
+            )
         apt_install(["mmdebstrap"])
     with tempfile.TemporaryDirectory(prefix="deadair-base-") as tmp:
         tar = Path(tmp) / "rootfs.tar"
         security = DEBIAN_MIRROR.rstrip("/") + "-security"
-        _run(["mmdebstrap", "--variant=minbase", "--quiet",
-              "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/*.bin; "
-              ": > \"$1\"/etc/resolv.conf; echo deadair > \"$1\"/etc/hostname",
-              "bookworm", str(tar),
-              f"deb {DEBIAN_MIRROR} bookworm main",
-              f"deb {DEBIAN_MIRROR} bookworm-updates main",
-              f"deb {security} bookworm-security main"], 900, what="mmdebstrap")
+        _run(
+            [
+                "mmdebstrap",
+                "--variant=minbase",
+                "--quiet",
+                '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin; '
+                ': > "$1"/etc/resolv.conf; echo deadair > "$1"/etc/hostname',
+                "bookworm",
+                str(tar),
+                f"deb {DEBIAN_MIRROR} bookworm main",
+                f"deb {DEBIAN_MIRROR} bookworm-updates main",
+                f"deb {security} bookworm-security main",
+            ],
+            900,
+            what="mmdebstrap",
+        )
         repo, _, tag = LOCAL_BASE.partition(":")
         big = docker.from_env(timeout=BUILD_TIMEOUT)
         big.api.import_image_from_file(str(tar), repository=repo, tag=tag)
@@ -212,9 +232,20 @@ def build_toxiproxy_binaries(say: Progress) -> Path:
     say(f"  building Toxiproxy {TOXIPROXY_VERSION} from {TOXIPROXY_MODULE}")
     gobin = out / "gobin"
     ldflags = f"-s -w -X {TOXIPROXY_MODULE}.Version={TOXIPROXY_VERSION}"
-    _run([go, "install", "-trimpath", "-ldflags", ldflags,
-          f"{TOXIPROXY_MODULE}/cmd/server@v{TOXIPROXY_VERSION}", f"{TOXIPROXY_MODULE}/cmd/cli@v{TOXIPROXY_VERSION}"],
-         900, env={"GOBIN": str(gobin), "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}, what="go install toxiproxy")
+    _run(
+        [
+            go,
+            "install",
+            "-trimpath",
+            "-ldflags",
+            ldflags,
+            f"{TOXIPROXY_MODULE}/cmd/server@v{TOXIPROXY_VERSION}",
+            f"{TOXIPROXY_MODULE}/cmd/cli@v{TOXIPROXY_VERSION}",
+        ],
+        900,
+        env={"GOBIN": str(gobin), "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"},
+        what="go install toxiproxy",
+    )
     (gobin / "server").rename(server)
     (gobin / "cli").rename(cli)
     gobin.rmdir()
@@ -230,8 +261,10 @@ def ensure_toxiproxy_image(client: docker.DockerClient, say: Progress) -> str:
         if _try_pull(client, TOXIPROXY_OFFICIAL):
             client.images.get(TOXIPROXY_OFFICIAL).tag(TOXIPROXY_IMAGE)
             return f"{TOXIPROXY_IMAGE} from the official {TOXIPROXY_OFFICIAL} ({exc})"
-        raise EnvironmentNotReady(f"cannot get Toxiproxy: {exc} and {TOXIPROXY_OFFICIAL} cannot be pulled; "
-                                  "install Go >= 1.23 and run `deadair setup` again") from exc
+        raise EnvironmentNotReady(
+            f"cannot get Toxiproxy: {exc} and {TOXIPROXY_OFFICIAL} cannot be pulled; "
+            "install Go >= 1.23 and run `deadair setup` again"
+        ) from exc
     dockerfile = repo_root() / "compose" / "toxiproxy" / "Dockerfile"
     with tempfile.TemporaryDirectory(prefix="deadair-toxiproxy-") as ctx:
         for f in (binaries / "toxiproxy", binaries / "toxiproxy-cli", dockerfile):
@@ -314,8 +347,12 @@ def ensure_libopus(say: Progress) -> str:
     return "libopus missing: golden ears will not run (macOS: brew install opus; Debian: apt-get install libopus0)"
 
 
-def copy_fixtures(client: docker.DockerClient, dest: Path, image: str = "deadair/audio-room:latest",
-                  source: str = "/usr/share/deadair/audio") -> str:
+def copy_fixtures(
+    client: docker.DockerClient,
+    dest: Path,
+    image: str = "deadair/audio-room:latest",
+    source: str = "/usr/share/deadair/audio",
+) -> str:
     """Copy the audio generated at build time out of the image, for people to listen to."""
     import io
     import tarfile

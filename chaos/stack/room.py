@@ -2,6 +2,7 @@
 
 Every call has a timeout; an answer that is not 2xx raises RoomApiError with the API's message.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

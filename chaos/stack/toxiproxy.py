@@ -5,6 +5,7 @@ server address in class attributes (one server per process), sets no request
 timeouts, lets 500/503 answers pass silently and has no toxic update or
 /populate. Every call here has a timeout and every non-2xx answer raises.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,15 +49,20 @@ class Proxy:
     toxics: list[Toxic] = field(default_factory=list)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Proxy":
+    def from_json(cls, data: dict[str, Any]) -> Proxy:
         return cls(
             name=data["name"],
             listen=data["listen"],
             upstream=data["upstream"],
             enabled=bool(data["enabled"]),
             toxics=[
-                Toxic(t["name"], t["type"], t.get("stream", "downstream"),
-                      float(t.get("toxicity", 1.0)), dict(t.get("attributes") or {}))
+                Toxic(
+                    t["name"],
+                    t["type"],
+                    t.get("stream", "downstream"),
+                    float(t.get("toxicity", 1.0)),
+                    dict(t.get("attributes") or {}),
+                )
                 for t in data.get("toxics") or []
             ],
         )
@@ -72,14 +78,14 @@ class Toxiproxy:
 
     def _call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
         try:
-            r = self._http.request(method, self.url + path, json=body,
-                                   timeout=timeout or self.timeout)
+            r = self._http.request(method, self.url + path, json=body, timeout=timeout or self.timeout)
         except requests.Timeout as exc:
-            raise ToxiproxyError(f"Toxiproxy at {self.url} did not answer {method} {path} within "
-                                 f"{timeout or self.timeout:g}s", timed_out=True) from exc
+            raise ToxiproxyError(
+                f"Toxiproxy at {self.url} did not answer {method} {path} within {timeout or self.timeout:g}s",
+                timed_out=True,
+            ) from exc
         except requests.RequestException as exc:
-            raise ToxiproxyError(f"Toxiproxy at {self.url} did not answer {method} {path}: "
-                                 f"{_reason(exc)}") from exc
+            raise ToxiproxyError(f"Toxiproxy at {self.url} did not answer {method} {path}: {_reason(exc)}") from exc
         if not 200 <= r.status_code < 300:
             try:
                 detail = r.json().get("error") or r.text
@@ -111,8 +117,9 @@ class Toxiproxy:
         return Proxy.from_json(self._call("GET", f"/proxies/{name}", timeout=timeout))
 
     def create_proxy(self, name: str, listen: str, upstream: str) -> Proxy:
-        return Proxy.from_json(self._call("POST", "/proxies", {"name": name, "listen": listen,
-                                                              "upstream": upstream, "enabled": True}))
+        return Proxy.from_json(
+            self._call("POST", "/proxies", {"name": name, "listen": listen, "upstream": upstream, "enabled": True})
+        )
 
     def delete_proxy(self, name: str) -> None:
         self._call("DELETE", f"/proxies/{name}")
@@ -121,14 +128,20 @@ class Toxiproxy:
         return Proxy.from_json(self._call("PATCH", f"/proxies/{name}", {"enabled": enabled}))
 
     def add_toxic(self, proxy: str, toxic: Toxic) -> Toxic:
-        self._call("POST", f"/proxies/{proxy}/toxics", {
-            "name": toxic.name, "type": toxic.type, "stream": toxic.stream,
-            "toxicity": toxic.toxicity, "attributes": toxic.attributes,
-        })
+        self._call(
+            "POST",
+            f"/proxies/{proxy}/toxics",
+            {
+                "name": toxic.name,
+                "type": toxic.type,
+                "stream": toxic.stream,
+                "toxicity": toxic.toxicity,
+                "attributes": toxic.attributes,
+            },
+        )
         return toxic
 
-    def update_toxic(self, proxy: str, name: str, attributes: dict[str, Any],
-                     toxicity: float | None = None) -> None:
+    def update_toxic(self, proxy: str, name: str, attributes: dict[str, Any], toxicity: float | None = None) -> None:
         body: dict[str, Any] = {"attributes": attributes}
         if toxicity is not None:
             body["toxicity"] = toxicity

@@ -4,6 +4,7 @@ They need `deadair setup` to have run (the README's test command does it). Every
 ends by checking that the stack is as it was: every node running and healthy, every link
 enabled, no toxic left.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,9 @@ def stack_left_clean(stack: Stack):
             break
         time.sleep(0.5)
     _repair(stack)
-    pytest.fail(f"stack not restored after the test: nodes {status.nodes}, links {status.links}, "
-                f"flood processes {floods}")
+    pytest.fail(
+        f"stack not restored after the test: nodes {status.nodes}, links {status.links}, flood processes {floods}"
+    )
 
 
 def _repair(stack: Stack) -> None:
@@ -77,8 +79,14 @@ def state_dir(tmp_path, monkeypatch) -> Path:
 
 def deadair(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, in a child process."""
-    return subprocess.run([sys.executable, "-m", "chaos", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "chaos", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def listen(stack: Stack, count: int, seconds: float, during=None, warmup: float = 15.0):

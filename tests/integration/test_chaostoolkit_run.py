@@ -1,11 +1,13 @@
 """A Chaos Toolkit experiment in its documentation's style runs against the audio-room stack."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from chaos.stack.compose import Stack
 from conftest import ROOT, deadair
+
+from chaos.stack.compose import Stack
 
 CTK = ROOT / "experiments" / "chaostoolkit" / "room-api-slow-redis.json"
 

@@ -3,6 +3,7 @@ derived from the stack's configuration, and against an independent measurement: 
 listener in a process of its own that decodes what it hears with ffmpeg and reads silence from
 the samples (tests/reference_listener.py: no Ogg parsing, no granules, no shared code), or a
 packet capture taken with tshark. Each test writes what it measured to bench/results/."""
+
 from __future__ import annotations
 
 import json
@@ -12,21 +13,21 @@ import shutil
 import statistics
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
+from conftest import ROOT
+from results import record
 
-from chaos.language.loader import load_experiment
 from chaos.judge.history import History, Window
 from chaos.judge.verdicts import check
+from chaos.language.loader import load_experiment
 from chaos.run.runner import RunOptions, run
 from chaos.stack.compose import Stack
 from chaos.timeline import Event, Timeline
-from conftest import ROOT
-from results import record
 
 STACK = str(ROOT / "compose" / "audio-room")
 CONFIG = ROOT / "compose" / "audio-room" / "config"
@@ -47,9 +48,15 @@ EDGE_MASTER_UPDATE = icecast("master-update-interval", "icecast-edge.xml.in")
 
 
 def experiment(tmp_path: Path, method: list, **listeners) -> Path:
-    doc = {"title": "known answer", "stack": STACK, "seed": 1,
-           "listeners": {"count": 8, **listeners}, "windows": {"gate": "2s", "recovery": "3s"},
-           "steady_state": [{"measure": "dead_air.max", "expect": "< 60s", "when": ["before"]}], "method": method}
+    doc = {
+        "title": "known answer",
+        "stack": STACK,
+        "seed": 1,
+        "listeners": {"count": 8, **listeners},
+        "windows": {"gate": "2s", "recovery": "3s"},
+        "steady_state": [{"measure": "dead_air.max", "expect": "< 60s", "when": ["before"]}],
+        "method": method,
+    }
     f = tmp_path / "exp.yaml"
     f.write_text(yaml.safe_dump(doc, sort_keys=False))
     return f
@@ -65,10 +72,24 @@ def reference(stack: Stack, tmp_path: Path, link: str = "entry-lb", retry: float
     folder.mkdir()
     (folder / "reference_listener.py").write_text(REFERENCE.read_text())
     c = stack.docker.containers.run(
-        "deadair/audio-room:latest", ["python3", "/ref/reference_listener.py", stack.definition.toxiproxy_service,
-                                      str(listen_port), "/live", "600", "/ref/out.json", str(retry)],
-        detach=True, init=True, network=f"{stack.project}_default", name=f"{stack.project}-reference-{os.getpid()}",
-        volumes={str(folder): {"bind": "/ref", "mode": "rw"}}, user="root")
+        "deadair/audio-room:latest",
+        [
+            "python3",
+            "/ref/reference_listener.py",
+            stack.definition.toxiproxy_service,
+            str(listen_port),
+            "/live",
+            "600",
+            "/ref/out.json",
+            str(retry),
+        ],
+        detach=True,
+        init=True,
+        network=f"{stack.project}_default",
+        name=f"{stack.project}-reference-{os.getpid()}",
+        volumes={str(folder): {"bind": "/ref", "mode": "rw"}},
+        user="root",
+    )
     found: dict = {}
     try:
         time.sleep(1.0)
@@ -135,8 +156,13 @@ def total(spans, w: Window) -> float:
 def swarm_median(h: History, w: Window, measure: str = "dead_air") -> float:
     """The swarm's median listener (the reference is one listener like them, not their worst)."""
     v = check(h, measure, "< 600s", w, "test")
-    dist = [x for x in (longest(h.dead_air_spans()[lid], w) if measure == "dead_air" else
-                        total(h.dead_air_spans()[lid], w) for lid in h.listeners)]
+    dist = [
+        x
+        for x in (
+            longest(h.dead_air_spans()[lid], w) if measure == "dead_air" else total(h.dead_air_spans()[lid], w)
+            for lid in h.listeners
+        )
+    ]
     assert v.summary["count"] == len(dist)
     return statistics.median(dist)
 
@@ -168,20 +194,35 @@ def test_mic_cut_without_hold_music_at_the_origin_is_the_cut(stack: Stack, tmp_p
     reconnects: the cut, plus up to one retry, less the buffer a listener held (up to the burst),
     give or take a page. The listeners' ends differ by up to one retry: so must the reference's."""
     retry = 0.1
-    f = experiment(tmp_path, [{"at": "0s", "fault": "node.stop", "target": "hold-music", "for": f"{cut + 6:g}s"},
-                              {"at": "2s", "fault": "mic.cut", "for": f"{cut:g}s"}],
-                   backoff=[f"{retry * 1000:g}ms"] * 200, join="direct", via="entry-origin")
+    f = experiment(
+        tmp_path,
+        [
+            {"at": "0s", "fault": "node.stop", "target": "hold-music", "for": f"{cut + 6:g}s"},
+            {"at": "2s", "fault": "mic.cut", "for": f"{cut:g}s"},
+        ],
+        backoff=[f"{retry * 1000:g}ms"] * 200,
+        join="direct",
+        via="entry-origin",
+    )
     h, ref = run_with_reference(stack, tmp_path, f, link="entry-origin", retry=retry)
     w = fault_window(h)
     mine, theirs, end_diff, lag = agree(h, ref, w)
-    record(f"known-answer-mic-cut-{cut:g}s-origin", {"cut_s": cut, "swarm_median_s": mine, "reference_s": theirs,
-                                                     "end_difference_s": end_diff, "swarm_lag_s": lag})
-    print(f"\nmic cut {cut:g} s, no hold music, at the origin: swarm {mine:.3f}s, reference {theirs:.3f}s, "
-          f"ends {end_diff * 1000:+.0f} ms apart, swarm lag {lag * 1000:.0f} ms")
+    record(
+        f"known-answer-mic-cut-{cut:g}s-origin",
+        {"cut_s": cut, "swarm_median_s": mine, "reference_s": theirs, "end_difference_s": end_diff, "swarm_lag_s": lag},
+    )
+    print(
+        f"\nmic cut {cut:g} s, no hold music, at the origin: swarm {mine:.3f}s, reference {theirs:.3f}s, "
+        f"ends {end_diff * 1000:+.0f} ms apart, swarm lag {lag * 1000:.0f} ms"
+    )
     burst = BURST / stream_rate(stack, link="entry-origin")
     assert cut - burst - PAGE <= mine <= cut + retry + 1.0 + PAGE, mine  # + the speaker's reconnect (0.2 s + connect)
-    assert abs(end_diff) <= AGREE + retry + lag and abs(mine - theirs) <= AGREE + PAGE + retry + lag, \
-        (mine, theirs, end_diff, lag)
+    assert abs(end_diff) <= AGREE + retry + lag and abs(mine - theirs) <= AGREE + PAGE + retry + lag, (
+        mine,
+        theirs,
+        end_diff,
+        lag,
+    )
 
 
 @pytest.mark.parametrize("cut", [8.0, 4.0])
@@ -192,22 +233,36 @@ def test_through_the_edges_a_cut_costs_up_to_one_more_relay_retry(stack: Stack, 
     master-update-interval, plus the reconnects, less the listener's buffer. At two cut lengths:
     an earlier version of this test, at 8 s only, read 10.4 s as "Icecast restarts an ended relay
     after 10 s, whatever the cut's length"; a 4 s cut costs about 6.4 s."""
-    f = experiment(tmp_path, [{"at": "0s", "fault": "node.stop", "target": "hold-music", "for": f"{cut + 10:g}s"},
-                              {"at": "2s", "fault": "mic.cut", "for": f"{cut:g}s"}], backoff=FAST_RETRY)
+    f = experiment(
+        tmp_path,
+        [
+            {"at": "0s", "fault": "node.stop", "target": "hold-music", "for": f"{cut + 10:g}s"},
+            {"at": "2s", "fault": "mic.cut", "for": f"{cut:g}s"},
+        ],
+        backoff=FAST_RETRY,
+    )
     h, ref = run_with_reference(stack, tmp_path, f)
     [span] = [s for s in h.faults.values() if s.fault == "mic.cut"]
     w = Window(span.start, span.end + EDGE_MASTER_UPDATE + 4.0)
     mine, theirs, end_diff, lag = agree(h, ref, w)
-    record(f"known-answer-edges-{cut:g}s", {"cut_s": cut, "swarm_median_s": mine, "reference_s": theirs,
-                                             "end_difference_s": end_diff, "swarm_lag_s": lag})
-    print(f"\nmic cut {cut:g} s, no hold music, behind the edges: swarm {mine:.3f}s, reference {theirs:.3f}s, "
-          f"ends {end_diff * 1000:+.0f} ms apart, swarm lag {lag * 1000:.0f} ms")
+    record(
+        f"known-answer-edges-{cut:g}s",
+        {"cut_s": cut, "swarm_median_s": mine, "reference_s": theirs, "end_difference_s": end_diff, "swarm_lag_s": lag},
+    )
+    print(
+        f"\nmic cut {cut:g} s, no hold music, behind the edges: swarm {mine:.3f}s, reference {theirs:.3f}s, "
+        f"ends {end_diff * 1000:+.0f} ms apart, swarm lag {lag * 1000:.0f} ms"
+    )
     burst = BURST / stream_rate(stack)
     assert cut - burst - PAGE <= mine <= cut + EDGE_MASTER_UPDATE + 1.0 + PAGE, mine
     # The edge drops its listeners with its relay; they (and the reference) retry through lb every
     # RETRY, each at its own phase, so they come back up to one retry apart.
-    assert abs(end_diff) <= AGREE + RETRY + lag and abs(mine - theirs) <= AGREE + PAGE + RETRY + lag, \
-        (mine, theirs, end_diff, lag)
+    assert abs(end_diff) <= AGREE + RETRY + lag and abs(mine - theirs) <= AGREE + PAGE + RETRY + lag, (
+        mine,
+        theirs,
+        end_diff,
+        lag,
+    )
 
 
 def test_mic_stall_is_dead_air_for_about_the_source_timeout(stack: Stack, tmp_path, state_dir):
@@ -216,15 +271,36 @@ def test_mic_stall_is_dead_air_for_about_the_source_timeout(stack: Stack, tmp_pa
     between source-timeout and source-timeout + 1 s after its last read. Hold music then starts at
     once, behind the listener's buffer (up to a burst): dead air between source-timeout - burst and
     source-timeout + 1 s, give or take a page."""
-    f = experiment(tmp_path, [{"at": "1s", "fault": "link.bandwidth", "target": "mic",
-                               "with": {"rate": 0, "stream": "upstream"}, "for": "6s"}], backoff=FAST_RETRY)
+    f = experiment(
+        tmp_path,
+        [
+            {
+                "at": "1s",
+                "fault": "link.bandwidth",
+                "target": "mic",
+                "with": {"rate": 0, "stream": "upstream"},
+                "for": "6s",
+            }
+        ],
+        backoff=FAST_RETRY,
+    )
     h, ref = run_with_reference(stack, tmp_path, f)
     w = fault_window(h)
     mine, theirs, end_diff, lag = agree(h, ref, w)
-    record("known-answer-mic-stall", {"source_timeout_s": SOURCE_TIMEOUT, "swarm_median_s": mine, "reference_s": theirs,
-                                      "end_difference_s": end_diff, "swarm_lag_s": lag})
-    print(f"\nmic stall (source-timeout {SOURCE_TIMEOUT:g} s): swarm {mine:.3f}s, reference {theirs:.3f}s, "
-          f"ends {end_diff * 1000:+.0f} ms apart, swarm lag {lag * 1000:.0f} ms")
+    record(
+        "known-answer-mic-stall",
+        {
+            "source_timeout_s": SOURCE_TIMEOUT,
+            "swarm_median_s": mine,
+            "reference_s": theirs,
+            "end_difference_s": end_diff,
+            "swarm_lag_s": lag,
+        },
+    )
+    print(
+        f"\nmic stall (source-timeout {SOURCE_TIMEOUT:g} s): swarm {mine:.3f}s, reference {theirs:.3f}s, "
+        f"ends {end_diff * 1000:+.0f} ms apart, swarm lag {lag * 1000:.0f} ms"
+    )
     burst = BURST / stream_rate(stack)
     assert SOURCE_TIMEOUT - burst - PAGE <= mine <= SOURCE_TIMEOUT + 1.0 + PAGE, mine
     assert abs(end_diff) <= AGREE + lag and abs(mine - theirs) <= AGREE + PAGE + lag, (mine, theirs, end_diff, lag)
@@ -266,26 +342,52 @@ def test_a_cap_just_under_the_streams_rate_is_stutter_both_hear_alike(stack: Sta
         capped = stream_rate(stack, seconds=6.0)
     finally:
         tox.remove_toxic("entry-lb", "known_answer_cap", timeout=30)
-    f = experiment(tmp_path, [{"at": "1s", "fault": "link.bandwidth", "target": "entry-lb",
-                               "with": {"rate": "7KB/s"}, "for": "12s"}], backoff=FAST_RETRY)
+    f = experiment(
+        tmp_path,
+        [{"at": "1s", "fault": "link.bandwidth", "target": "entry-lb", "with": {"rate": "7KB/s"}, "for": "12s"}],
+        backoff=FAST_RETRY,
+    )
     h, ref = run_with_reference(stack, tmp_path, f)
     [span] = [s for s in h.faults.values() if s.fault == "link.bandwidth"]
     w = Window(span.end - 8.0, span.end)
     mine, theirs = swarm_median(h, w, "dead_air.total") / w.length, total(ref, w) / w.length
     spans = check(h, "dead_air.total", "< 60s", w, "test").summary["spans"]
     expected = 1 - capped / rate
-    record("known-answer-stutter", {"rate_kb_s": 7, "stream_bytes_s": rate, "capped_bytes_s": capped,
-                                    "expected_share": expected,
-                                    "swarm_median_share": mine, "reference_share": theirs, "swarm_spans": spans})
-    print(f"\n7 KB/s ({capped:.0f} B/s through) on a {rate:.0f} B/s stream: silence expected {expected:.3f}, "
-          f"swarm {mine:.3f} ({spans} spans), reference {theirs:.3f}")
+    record(
+        "known-answer-stutter",
+        {
+            "rate_kb_s": 7,
+            "stream_bytes_s": rate,
+            "capped_bytes_s": capped,
+            "expected_share": expected,
+            "swarm_median_share": mine,
+            "reference_share": theirs,
+            "swarm_spans": spans,
+        },
+    )
+    print(
+        f"\n7 KB/s ({capped:.0f} B/s through) on a {rate:.0f} B/s stream: silence expected {expected:.3f}, "
+        f"swarm {mine:.3f} ({spans} spans), reference {theirs:.3f}"
+    )
     assert abs(mine - theirs) <= 0.05 * max(mine, theirs), (mine, theirs)
     assert mine == pytest.approx(expected, rel=0.10) and theirs == pytest.approx(expected, rel=0.10)
 
 
 def test_mic_latency_raises_end_to_end_latency_by_what_was_added(stack: Stack, tmp_path, state_dir):
-    f = experiment(tmp_path, [{"at": "6s", "fault": "link.latency", "target": "mic",
-                               "with": {"latency": "500ms", "stream": "upstream"}, "for": "14s"}], ears=2, count=4)
+    f = experiment(
+        tmp_path,
+        [
+            {
+                "at": "6s",
+                "fault": "link.latency",
+                "target": "mic",
+                "with": {"latency": "500ms", "stream": "upstream"},
+                "for": "14s",
+            }
+        ],
+        ears=2,
+        count=4,
+    )
     result = run(load_experiment(f), RunOptions(journal_dir=tmp_path / "runs", progress=lambda m: None))
     h = History(Timeline.read_journal(result.journal).events)
     [span] = h.faults.values()
@@ -293,21 +395,33 @@ def test_mic_latency_raises_end_to_end_latency_by_what_was_added(stack: Stack, t
     during = Window(span.start + 4.0, span.end)
 
     def median(measure: str, w: Window) -> float:
-        values = [float(e.data["latency" if measure == "heard" else "delivery"]) for evs in h.ears.values()
-                  for e in evs if e.kind == "ear.beep" and w.start <= e.t <= w.end]
+        values = [
+            float(e.data["latency" if measure == "heard" else "delivery"])
+            for evs in h.ears.values()
+            for e in evs
+            if e.kind == "ear.beep" and w.start <= e.t <= w.end
+        ]
         assert len(values) >= 4, f"too few beeps heard in {w}: {values}"
         return statistics.median(values)
 
     # the known answer: audio reaches the listener exactly 500 ms later
     rise = median("delivery", during) - median("delivery", before)
-    print(f"\nmic +500 ms: delivery latency {median('delivery', before):.3f}s -> {median('delivery', during):.3f}s "
-          f"(rise {rise:.3f}s); heard {median('heard', before):.3f}s -> {median('heard', during):.3f}s")
+    print(
+        f"\nmic +500 ms: delivery latency {median('delivery', before):.3f}s -> {median('delivery', during):.3f}s "
+        f"(rise {rise:.3f}s); heard {median('heard', before):.3f}s -> {median('heard', during):.3f}s"
+    )
     assert rise == pytest.approx(0.5, abs=0.05), rise
     # a playing listener's buffer absorbs part of it: heard latency rises by the dead air it caused
     heard_rise = median("heard", during) - median("heard", before)
     settle = Window(span.start, span.start + 3.0)
-    stalls = [sum(min(e, settle.end) - max(s, settle.start) for s, e in h.dead_air_spans()[lid]
-                  if e > settle.start and s < settle.end) for lid in h.ears]
+    stalls = [
+        sum(
+            min(e, settle.end) - max(s, settle.start)
+            for s, e in h.dead_air_spans()[lid]
+            if e > settle.start and s < settle.end
+        )
+        for lid in h.ears
+    ]
     assert heard_rise == pytest.approx(statistics.mean(stalls), abs=0.05), (heard_rise, stalls)
     assert -0.05 <= heard_rise <= 0.55
 
@@ -319,8 +433,11 @@ def test_edge_killed_reconnect_times_match_a_packet_capture(stack: Stack, tmp_pa
         pytest.skip("needs tshark (scripts/test installs it on Debian)")
     bridge = "br-" + stack.docker.networks.get(f"{stack.project}_default").id[:12]
     pcap = tmp_path / "entry.pcap"
-    cap = subprocess.Popen(["tshark", "-i", bridge, "-f", "tcp port 8100", "-w", str(pcap), "-q"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cap = subprocess.Popen(
+        ["tshark", "-i", bridge, "-f", "tcp port 8100", "-w", str(pcap), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(2.0)
     try:
         f = experiment(tmp_path, [{"at": "2s", "fault": "node.kill", "target": "edge-1", "for": "8s"}], count=12)
@@ -332,9 +449,30 @@ def test_edge_killed_reconnect_times_match_a_packet_capture(stack: Stack, tmp_pa
     lines = result.journal.read_text().splitlines()
     wall0 = json.loads(lines[0])["wall_time"]
     events = [json.loads(x) for x in lines[1:]]
-    fields = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-e", "frame.time_epoch", "-e", "tcp.srcport",
-                             "-e", "tcp.dstport", "-e", "tcp.flags.fin", "-e", "tcp.flags.reset", "-e", "tcp.payload"],
-                            capture_output=True, text=True, check=True).stdout.splitlines()
+    fields = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(pcap),
+            "-T",
+            "fields",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "tcp.flags.fin",
+            "-e",
+            "tcp.flags.reset",
+            "-e",
+            "tcp.payload",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     closes: dict[int, float] = {}
     payload: dict[int, list[tuple[float, bytes]]] = {}
     for row in fields:
@@ -350,8 +488,9 @@ def test_edge_killed_reconnect_times_match_a_packet_capture(stack: Stack, tmp_pa
     compared, diffs = 0, []
     for lid in {e["src"] for e in events if e["kind"] == "listener.connected"}:
         mine = [e for e in events if e["src"] == lid]
-        loss = next((e for e in mine if e["kind"] == "listener.disconnect" and e["t"] > fault
-                     and e["reason"] != "closed"), None)
+        loss = next(
+            (e for e in mine if e["kind"] == "listener.disconnect" and e["t"] > fault and e["reason"] != "closed"), None
+        )
         if loss is None:
             continue  # this listener was on edge-2
         old = [e for e in mine if e["kind"] == "listener.connected" and e["t"] < loss["t"]][-1]["port"]
@@ -365,8 +504,10 @@ def test_edge_killed_reconnect_times_match_a_packet_capture(stack: Stack, tmp_pa
         assert abs(swarm - observed) < 0.05 + lag, (lid, swarm, observed, lag)
         diffs.append(abs(swarm - observed))
         compared += 1
-    print(f"\nedge killed: {compared} listeners, reconnect time vs capture: max |diff| {max(diffs) * 1000:.1f} ms, "
-          f"median {statistics.median(diffs) * 1000:.1f} ms")
+    print(
+        f"\nedge killed: {compared} listeners, reconnect time vs capture: max |diff| {max(diffs) * 1000:.1f} ms, "
+        f"median {statistics.median(diffs) * 1000:.1f} ms"
+    )
     assert compared >= 3, "listeners on the killed edge should have reconnected"
 
 
@@ -381,7 +522,7 @@ def first_audio_page(packets: list[tuple[float, bytes]]) -> float:
     while True:
         pos = stream.index(b"OggS", pos)
         nseg = stream[pos + 26]
-        end = pos + 27 + nseg + sum(stream[pos + 27:pos + 27 + nseg])
-        if int.from_bytes(stream[pos + 6:pos + 14], "little", signed=True) > 0:
+        end = pos + 27 + nseg + sum(stream[pos + 27 : pos + 27 + nseg])
+        if int.from_bytes(stream[pos + 6 : pos + 14], "little", signed=True) > 0:
             return next(t for upto, t in times if upto >= end)
         pos = end

@@ -2,6 +2,7 @@
 Icecast. Each test reproduces one way a run could end "reverted, verified" with a fault still in
 place, or a ledger that no sweep could settle, and shows it cannot happen any more. The stack
 is checked clean after each test (conftest's `stack_left_clean`)."""
+
 from __future__ import annotations
 
 import json
@@ -14,21 +15,21 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
+from conftest import ROOT, deadair
 
-from chaos.stack.engine import list_containers
 from chaos.faults import undo
 from chaos.faults.base import make_fault
 from chaos.faults.ledger import Ledger
 from chaos.run.runner import RunOptions, run
 from chaos.stack.compose import Stack, _free_port
+from chaos.stack.engine import list_containers
 from chaos.stack.toxiproxy import Toxic, Toxiproxy
-from conftest import ROOT, deadair
 
 pytestmark = pytest.mark.rollback
 STACK = str(ROOT / "compose" / "audio-room")
@@ -41,8 +42,14 @@ def write(tmp_path: Path, doc: dict, name: str = "exp.yaml") -> Path:
 
 
 def quick(method: list, **extra) -> dict:
-    return {"title": "rollback", "listeners": {"count": 2}, "windows": {"gate": "1s", "recovery": "1s"},
-            "steady_state": [{"measure": "dead_air.max", "expect": "< 30s"}], "method": method, **extra}
+    return {
+        "title": "rollback",
+        "listeners": {"count": 2},
+        "windows": {"gate": "1s", "recovery": "1s"},
+        "steady_state": [{"measure": "dead_air.max", "expect": "< 30s"}],
+        "method": method,
+        **extra,
+    }
 
 
 class Faults:
@@ -108,13 +115,23 @@ def stuck_prone_toxiproxy(stack: Stack) -> Iterator[tuple[dict, Toxiproxy, tuple
     api, probe = _free_port(taken), 0
     taken.add(api)
     probe = _free_port(taken)
-    labels = {"com.docker.compose.project": project, "com.docker.compose.service": "toxiproxy",
-              "deadair.toxiproxy": "8474", "deadair.link.probe": "0.0.0.0:9000 -> origin:8000",
-              "deadair.link.other": "0.0.0.0:9001 -> origin:8000"}
+    labels = {
+        "com.docker.compose.project": project,
+        "com.docker.compose.service": "toxiproxy",
+        "deadair.toxiproxy": "8474",
+        "deadair.link.probe": "0.0.0.0:9000 -> origin:8000",
+        "deadair.link.other": "0.0.0.0:9001 -> origin:8000",
+    }
     c = stack.docker.containers.run(
-        "deadair/toxiproxy:2.12.0", ["-host=0.0.0.0", "-port=8474"], detach=True, name=project, labels=labels,
-        network=f"{stack.project}_default", sysctls={"net.ipv4.tcp_wmem": "4096 4096 4096"},
-        ports={"8474/tcp": ("127.0.0.1", api), "9000/tcp": ("127.0.0.1", probe)})
+        "deadair/toxiproxy:2.12.0",
+        ["-host=0.0.0.0", "-port=8474"],
+        detach=True,
+        name=project,
+        labels=labels,
+        network=f"{stack.project}_default",
+        sysctls={"net.ipv4.tcp_wmem": "4096 4096 4096"},
+        ports={"8474/tcp": ("127.0.0.1", api), "9000/tcp": ("127.0.0.1", probe)},
+    )
     try:
         tox = Toxiproxy(f"http://127.0.0.1:{api}")
         deadline = time.monotonic() + 20
@@ -144,12 +161,24 @@ def test_a_stuck_toxic_removal_is_recovered_by_restarting_toxiproxy(stack: Stack
         led = Ledger()
         other_toxic = Toxic("deadair_other_lat", "latency", "downstream", 1.0, {"latency": 50, "jitter": 0})
         tox.add_toxic("other", other_toxic)
-        led.mark(led.intend("link.latency other", {
-            "action": "toxics.remove", "stack": ref, "proxy": "other", "toxics": [other_toxic.name],
-            "specs": [vars(other_toxic)]}), "applied")
+        led.mark(
+            led.intend(
+                "link.latency other",
+                {
+                    "action": "toxics.remove",
+                    "stack": ref,
+                    "proxy": "other",
+                    "toxics": [other_toxic.name],
+                    "specs": [vars(other_toxic)],
+                },
+            ),
+            "applied",
+        )
         bw = Toxic("deadair_stuck_bw", "bandwidth", "downstream", 1.0, {"rate": 1000})
-        entry = led.intend("link.bandwidth probe", {"action": "toxics.remove", "stack": ref, "proxy": "probe",
-                                                    "toxics": [bw.name], "specs": [vars(bw)]})
+        entry = led.intend(
+            "link.bandwidth probe",
+            {"action": "toxics.remove", "stack": ref, "proxy": "probe", "toxics": [bw.name], "specs": [vars(bw)]},
+        )
         tox.add_toxic("probe", bw)
         led.mark(entry, "applied")
         events: list[dict] = []
@@ -192,9 +221,14 @@ def lone_toxiproxy(stack: Stack, project: str) -> Iterator[object]:
     """A one-service 'stack': a Toxiproxy container labelled as project `project`."""
     api = _free_port(set())
     c = stack.docker.containers.run(
-        "deadair/toxiproxy:2.12.0", ["-host=0.0.0.0", "-port=8474"], detach=True, name=f"{project}-{api}",
+        "deadair/toxiproxy:2.12.0",
+        ["-host=0.0.0.0", "-port=8474"],
+        detach=True,
+        name=f"{project}-{api}",
         labels={"com.docker.compose.project": project, "com.docker.compose.service": "toxiproxy"},
-        network=f"{stack.project}_default", ports={"8474/tcp": ("127.0.0.1", api)})
+        network=f"{stack.project}_default",
+        ports={"8474/tcp": ("127.0.0.1", api)},
+    )
     tox = Toxiproxy(f"http://127.0.0.1:{api}")
     deadline = time.monotonic() + 20
     while True:
@@ -225,8 +259,9 @@ def test_sweep_finds_toxiproxy_by_the_stacks_identity_after_it_came_back_on_anot
     project = f"deadair-moved-{uuid.uuid4().hex[:4]}"
     ref = {"project": project, "service": "toxiproxy", "port": 8474}
     with lone_toxiproxy(stack, project) as first:
-        Toxiproxy(f"http://127.0.0.1:{first.attrs['HostConfig']['PortBindings']['8474/tcp'][0]['HostPort']}") \
-            .set_enabled("l1", False)
+        Toxiproxy(
+            f"http://127.0.0.1:{first.attrs['HostConfig']['PortBindings']['8474/tcp'][0]['HostPort']}"
+        ).set_enabled("l1", False)
         led = Ledger()
         led.mark(led.intend("link.down l1", {"action": "link.enable", "stack": ref, "proxy": "l1"}), "applied")
         _orphan(led)
@@ -247,12 +282,27 @@ def test_sweep_settles_a_ledger_whose_stack_is_gone(stack: Stack, state_dir):
     ref = {"project": project, "service": "toxiproxy", "port": 8474}
     led = Ledger()
     for fault, action in [
-        ("stack " + project, {"action": "stack.down", "project": project, "compose_file": STACK + "/docker-compose.yml"}),
+        (
+            "stack " + project,
+            {"action": "stack.down", "project": project, "compose_file": STACK + "/docker-compose.yml"},
+        ),
         ("link.down relay-1", {"action": "link.enable", "stack": ref, "proxy": "relay-1"}),
         ("link.bandwidth entry-lb", {"action": "toxics.remove", "stack": ref, "proxy": "entry-lb", "toxics": ["t"]}),
-        ("node.stop origin", {"action": "container.start", "container": "f" * 64, "node": "origin", "project": project}),
-        ("mic.mute mic", {"action": "container.signal", "container": "e" * 64, "node": "mic", "project": project,
-                          "signal": "SIGUSR2", "log": "speaker: unmuted"}),
+        (
+            "node.stop origin",
+            {"action": "container.start", "container": "f" * 64, "node": "origin", "project": project},
+        ),
+        (
+            "mic.mute mic",
+            {
+                "action": "container.signal",
+                "container": "e" * 64,
+                "node": "mic",
+                "project": project,
+                "signal": "SIGUSR2",
+                "log": "speaker: unmuted",
+            },
+        ),
     ]:
         led.mark(led.intend(fault, action), "applied")
     _orphan(led)
@@ -269,14 +319,30 @@ def test_a_killed_pytest_session_leaves_a_ledger_that_takes_its_stack_down(stack
     running forever."""
     project = f"deadair-pytest-{uuid.uuid4().hex[:4]}"
     (tmp_path / "test_hold.py").write_text(
-        "import time\n"
-        "def test_hold(deadair_stack):\n"
-        "    print('STACK UP', flush=True)\n"
-        "    time.sleep(300)\n")
+        "import time\ndef test_hold(deadair_stack):\n    print('STACK UP', flush=True)\n    time.sleep(300)\n"
+    )
     env = {**os.environ, "DEADAIR_STATE": str(state_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "--rootdir",
-                             str(tmp_path), "--deadair-project", project, str(tmp_path / "test_hold.py")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-s",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "--deadair-project",
+            project,
+            str(tmp_path / "test_hold.py"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     label = {"label": f"com.docker.compose.project={project}"}
     try:
         assert proc.stdout is not None
@@ -303,8 +369,12 @@ def test_a_killed_pytest_session_leaves_a_ledger_that_takes_its_stack_down(stack
 def test_link_down_and_latency_on_one_link_end_with_the_link_up(stack: Stack, tmp_path, state_dir):
     """Seen through the CLI: link.down at 1 s for 4 s, link.latency at 3 s for 4 s on relay-1:
     exit 0 and relay-1 left disabled (the latency's revert restored the `enabled: false` it saw)."""
-    doc = quick([{"at": "1s", "fault": "link.down", "target": "relay-1", "for": "4s"},
-                 {"at": "3s", "fault": "link.latency", "target": "relay-1", "for": "4s", "with": {"latency": "50ms"}}])
+    doc = quick(
+        [
+            {"at": "1s", "fault": "link.down", "target": "relay-1", "for": "4s"},
+            {"at": "3s", "fault": "link.latency", "target": "relay-1", "for": "4s", "with": {"latency": "50ms"}},
+        ]
+    )
     proc = deadair("run", str(write(tmp_path, doc)), "--journal-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     p = stack.toxiproxy().proxy("relay-1")
@@ -312,7 +382,11 @@ def test_link_down_and_latency_on_one_link_end_with_the_link_up(stack: Stack, tm
 
 
 NODE_FAULTS = {
-    "node.stop": {}, "node.kill": {}, "node.pause": {}, "node.restart": {"grace": "0s"}, "node.disconnect": {},
+    "node.stop": {},
+    "node.kill": {},
+    "node.pause": {},
+    "node.restart": {"grace": "0s"},
+    "node.disconnect": {},
 }
 NODE_PAIRS = [(a, b) for a in NODE_FAULTS for b in NODE_FAULTS]
 
@@ -348,9 +422,14 @@ def test_ctrl_c_while_a_node_is_being_stopped_leaves_it_running(stack: Stack, tm
     the run with exit 130 ("rolled back") and the origin stopped: the revert ran (and verified)
     before the apply, still running in its thread, landed."""
     doc = quick([{"at": "0s", "fault": "node.stop", "target": "origin", "for": "20s"}])
-    proc = subprocess.Popen([sys.executable, "-m", "chaos", "run", str(write(tmp_path, doc)), "--journal-dir",
-                             str(tmp_path / "runs")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "DEADAIR_STATE": str(state_dir)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chaos", "run", str(write(tmp_path, doc)), "--journal-dir", str(tmp_path / "runs")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DEADAIR_STATE": str(state_dir)},
+    )
     deadline = time.monotonic() + 120
     applying = False
     while time.monotonic() < deadline and proc.poll() is None and not applying:
@@ -375,15 +454,23 @@ def test_ctrl_c_while_a_node_is_being_stopped_leaves_it_running(stack: Stack, tm
 
 
 def test_an_unexpected_error_rolls_back_everything_and_exits_3_with_journal_and_ledger(
-        stack: Stack, tmp_path, state_dir, monkeypatch):
+    stack: Stack, tmp_path, state_dir, monkeypatch
+):
     """Seen: rollback stopped at the first exception that was not a FaultError (an engine that
     stops answering, an OSError, a KeyError): older entries were not reverted and no journal or
     summary was written; and a bug exited 1, which means "a hypothesis failed"."""
     from chaos.faults import base as faults_module
-    exp_file = write(tmp_path, quick([
-        {"at": "0s", "fault": "mic.cut", "for": "20s"},
-        {"at": "1s", "fault": "link.latency", "target": "relay-2", "with": {"latency": "30ms"}, "for": "20s"},
-        {"at": "2s", "fault": "node.stop", "target": "hold-music", "for": "20s"}]))
+
+    exp_file = write(
+        tmp_path,
+        quick(
+            [
+                {"at": "0s", "fault": "mic.cut", "for": "20s"},
+                {"at": "1s", "fault": "link.latency", "target": "relay-2", "with": {"latency": "30ms"}, "for": "20s"},
+                {"at": "2s", "fault": "node.stop", "target": "hold-music", "for": "20s"},
+            ]
+        ),
+    )
     from chaos.language.loader import load_experiment
 
     def broken_apply(self):
@@ -447,8 +534,12 @@ def test_a_dead_upstream_fails_through_a_link_within_about_a_second(stack: Stack
     stale entry; one probe of retrans_time fails it and the connect with it; plus 1 s for a busy
     machine."""
     helper = stack.docker.containers.run(
-        "deadair/audio-room:latest", ["python3", "-m", "http.server", "8000"], detach=True,
-        name=f"deadair-dead-upstream-{uuid.uuid4().hex[:4]}", network=f"{stack.project}_default")
+        "deadair/audio-room:latest",
+        ["python3", "-m", "http.server", "8000"],
+        detach=True,
+        name=f"deadair-dead-upstream-{uuid.uuid4().hex[:4]}",
+        network=f"{stack.project}_default",
+    )
     tox = stack.toxiproxy()
     try:
         helper.reload()
@@ -460,8 +551,19 @@ def test_a_dead_upstream_fails_through_a_link_within_about_a_second(stack: Stack
             """curl's status and time from lb. With every core busy, an exec's output was seen lost
             (nothing at all, not even curl's "000"): that is no measurement, so it is taken again."""
             for _ in range(5):
-                code, out = lb.exec_run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
-                                         "-m", "60", "http://toxiproxy:9999/"])
+                code, out = lb.exec_run(
+                    [
+                        "curl",
+                        "-s",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code} %{time_total}",
+                        "-m",
+                        "60",
+                        "http://toxiproxy:9999/",
+                    ]
+                )
                 fields = out.decode(errors="replace").split()
                 if len(fields) == 2:
                     return fields[0], float(fields[1])

@@ -1,4 +1,5 @@
 """room-api against bad input and a missing Redis: a 4xx or 503 with a JSON error, never a 500 or a hang."""
+
 from __future__ import annotations
 
 import socket
@@ -50,8 +51,16 @@ def test_bad_input_gets_4xx_json_never_500(api):
     rid = _room(api, "live")
     before = requests.get(f"{api}/stats", timeout=5).json()["errors_5xx"]
     post = lambda path, **kw: requests.post(f"{api}{path}", timeout=5, **kw)  # noqa: E731
-    _error(post(f"/rooms/{rid}/join", data=b"{not json", headers={"Content-Type": "application/json"}), 400, "malformed JSON")
-    _error(post(f"/rooms/{rid}/join", data=b"\xff\xfe\x00", headers={"Content-Type": "application/json"}), 400, "malformed JSON")
+    _error(
+        post(f"/rooms/{rid}/join", data=b"{not json", headers={"Content-Type": "application/json"}),
+        400,
+        "malformed JSON",
+    )
+    _error(
+        post(f"/rooms/{rid}/join", data=b"\xff\xfe\x00", headers={"Content-Type": "application/json"}),
+        400,
+        "malformed JSON",
+    )
     _error(post(f"/rooms/{rid}/join", json=[1, 2]), 400, "expected a JSON object")
     _error(post("/rooms", json={"title": "x"}), 400, "missing field 'host'")
     _error(post("/rooms", json={"title": 5, "host": "h"}), 400, "'title' must be a non-empty string")

@@ -1,4 +1,5 @@
 """The walking skeleton end to end: the flagship experiment, its negative control, and rollback."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from chaos.stack.engine import list_containers
-from chaos.stack.compose import Stack
 from conftest import FLAGSHIP, ROOT, deadair
+
+from chaos.stack.compose import Stack
+from chaos.stack.engine import list_containers
 
 
 def test_stack_status_from_the_cli(stack: Stack):
@@ -35,8 +36,13 @@ def test_flagship_passes_and_prints_onset_and_resume(stack, tmp_path, state_dir)
     assert "hold_music.onset p95 < 2s" in proc.stdout and "live.resume p95 < 3s" in proc.stdout
     summary = _summary(tmp_path)
     by = {(v["phase"], v["measure"]): v for v in summary["verdicts"]}
-    assert set(by) == {("before", "dead_air.max"), ("during", "dead_air.max"), ("after", "dead_air.max"),
-                       ("step", "hold_music.onset"), ("step", "live.resume")}
+    assert set(by) == {
+        ("before", "dead_air.max"),
+        ("during", "dead_air.max"),
+        ("after", "dead_air.max"),
+        ("step", "hold_music.onset"),
+        ("step", "live.resume"),
+    }
     onset, resume = by[("step", "hold_music.onset")], by[("step", "live.resume")]
     assert onset["summary"]["count"] == 20 and onset["summary"]["missing"] == 0
     assert 0 < onset["value"] < 2.0 and 0 < resume["value"] < 3.0
@@ -66,9 +72,14 @@ def test_negative_control_without_hold_music_fails_with_dead_air(stack, tmp_path
 
 
 def _start_and_wait_for_cut(tmp_path: Path, env: dict) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "chaos", "run", str(FLAGSHIP), "--journal-dir", str(tmp_path / "runs")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chaos", "run", str(FLAGSHIP), "--journal-dir", str(tmp_path / "runs")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
     deadline = time.monotonic() + 120
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -96,7 +107,11 @@ def test_signal_during_the_cut_rolls_back_before_exit(stack, tmp_path, state_dir
 
 def test_invalid_experiment_exits_2_and_starts_nothing(stack, tmp_path, state_dir):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(FLAGSHIP.read_text().replace("for: 8s", "for: 8 seconds").replace("  join: room-api", "  colour: red\n  join: room-api"))
+    bad.write_text(
+        FLAGSHIP.read_text()
+        .replace("for: 8s", "for: 8 seconds")
+        .replace("  join: room-api", "  colour: red\n  join: room-api")
+    )
     project = "deadair-invalid-probe"
     proc = deadair("run", str(bad), "--project", project, "--journal-dir", str(tmp_path / "runs"))
     assert proc.returncode == 2
@@ -126,9 +141,23 @@ def test_target_outside_the_stack_is_refused_before_anything_starts(stack, tmp_p
 def test_sigterm_while_the_stack_starts_leaves_nothing_behind(stack, tmp_path, state_dir):
     """A run that started its own stack takes it down on every exit path, even mid-start."""
     project = "deadair-sigterm-probe"
-    proc = subprocess.Popen([sys.executable, "-m", "chaos", "run", str(FLAGSHIP), "--project", project,
-                             "--journal-dir", str(tmp_path / "runs")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chaos",
+            "run",
+            str(FLAGSHIP),
+            "--project",
+            project,
+            "--journal-dir",
+            str(tmp_path / "runs"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     label = {"label": f"com.docker.compose.project={project}"}
     deadline = time.monotonic() + 60
     while not list_containers(stack.docker, all=True, filters=label):

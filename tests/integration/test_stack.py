@@ -1,23 +1,43 @@
 """The whole audio-room stack: the listener path, edges, lb, the mic link, status."""
+
 from __future__ import annotations
 
 import time
 
 import requests
-
-from chaos.stack.room import RoomApi
-from chaos.stack.compose import Stack
-from chaos.stack.toxiproxy import Toxic
 from conftest import deadair, haproxy_status, icecast_stats, listen
+
+from chaos.stack.compose import Stack
+from chaos.stack.room import RoomApi
+from chaos.stack.toxiproxy import Toxic
 
 
 def test_every_node_is_healthy_and_every_link_is_declared(stack: Stack):
     status = stack.status()
     assert status.healthy
-    assert {n.name for n in status.nodes} == {"toxiproxy", "origin", "edge-1", "edge-2", "lb", "mic",
-                                              "hold-music", "redis", "room-api"}
-    assert {link.name for link in status.links} == {"mic", "hold", "relay-1", "relay-2", "lb-edge-1", "lb-edge-2",
-                                                    "api-redis", "entry-lb", "entry-api", "entry-origin"}
+    assert {n.name for n in status.nodes} == {
+        "toxiproxy",
+        "origin",
+        "edge-1",
+        "edge-2",
+        "lb",
+        "mic",
+        "hold-music",
+        "redis",
+        "room-api",
+    }
+    assert {link.name for link in status.links} == {
+        "mic",
+        "hold",
+        "relay-1",
+        "relay-2",
+        "lb-edge-1",
+        "lb-edge-2",
+        "api-redis",
+        "entry-lb",
+        "entry-api",
+        "entry-origin",
+    }
 
 
 def test_a_listener_joins_through_room_api_and_hears_audio_through_lb_edge_origin(stack: Stack):

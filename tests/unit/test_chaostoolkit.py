@@ -1,4 +1,5 @@
 """Chaos Toolkit experiments: what is supported translates; what is not is an error at its line."""
+
 import json
 from pathlib import Path
 
@@ -19,7 +20,12 @@ def test_documentation_style_experiment_translates():
     assert health.probe.kind == "http" and health.probe.http["url"] == "${links.entry-api}/health"
     assert health.tolerance == 200 and health.when == ("before", "during") and health.every is None
     fault = exp.method[0]
-    assert (fault.fault, fault.target, fault.params["latency"], fault.params["jitter"]) == ("link.latency", "api-redis", 200, 20)
+    assert (fault.fault, fault.target, fault.params["latency"], fault.params["jitter"]) == (
+        "link.latency",
+        "api-redis",
+        200,
+        20,
+    )
     assert fault.duration == 6.0  # until the end of the method: the rollback removes it
     probe = exp.method[1]
     assert probe.kind == "probe" and probe.at == 3.0 and probe.probe.process["path"] == "curl"
@@ -35,27 +41,48 @@ def _ctk(tmp_path: Path, **changes) -> Path:
 
 
 def test_unsupported_providers_are_errors_at_their_line(tmp_path):
-    method = [{"type": "action", "name": "kill-pods", "provider": {"type": "python", "module": "chaosk8s.pod.actions",
-                                                                   "func": "terminate_pods", "arguments": {}}}]
+    method = [
+        {
+            "type": "action",
+            "name": "kill-pods",
+            "provider": {"type": "python", "module": "chaosk8s.pod.actions", "func": "terminate_pods", "arguments": {}},
+        }
+    ]
     f = _ctk(tmp_path, method=method)
     with pytest.raises(ExperimentError) as info:
         load_experiment(f)
     msgs = [str(p) for p in info.value.problems]
     module_line = next(i for i, text in enumerate(f.read_text().splitlines(), 1) if "chaosk8s" in text)
     provider_line = module_line - 2  # json.dumps(indent=2): "provider": {, "type": ..., "module": ...
-    assert any(m.startswith(f"{f}:{provider_line}:") and "chaosk8s.pod.actions.terminate_pods is not supported" in m
-               for m in msgs), msgs
+    assert any(
+        m.startswith(f"{f}:{provider_line}:") and "chaosk8s.pod.actions.terminate_pods is not supported" in m
+        for m in msgs
+    ), msgs
 
 
 def test_other_unsupported_parts(tmp_path):
     with pytest.raises(ExperimentError, match="secrets are not supported"):
         load_experiment(_ctk(tmp_path, secrets={"k": {"token": "x"}}))
     hypo = json.loads(CTK.read_text())["steady-state-hypothesis"]
-    hypo["probes"][0]["tolerance"] = {"type": "probe", "name": "x", "provider": {"type": "python", "module": "m", "func": "f"}}
+    hypo["probes"][0]["tolerance"] = {
+        "type": "probe",
+        "name": "x",
+        "provider": {"type": "python", "module": "m", "func": "f"},
+    }
     with pytest.raises(ExperimentError, match="tolerances of type probe"):
         load_experiment(_ctk(tmp_path, **{"steady-state-hypothesis": hypo}))
-    rollbacks = [{"type": "action", "name": "r", "provider": {"type": "python", "module": "chaostoxi.proxy.actions",
-                                                              "func": "delete_proxy", "arguments": {"proxy_name": "mic"}}}]
+    rollbacks = [
+        {
+            "type": "action",
+            "name": "r",
+            "provider": {
+                "type": "python",
+                "module": "chaostoxi.proxy.actions",
+                "func": "delete_proxy",
+                "arguments": {"proxy_name": "mic"},
+            },
+        }
+    ]
     with pytest.raises(ExperimentError, match="rollback chaostoxi.proxy.actions.delete_proxy is not supported"):
         load_experiment(_ctk(tmp_path, rollbacks=rollbacks))
     with pytest.raises(ExperimentError, match="unknown key 'frobnicate'"):
@@ -64,12 +91,28 @@ def test_other_unsupported_parts(tmp_path):
 
 def test_disable_then_enable_proxy_is_one_link_down(tmp_path):
     method = [
-        {"type": "action", "name": "cut", "provider": {"type": "python", "module": "chaostoxi.proxy.actions",
-                                                       "func": "disable_proxy", "arguments": {"proxy_name": "mic"}},
-         "pauses": {"after": 4}},
-        {"type": "action", "name": "restore", "provider": {"type": "python", "module": "chaostoxi.proxy.actions",
-                                                           "func": "enable_proxy", "arguments": {"proxy_name": "mic"}},
-         "pauses": {"after": 2}},
+        {
+            "type": "action",
+            "name": "cut",
+            "provider": {
+                "type": "python",
+                "module": "chaostoxi.proxy.actions",
+                "func": "disable_proxy",
+                "arguments": {"proxy_name": "mic"},
+            },
+            "pauses": {"after": 4},
+        },
+        {
+            "type": "action",
+            "name": "restore",
+            "provider": {
+                "type": "python",
+                "module": "chaostoxi.proxy.actions",
+                "func": "enable_proxy",
+                "arguments": {"proxy_name": "mic"},
+            },
+            "pauses": {"after": 2},
+        },
     ]
     exp = load_experiment(_ctk(tmp_path, method=method, rollbacks=[]))
     assert [(s.fault, s.target, s.at, s.duration) for s in exp.method] == [("link.down", "mic", 0.0, 4.0)]

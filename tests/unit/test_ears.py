@@ -1,4 +1,5 @@
 """Golden ears against a signal whose answer is known: encoded with libopus, decoded, analysed."""
+
 import ctypes
 import ctypes.util
 import math
@@ -16,9 +17,19 @@ class _Encoder:
     def __init__(self):
         self.lib = ctypes.CDLL(ctypes.util.find_library("opus") or "libopus.so.0")
         self.lib.opus_encoder_create.restype = ctypes.c_void_p
-        self.lib.opus_encoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-        self.lib.opus_encode.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int16), ctypes.c_int,
-                                         ctypes.c_char_p, ctypes.c_int32]
+        self.lib.opus_encoder_create.argtypes = [
+            ctypes.c_int32,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_int),
+        ]
+        self.lib.opus_encode.argtypes = [
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_int16),
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int32,
+        ]
         err = ctypes.c_int()
         self.enc = self.lib.opus_encoder_create(RATE, 1, 2049, ctypes.byref(err))  # OPUS_APPLICATION_AUDIO
         assert err.value == 0
@@ -28,7 +39,7 @@ class _Encoder:
         samples = (np.clip(pcm, -1, 1) * 32767).astype(np.int16)
         buf = ctypes.create_string_buffer(4000)
         for i in range(0, samples.size - 959, 960):
-            frame = np.ascontiguousarray(samples[i:i + 960])
+            frame = np.ascontiguousarray(samples[i : i + 960])
             n = self.lib.opus_encode(self.enc, frame.ctypes.data_as(ctypes.POINTER(ctypes.c_int16)), 960, buf, 4000)
             assert n > 0
             out.append(buf.raw[:n])
@@ -58,7 +69,7 @@ def analyse(x: np.ndarray, wall_origin: float) -> Timeline:
     ear = Analyzer("E1", tl, _Clock(wall_origin))
     t = 0.0
     for i in range(0, len(packets), 5):  # 100 ms pages, fed as they would arrive
-        pcm = np.concatenate([dec.decode(p) for p in packets[i:i + 5]])
+        pcm = np.concatenate([dec.decode(p) for p in packets[i : i + 5]])
         ear.feed(pcm, t)
         t += pcm.size / RATE
     ear.close(t)

@@ -1,4 +1,5 @@
 """The engine helpers: listing containers while others come and go."""
+
 from __future__ import annotations
 
 import pytest

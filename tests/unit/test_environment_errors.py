@@ -1,4 +1,5 @@
 """A missing engine or an unreachable Toxiproxy: one sentence saying what to run, exit 3."""
+
 from pathlib import Path
 
 import pytest

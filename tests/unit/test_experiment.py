@@ -1,4 +1,5 @@
 """The loader: valid experiments load; every problem is reported as file:line:column."""
+
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,8 @@ def test_unknown_key_points_at_the_key(tmp_path):
     text = GOOD.replace("    for: 2s\n", "    for: 2s\n    durashun: 2s\n")
     assert problems(text, tmp_path) == [
         "F:10:5: unknown key 'durashun'; expected one of: action, at, every, expect, fault, for, http, probe, "
-        "process, target, times, until, with"]
+        "process, target, times, until, with"
+    ]
 
 
 def test_typo_gets_a_suggestion(tmp_path):
@@ -65,12 +67,17 @@ def test_typo_gets_a_suggestion(tmp_path):
 
 def test_bad_duration(tmp_path):
     out = problems(GOOD.replace("for: 2s", "for: 2 secs"), tmp_path)
-    assert out == ["F:9:10: method[0].for: '2 secs' is not valid; expected a duration with a unit, "
-                   "such as 300ms, 2s, 1.5m or 1h"]
+    assert out == [
+        "F:9:10: method[0].for: '2 secs' is not valid; expected a duration with a unit, such as 300ms, 2s, 1.5m or 1h"
+    ]
 
 
 def test_every_problem_is_reported_not_only_the_first(tmp_path):
-    text = GOOD.replace("at: 1s", "at: soon").replace("count: 3", "count: -3").replace("expect: \"< 1.5s\"", "expect: \"<< 1.5s\"")
+    text = (
+        GOOD.replace("at: 1s", "at: soon")
+        .replace("count: 3", "count: -3")
+        .replace('expect: "< 1.5s"', 'expect: "<< 1.5s"')
+    )
     out = problems(text, tmp_path)
     assert len(out) == 2  # schema pass: `at` and `count` (the expectation is checked once the shape is right)
     assert out[0].startswith("F:3:20: listeners.count: -3 is not valid")
@@ -78,8 +85,11 @@ def test_every_problem_is_reported_not_only_the_first(tmp_path):
 
 
 def test_meaning_problems_are_all_reported(tmp_path):
-    text = GOOD.replace("fault: mic.cut", "fault: mic.cutt").replace('"< 1.5s"', '"<< 1.5s"').replace(
-        "hold_music.onset", "hold_music.onsett")
+    text = (
+        GOOD.replace("fault: mic.cut", "fault: mic.cutt")
+        .replace('"< 1.5s"', '"<< 1.5s"')
+        .replace("hold_music.onset", "hold_music.onsett")
+    )
     out = problems(text, tmp_path)
     assert [o.split(":", 3)[1:3] for o in out] == [["5", "37"], ["8", "12"], ["11", "19"]]
     assert "did you mean 'mic.cut'" in out[1]
@@ -99,7 +109,12 @@ def test_fault_scoped_measure_outside_a_step(tmp_path):
 def test_targets_are_checked_against_the_stack(tmp_path):
     out = problems(GOOD.replace("    for: 2s\n", "    for: 2s\n    target: edge-9\n"), tmp_path)
     assert out[0].startswith("F:10:13: 'edge-9' is not a link of stack audio-room; links: ")
-    out = problems(GOOD.replace("fault: mic.cut", "fault: node.stop").replace("    for: 2s\n", "    for: 2s\n    target: toxiproxy\n"), tmp_path)
+    out = problems(
+        GOOD.replace("fault: mic.cut", "fault: node.stop").replace(
+            "    for: 2s\n", "    for: 2s\n    target: toxiproxy\n"
+        ),
+        tmp_path,
+    )
     assert "'toxiproxy' is not a node" in out[0]
 
 
@@ -107,7 +122,9 @@ def test_duplicate_keys_and_yaml_syntax(tmp_path):
     assert problems("title: a\ntitle: b\nmethod: []\n", tmp_path)[0] == "F:2:1: duplicate key 'title'"
     out = problems("title: [unclosed\nmethod: x\n", tmp_path)
     assert out[0].startswith("F:2:") and "YAML syntax" in out[0]
-    assert problems("", tmp_path) == ["F:1:1: the file is empty; expected an experiment (a mapping with title and method)"]
+    assert problems("", tmp_path) == [
+        "F:1:1: the file is empty; expected an experiment (a mapping with title and method)"
+    ]
     assert problems("- a\n- b\n", tmp_path)[0].startswith("F:1:1: expected an experiment")
 
 

@@ -1,4 +1,5 @@
 """The fault library without a stack: what each fault accepts, and the flood guard as a function."""
+
 from __future__ import annotations
 
 import socket
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.faults import flooder as floods
 from chaos.errors import ExperimentError
+from chaos.faults import flooder as floods
 from chaos.language.loader import load_experiment
 from chaos.language.registry import FAULTS
 from chaos.stack.addresses import GuardError, guard, guard_url
@@ -20,6 +21,7 @@ STACK_IPS = ("172.18.0.9", "172.18.0.8")
 @pytest.fixture
 def no_network(monkeypatch):
     """The guard must decide without sending anything: no DNS lookup, no socket."""
+
     def refuse(*a, **k):
         raise AssertionError("the guard touched the network")
 
@@ -29,35 +31,47 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
-@pytest.mark.parametrize("host,kind", [
-    ("10.20.30.40", "a private address"),          # another private range
-    ("192.168.1.1", "a private address"),
-    ("172.18.0.77", "a private address"),           # the stack's own subnet, but no container of it
-    ("172.31.255.1", "a private address"),
-    ("8.8.8.8", "a public address"),
-    ("1.1.1.1", "a public address"),
-    ("2001:4860:4860::8888", "a public address"),
-    ("169.254.169.254", "a link-local address"),    # a cloud metadata service
-    ("224.0.0.1", "a multicast address"),
-    ("0.0.0.0", "a private address"),
-])
+@pytest.mark.parametrize(
+    "host,kind",
+    [
+        ("10.20.30.40", "a private address"),  # another private range
+        ("192.168.1.1", "a private address"),
+        ("172.18.0.77", "a private address"),  # the stack's own subnet, but no container of it
+        ("172.31.255.1", "a private address"),
+        ("8.8.8.8", "a public address"),
+        ("1.1.1.1", "a public address"),
+        ("2001:4860:4860::8888", "a public address"),
+        ("169.254.169.254", "a link-local address"),  # a cloud metadata service
+        ("224.0.0.1", "a multicast address"),
+        ("0.0.0.0", "a private address"),
+    ],
+)
 def test_guard_refuses_addresses_outside_the_stack(no_network, host, kind):
     with pytest.raises(GuardError, match=kind):
         guard(host, NODES, STACK_IPS)
 
 
-@pytest.mark.parametrize("host", ["example.com", "flood-target.invalid", "lb.example.com", "room-api.",
-                                  "ROOM-API.evil", "redis2"])
+@pytest.mark.parametrize(
+    "host", ["example.com", "flood-target.invalid", "lb.example.com", "room-api.", "ROOM-API.evil", "redis2"]
+)
 def test_guard_refuses_hostnames_outside_the_stack_without_looking_them_up(no_network, host):
     with pytest.raises(GuardError, match="not part of the stack.*never looked up"):
         guard(host, NODES, STACK_IPS)
 
 
-@pytest.mark.parametrize("host,ip", [
-    ("127.0.0.1", "127.0.0.1"), ("127.3.2.1", "127.3.2.1"), ("::1", "::1"), ("[::1]", "::1"),
-    ("localhost", "127.0.0.1"), ("LocalHost", "127.0.0.1"),
-    ("room-api", "172.18.0.9"), ("172.18.0.8", "172.18.0.8"),
-])
+@pytest.mark.parametrize(
+    "host,ip",
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("127.3.2.1", "127.3.2.1"),
+        ("::1", "::1"),
+        ("[::1]", "::1"),
+        ("localhost", "127.0.0.1"),
+        ("LocalHost", "127.0.0.1"),
+        ("room-api", "172.18.0.9"),
+        ("172.18.0.8", "172.18.0.8"),
+    ],
+)
 def test_guard_allows_loopback_and_the_stacks_containers(no_network, host, ip):
     assert guard(host, NODES, STACK_IPS) == ip
 
@@ -68,11 +82,16 @@ def test_a_node_without_a_running_container_is_refused_at_run_time_and_allowed_i
     assert guard("redis", NODES, STACK_IPS, require_running=False) == ""
 
 
-@pytest.mark.parametrize("url,message", [
-    ("https://127.0.0.1/", "not an http:// URL"), ("ftp://lb/", "not an http:// URL"),
-    ("http://127.0.0.1:99999/", "bad port"), ("http:///x", "not an http:// URL"),
-    ("http://10.0.0.1:8080/rooms", "private address"),
-])
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("https://127.0.0.1/", "not an http:// URL"),
+        ("ftp://lb/", "not an http:// URL"),
+        ("http://127.0.0.1:99999/", "bad port"),
+        ("http:///x", "not an http:// URL"),
+        ("http://10.0.0.1:8080/rooms", "private address"),
+    ],
+)
 def test_guard_url(no_network, url, message):
     with pytest.raises(GuardError, match=message):
         guard_url(url, NODES, STACK_IPS)
@@ -87,18 +106,24 @@ def test_the_flood_process_checks_the_guard_and_its_bounds_again(no_network):
     spec = floods.FloodSpec(kind="http", ip="10.1.1.1", port=80, path="/", rate=10, count=5, duration=1)
     with pytest.raises(GuardError):
         spec.check()
-    for bad in (dict(rate=floods.MAX_RATE + 1), dict(count=floods.MAX_COUNT + 1), dict(duration=0),
-                dict(duration=floods.MAX_DURATION + 1)):
-        spec = floods.FloodSpec(**{**dict(kind="http", ip="127.0.0.1", port=80, path="/", rate=10, count=5,
-                                          duration=1), **bad})
+    for bad in (
+        dict(rate=floods.MAX_RATE + 1),
+        dict(count=floods.MAX_COUNT + 1),
+        dict(duration=0),
+        dict(duration=floods.MAX_DURATION + 1),
+    ):
+        spec = floods.FloodSpec(
+            **{**dict(kind="http", ip="127.0.0.1", port=80, path="/", rate=10, count=5, duration=1), **bad}
+        )
         with pytest.raises(GuardError, match="bounds"):
             spec.check()
 
 
 def test_a_refused_flood_process_sends_nothing_and_says_why(no_network, tmp_path):
     out = tmp_path / "r.json"
-    spec = floods.FloodSpec(kind="http", ip="8.8.8.8", port=80, path="/", rate=10, count=5, duration=1,
-                            results=str(out))
+    spec = floods.FloodSpec(
+        kind="http", ip="8.8.8.8", port=80, path="/", rate=10, count=5, duration=1, results=str(out)
+    )
     assert floods.main([__import__("json").dumps(spec.__dict__)]) == 2
     assert "public address" in out.read_text()
 
@@ -110,8 +135,9 @@ STACK = Path(__file__).resolve().parents[2] / "compose" / "audio-room"
 
 def problems(tmp_path: Path, step: str) -> list[str]:
     f = tmp_path / "e.yaml"
-    f.write_text(f"title: t\nstack: {STACK}\nsteady_state: [{{measure: dead_air, expect: '< 5s'}}]\n"
-                 f"method:\n  - {step}\n")
+    f.write_text(
+        f"title: t\nstack: {STACK}\nsteady_state: [{{measure: dead_air, expect: '< 5s'}}]\nmethod:\n  - {step}\n"
+    )
     try:
         load_experiment(f)
     except ExperimentError as exc:
@@ -119,46 +145,64 @@ def problems(tmp_path: Path, step: str) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("step", [
-    "{at: 1s, fault: link.partition, target: relay-1, for: 2s}",
-    "{at: 1s, fault: link.flap, target: entry-api, for: 4s, with: {down: 300ms, up: 1s}}",
-    "{at: 1s, fault: node.pause, target: edge-1, for: 2s}",
-    "{at: 1s, fault: node.restart, target: room-api}",
-    "{at: 1s, fault: node.restart, target: room-api, for: 3s, with: {grace: 0s}}",
-    "{at: 1s, fault: node.disconnect, target: edge-2, for: 2s}",
-    "{at: 1s, fault: node.kill, target: {one_of: [edge-1, edge-2]}, with: {signal: term}}",
-    "{at: 1s, fault: mic.stall, for: 5s}",
-    "{at: 1s, fault: mic.degrade, for: 5s, with: {latency: 300ms, jitter: 80ms, rate: 6KB/s}}",
-    "{at: 1s, fault: mic.flap, for: 9s}",
-    "{at: 1s, fault: mic.reset, for: 2s}",
-    "{at: 1s, fault: mic.crash, for: 2s}",
-    "{at: 1s, fault: mic.mute, for: 4s}",
-    "{at: 1s, fault: flood.joins, for: 10s, with: {rate: 100/s, count: 1000}}",
-    "{at: 1s, fault: flood.http, for: 10s, with: {rate: 500/s, count: 5000, path: /rooms, method: post}}",
-    "{at: 1s, fault: flood.http, target: room-api, for: 10s, with: {rate: 50/s, count: 100, port: 8080}}",
-    "{at: 1s, fault: flood.http, for: 10s, with: {rate: 5/s, count: 10, url: 'http://localhost:8080/health'}}",
-    "{at: 1s, fault: flood.connections, for: 10s, with: {rate: 1000/s, count: 5000, mode: idle}}",
-])
+@pytest.mark.parametrize(
+    "step",
+    [
+        "{at: 1s, fault: link.partition, target: relay-1, for: 2s}",
+        "{at: 1s, fault: link.flap, target: entry-api, for: 4s, with: {down: 300ms, up: 1s}}",
+        "{at: 1s, fault: node.pause, target: edge-1, for: 2s}",
+        "{at: 1s, fault: node.restart, target: room-api}",
+        "{at: 1s, fault: node.restart, target: room-api, for: 3s, with: {grace: 0s}}",
+        "{at: 1s, fault: node.disconnect, target: edge-2, for: 2s}",
+        "{at: 1s, fault: node.kill, target: {one_of: [edge-1, edge-2]}, with: {signal: term}}",
+        "{at: 1s, fault: mic.stall, for: 5s}",
+        "{at: 1s, fault: mic.degrade, for: 5s, with: {latency: 300ms, jitter: 80ms, rate: 6KB/s}}",
+        "{at: 1s, fault: mic.flap, for: 9s}",
+        "{at: 1s, fault: mic.reset, for: 2s}",
+        "{at: 1s, fault: mic.crash, for: 2s}",
+        "{at: 1s, fault: mic.mute, for: 4s}",
+        "{at: 1s, fault: flood.joins, for: 10s, with: {rate: 100/s, count: 1000}}",
+        "{at: 1s, fault: flood.http, for: 10s, with: {rate: 500/s, count: 5000, path: /rooms, method: post}}",
+        "{at: 1s, fault: flood.http, target: room-api, for: 10s, with: {rate: 50/s, count: 100, port: 8080}}",
+        "{at: 1s, fault: flood.http, for: 10s, with: {rate: 5/s, count: 10, url: 'http://localhost:8080/health'}}",
+        "{at: 1s, fault: flood.connections, for: 10s, with: {rate: 1000/s, count: 5000, mode: idle}}",
+    ],
+)
 def test_valid_fault_steps(tmp_path, step):
     assert problems(tmp_path, step) == []
 
 
-@pytest.mark.parametrize("step,message", [
-    ("{at: 1s, fault: link.flap, target: mic}", "acts over time: give it a duration"),
-    ("{at: 1s, fault: link.flap, target: mic, for: 2s, with: {down: 10ms}}", "at least 50ms"),
-    ("{at: 1s, fault: mic.degrade, for: 5s}", "needs at least one of latency, jitter, rate"),
-    ("{at: 1s, fault: flood.http, for: 5s, with: {rate: 10/s}}", "needs parameter 'count'"),
-    ("{at: 1s, fault: flood.http, with: {rate: 10/s, count: 5}}", "acts over time"),
-    ("{at: 1s, fault: flood.http, for: 5s, with: {rate: 99999/s, count: 5}}", "not a rate between 0 and 5000/s"),
-    ("{at: 1s, fault: flood.http, for: 5s, with: {rate: 10/s, count: 50000}}", "count: at most 20000"),
-    ("{at: 1s, fault: flood.http, target: room-api, for: 5s, with: {rate: 10/s, count: 5}}", "needs a port"),
-    ("{at: 1s, fault: flood.http, target: nowhere, for: 5s, with: {rate: 10/s, count: 5}}", "neither a link nor a node"),
-    ("{at: 1s, fault: flood.http, for: 5s, with: {rate: 10/s, count: 5, url: 'http://example.com/'}}", "not part of the stack"),
-    ("{at: 1s, fault: flood.joins, for: 5s, with: {rate: 10/s, count: 5, url: 'http://192.168.0.10/'}}", "private address"),
-    ("{at: 1s, fault: flood.connections, for: 5s, with: {rate: 10/s, count: 5, mode: loud}}", "not one of stream, idle"),
-    ("{at: 1s, fault: node.pause, target: mic-2}", "not a node"),
-    ("{at: 1s, fault: link.partition, target: mic, with: {toxicity: 0.5}}", "takes no parameters"),
-])
+@pytest.mark.parametrize(
+    "step,message",
+    [
+        ("{at: 1s, fault: link.flap, target: mic}", "acts over time: give it a duration"),
+        ("{at: 1s, fault: link.flap, target: mic, for: 2s, with: {down: 10ms}}", "at least 50ms"),
+        ("{at: 1s, fault: mic.degrade, for: 5s}", "needs at least one of latency, jitter, rate"),
+        ("{at: 1s, fault: flood.http, for: 5s, with: {rate: 10/s}}", "needs parameter 'count'"),
+        ("{at: 1s, fault: flood.http, with: {rate: 10/s, count: 5}}", "acts over time"),
+        ("{at: 1s, fault: flood.http, for: 5s, with: {rate: 99999/s, count: 5}}", "not a rate between 0 and 5000/s"),
+        ("{at: 1s, fault: flood.http, for: 5s, with: {rate: 10/s, count: 50000}}", "count: at most 20000"),
+        ("{at: 1s, fault: flood.http, target: room-api, for: 5s, with: {rate: 10/s, count: 5}}", "needs a port"),
+        (
+            "{at: 1s, fault: flood.http, target: nowhere, for: 5s, with: {rate: 10/s, count: 5}}",
+            "neither a link nor a node",
+        ),
+        (
+            "{at: 1s, fault: flood.http, for: 5s, with: {rate: 10/s, count: 5, url: 'http://example.com/'}}",
+            "not part of the stack",
+        ),
+        (
+            "{at: 1s, fault: flood.joins, for: 5s, with: {rate: 10/s, count: 5, url: 'http://192.168.0.10/'}}",
+            "private address",
+        ),
+        (
+            "{at: 1s, fault: flood.connections, for: 5s, with: {rate: 10/s, count: 5, mode: loud}}",
+            "not one of stream, idle",
+        ),
+        ("{at: 1s, fault: node.pause, target: mic-2}", "not a node"),
+        ("{at: 1s, fault: link.partition, target: mic, with: {toxicity: 0.5}}", "takes no parameters"),
+    ],
+)
 def test_invalid_fault_steps(tmp_path, step, message):
     found = problems(tmp_path, step)
     assert any(message in p for p in found), found

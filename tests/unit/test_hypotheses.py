@@ -3,20 +3,23 @@ import math
 import pytest
 
 from chaos.judge.history import Distribution, History, Window
+from chaos.judge.measures import resolve_measure
 from chaos.judge.verdicts import check
 from chaos.language.expectations import parse_expectation
-from chaos.judge.measures import resolve_measure
 from chaos.timeline import Event
 
 
-@pytest.mark.parametrize("text,stat,op,low,high,unit", [
-    ("< 2s", None, "<", 2.0, math.inf, "duration"),
-    ("p95 < 300ms", "p95", "<", 0.3, math.inf, "duration"),
-    (">= 0.99", None, ">=", 0.99, math.inf, None),
-    (">= 99%", None, ">=", 0.99, math.inf, "ratio"),
-    ("between 1s and 3s", None, "between", 1.0, 3.0, "duration"),
-    ("median <= 1m", "p50", "<=", 60.0, math.inf, "duration"),
-])
+@pytest.mark.parametrize(
+    "text,stat,op,low,high,unit",
+    [
+        ("< 2s", None, "<", 2.0, math.inf, "duration"),
+        ("p95 < 300ms", "p95", "<", 0.3, math.inf, "duration"),
+        (">= 0.99", None, ">=", 0.99, math.inf, None),
+        (">= 99%", None, ">=", 0.99, math.inf, "ratio"),
+        ("between 1s and 3s", None, "between", 1.0, 3.0, "duration"),
+        ("median <= 1m", "p50", "<=", 60.0, math.inf, "duration"),
+    ],
+)
 def test_expectations(text, stat, op, low, high, unit):
     e = parse_expectation(text)
     assert (e.stat, e.op, e.low, e.high, e.unit) == (stat, op, pytest.approx(low), high, unit)
@@ -58,8 +61,12 @@ def ev(t, kind, src="L1", **data):
 def _history():
     """Two listeners; a mic cut from 10 to 18; L2 never hears hold music and is silent 10..18.5."""
     evs = [
-        ev(0.0, "listener.join", "L1"), ev(0.2, "listener.first_audio", "L1"), ev(0.2, "listener.stream", "L1", title="live"),
-        ev(0.0, "listener.join", "L2"), ev(0.3, "listener.first_audio", "L2"), ev(0.3, "listener.stream", "L2", title="live"),
+        ev(0.0, "listener.join", "L1"),
+        ev(0.2, "listener.first_audio", "L1"),
+        ev(0.2, "listener.stream", "L1", title="live"),
+        ev(0.0, "listener.join", "L2"),
+        ev(0.3, "listener.first_audio", "L2"),
+        ev(0.3, "listener.stream", "L2", title="live"),
         ev(10.0, "fault.start", "runner", step=0, occurrence="0.0", fault="mic.cut", target="mic"),
         ev(10.2, "listener.stream", "L1", title="hold"),
         ev(10.0, "listener.disconnect", "L2", reason="eof"),

@@ -1,4 +1,5 @@
 """The experiment language beyond the basics: variables, overrides, repeats, random targets, probes, guardrails."""
+
 from pathlib import Path
 
 import pytest
@@ -60,15 +61,19 @@ def test_variables_are_typed_where_they_stand_alone(tmp_path):
 
 
 def test_overrides_set_variables_or_any_key_by_path(tmp_path):
-    exp = load(tmp_path, BASE, n="50", cut="3s", **{"windows.gate": "1s", "method.1.with.latency": "800ms", "seed": "9"})
+    exp = load(
+        tmp_path, BASE, n="50", cut="3s", **{"windows.gate": "1s", "method.1.with.latency": "800ms", "seed": "9"}
+    )
     assert exp.listeners.count == 50 and exp.method[0].duration == 3.0
     assert exp.windows.gate == 1.0 and exp.method[1].params["latency"] == 800 and exp.seed == 9
     assert problems(tmp_path, BASE, **{"listeners.cnt": "5"}) == [
         "--var listeners.cnt=5: unknown key 'cnt' (did you mean 'count'?); expected one of: arrival, backoff, count, "
-        "ears, join, min_stall, path, prebuffer, read_timeout, response_timeout, via"]
+        "ears, join, min_stall, path, prebuffer, read_timeout, response_timeout, via"
+    ]
     assert problems(tmp_path, BASE, **{"windows.gate": "soon"}) == [
         "--var windows.gate=soon: windows.gate: 'soon' is not valid; expected a duration with a unit, such as "
-        "300ms, 2s, 1.5m or 1h"]
+        "300ms, 2s, 1.5m or 1h"
+    ]
     assert problems(tmp_path, BASE, nope="1")[0].startswith("--var nope=1: no variable 'nope' (declared: n, cut)")
     assert "'lots' is not valid; expected a whole number" in problems(tmp_path, BASE, n="lots")[0]
 
@@ -89,8 +94,10 @@ def test_plan_expands_repeats_and_chooses_targets_by_seed(tmp_path):
     assert [o.at for o in downs] == [1.0, 6.0, 11.0] and all(o.duration == 2.0 for o in downs)
     assert {o.target for o in downs} <= {"relay-1", "relay-2"}
     assert [o.target for o in plan(load(tmp_path, BASE)) if o.step.fault == "link.down"] == [o.target for o in downs]
-    seeds = {tuple(o.target for o in plan(load(tmp_path, BASE, seed=str(s))) if o.step.fault == "link.down")
-             for s in range(20)}
+    seeds = {
+        tuple(o.target for o in plan(load(tmp_path, BASE, seed=str(s))) if o.step.fault == "link.down")
+        for s in range(20)
+    }
     assert len(seeds) > 1  # the seed decides
     assert method_length(occurrences) == 13.0
     until = load(tmp_path, BASE.replace("times: 3", "until: 12s"))

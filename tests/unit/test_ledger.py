@@ -1,5 +1,6 @@
 """The rollback ledger: written before a fault acts, replayed newest first whatever a revert
 raises, one rollback at a time, swept after a crash by a lock rather than a pid."""
+
 import json
 import os
 import signal
@@ -10,10 +11,8 @@ import time
 
 import pytest
 
-from chaos.faults import ledger
-
-from chaos.faults import undo
 from chaos.errors import EnvironmentNotReady, FaultError
+from chaos.faults import ledger, undo
 
 
 @pytest.fixture
@@ -34,8 +33,9 @@ def state(tmp_path, monkeypatch):
     monkeypatch.setitem(undo.UNDO, "test.undo", (lambda r: done.append(r.action["name"]), lambda r: None))
     monkeypatch.setitem(undo.UNDO, "test.slow", (slow, lambda r: None))
     monkeypatch.setitem(undo.UNDO, "test.broken", (lambda r: None, broken_verify))
-    monkeypatch.setitem(undo.UNDO, "test.gone", (lambda r: (_ for _ in ()).throw(undo.Gone("went with its stack")),
-                                                 lambda r: None))
+    monkeypatch.setitem(
+        undo.UNDO, "test.gone", (lambda r: (_ for _ in ()).throw(undo.Gone("went with its stack")), lambda r: None)
+    )
     return done
 
 
@@ -67,8 +67,9 @@ def test_failed_revert_keeps_the_ledger(state):
     assert led.path.exists()
 
 
-@pytest.mark.parametrize("exc", [KeyError("container"), OSError("disk full"),
-                                 EnvironmentNotReady("no Docker engine answers")])
+@pytest.mark.parametrize(
+    "exc", [KeyError("container"), OSError("disk full"), EnvironmentNotReady("no Docker engine answers")]
+)
 def test_any_exception_in_one_revert_does_not_stop_the_others(state, monkeypatch, exc):
     """Issue 11 point 5: before, only a FaultError was caught, and the first other exception left
     every older entry applied."""
@@ -94,8 +95,11 @@ def test_a_target_gone_with_its_stack_is_resolved_not_failed(state):
 
 def test_each_revert_is_told_which_faults_are_still_active(state, monkeypatch):
     seen = {}
-    monkeypatch.setitem(undo.UNDO, "test.look", (lambda r: seen.setdefault(r.action["name"], [o["fault"] for o in r.others]),
-                                                 lambda r: None))
+    monkeypatch.setitem(
+        undo.UNDO,
+        "test.look",
+        (lambda r: seen.setdefault(r.action["name"], [o["fault"] for o in r.others]), lambda r: None),
+    )
     led = ledger.Ledger()
     for name in ("a", "b", "c"):
         led.mark(led.intend(name, {"action": "test.look", "name": name}), "applied")
@@ -120,8 +124,10 @@ def test_two_rollbacks_of_one_ledger_revert_each_entry_once(state):
 
 def _dead_ledger(tmp_path, run_id: str, pid: int | None = None) -> None:
     """A separate process writes a ledger and dies without rolling back (as SIGKILL leaves it)."""
-    code = (f"from chaos.faults import ledger; l = ledger.Ledger(run_id='{run_id}'); "
-            "l.mark(l.intend('left', {'action': 'test.undo', 'name': 'left'}), 'applied')")
+    code = (
+        f"from chaos.faults import ledger; l = ledger.Ledger(run_id='{run_id}'); "
+        "l.mark(l.intend('left', {'action': 'test.undo', 'name': 'left'}), 'applied')"
+    )
     if pid is not None:
         code += f"; l.meta['pid'] = {pid}; l._write()"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "DEADAIR_STATE": str(tmp_path)})
@@ -147,10 +153,16 @@ def test_a_dead_run_whose_pid_was_reused_is_still_swept(state, tmp_path):
 
 
 def test_a_live_run_in_another_process_is_not_swept(state, tmp_path):
-    code = ("import time; from chaos.faults import ledger; l = ledger.Ledger(run_id='busy'); "
-            "l.intend('held', {'action': 'test.undo', 'name': 'held'}); print('ready', flush=True); time.sleep(60)")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "DEADAIR_STATE": str(tmp_path)})
+    code = (
+        "import time; from chaos.faults import ledger; l = ledger.Ledger(run_id='busy'); "
+        "l.intend('held', {'action': 'test.undo', 'name': 'held'}); print('ready', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DEADAIR_STATE": str(tmp_path)},
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         assert ledger.sweep() == [] and state == []
@@ -176,8 +188,9 @@ def test_an_entry_whose_apply_is_still_running_is_left_for_later(state):
 def test_a_signal_is_never_swallowed_by_the_rollbacks_catch_all(state, monkeypatch):
     from chaos.run.runner import Interrupted
 
-    monkeypatch.setitem(undo.UNDO, "test.signal", (lambda r: (_ for _ in ()).throw(Interrupted(signal.SIGINT)),
-                                                   lambda r: None))
+    monkeypatch.setitem(
+        undo.UNDO, "test.signal", (lambda r: (_ for _ in ()).throw(Interrupted(signal.SIGINT)), lambda r: None)
+    )
     led = ledger.Ledger()
     led.intend("x", {"action": "test.signal"})
     with pytest.raises(Interrupted):
@@ -188,6 +201,7 @@ def test_rollback_failures_do_not_repeat_the_runs_own_error():
     from chaos.run.runner import _without_repeats
 
     err = "could not revert link.latency relay-1: Toxiproxy of p is paused and cannot answer"
-    assert _without_repeats(["link.latency relay-1: Toxiproxy of p is paused and cannot answer"], err) == \
-        ["link.latency relay-1: (the same error)"]
+    assert _without_repeats(["link.latency relay-1: Toxiproxy of p is paused and cannot answer"], err) == [
+        "link.latency relay-1: (the same error)"
+    ]
     assert _without_repeats([f"x: {err}", f"x: {err}"], err) == ["x: (the same error)"]

@@ -7,6 +7,7 @@ its toxics on it); after both, as the experiment declares (up, no toxics); and e
 verification must pass. Before the fix a toxic's revert restored the `enabled` it saw when it
 began: `link.down` then `link.latency` ended with the link down and "verified".
 """
+
 from __future__ import annotations
 
 import itertools
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_toxiproxy import FakeToxiproxy
 
 from chaos.faults import undo
 from chaos.faults.base import make_fault
@@ -21,7 +23,6 @@ from chaos.faults.ledger import Ledger
 from chaos.stack.compose import Stack, ensure_links
 from chaos.stack.definition import StackDefinition
 from chaos.stack.toxiproxy import Toxiproxy
-from fake_toxiproxy import FakeToxiproxy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITION = StackDefinition.load(ROOT / "compose" / "audio-room" / "docker-compose.yml", "audio-room")
@@ -281,8 +282,9 @@ def test_faults_of_two_dead_runs_on_one_link_settle_in_one_sweep(fake):
 
 
 def test_deadair_toxics_that_no_ledger_owns_are_removed_when_the_last_fault_ends(fake):
-    Toxiproxy(fake.url).add_toxic(LINK, undo.Toxic("deadair_lost_downstream", "latency", "downstream", 1.0,
-                                                   {"latency": 5}))
+    Toxiproxy(fake.url).add_toxic(
+        LINK, undo.Toxic("deadair_lost_downstream", "latency", "downstream", 1.0, {"latency": 5})
+    )
     run = Run(fake)
     run.start("a", "link.down")
     run.end("a")

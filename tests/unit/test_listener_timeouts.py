@@ -1,6 +1,7 @@
 """A listener gives up on a request that gets no answer after `response_timeout`, as a real player
 does (issue 11, point 7): before, it waited for whatever proxy timeout came first on the way
 (HAProxy's 10 s), and a harness in the path decided the reconnect time."""
+
 import asyncio
 
 from chaos.listen.listener import ListenerSettings, PlayoutSettings, StreamAddress
@@ -23,8 +24,12 @@ def test_a_request_without_an_answer_is_given_up_after_the_response_timeout():
         server = await _silent_server(accepted)
         port = server.sockets[0].getsockname()[1]
         tl = Timeline()
-        settings = ListenerSettings(count=1, stream=StreamAddress("127.0.0.1", port, "/live"), backoff=(0.0, 0.0),
-                                    playout=PlayoutSettings(response_timeout=0.6, read_timeout=10.0))
+        settings = ListenerSettings(
+            count=1,
+            stream=StreamAddress("127.0.0.1", port, "/live"),
+            backoff=(0.0, 0.0),
+            playout=PlayoutSettings(response_timeout=0.6, read_timeout=10.0),
+        )
         swarm = Swarm(settings, tl)
         await swarm.start()
         await asyncio.sleep(1.6)

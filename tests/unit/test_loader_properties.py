@@ -1,4 +1,5 @@
 """Property-based: whatever the YAML, the loader gives an experiment or located problems, never a traceback."""
+
 import copy
 from pathlib import Path
 
@@ -13,12 +14,37 @@ ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = yaml.safe_load((ROOT / "experiments" / "mic-cut-hold-music.yaml").read_text())
 PATH = ROOT / "experiments" / "fuzz.yaml"
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False),
-                    st.text(max_size=20), st.sampled_from(["5s", "300ms", "p95 < 2s", "mic.cut", "mic", "< 1.5s",
-                                                           "${x}", "dead_air.max", "{", "]", "- a", "!!python/none"]))
-documents = st.recursive(scalars, lambda kids: st.one_of(
-    st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=10) | st.sampled_from(list(FLAGSHIP)), kids, max_size=4)),
-    max_leaves=20)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "5s",
+            "300ms",
+            "p95 < 2s",
+            "mic.cut",
+            "mic",
+            "< 1.5s",
+            "${x}",
+            "dead_air.max",
+            "{",
+            "]",
+            "- a",
+            "!!python/none",
+        ]
+    ),
+)
+documents = st.recursive(
+    scalars,
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=4),
+        st.dictionaries(st.text(max_size=10) | st.sampled_from(list(FLAGSHIP)), kids, max_size=4),
+    ),
+    max_leaves=20,
+)
 
 
 def assert_clean(text: str) -> None:
@@ -57,8 +83,13 @@ ALL_PATHS = [p for p in _paths(FLAGSHIP) if p]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(ALL_PATHS), st.sampled_from(["delete", "replace", "add"]), scalars),
-                min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(ALL_PATHS), st.sampled_from(["delete", "replace", "add"]), scalars),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_mutated_flagship(mutations):
     doc = copy.deepcopy(FLAGSHIP)
     for path, op, value in mutations:

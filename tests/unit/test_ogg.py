@@ -1,6 +1,6 @@
+import oggbuild
 import pytest
 
-import oggbuild
 from chaos.listen.ogg import OggFormatError, OggTracker, opus_packet_samples, opus_title
 
 
@@ -18,7 +18,7 @@ def test_same_result_whatever_the_chunking():
     whole = OggTracker()
     total_whole = whole.feed(data)
     bytewise = OggTracker()
-    total_bytes = sum(bytewise.feed(data[i:i + 1]) for i in range(len(data)))
+    total_bytes = sum(bytewise.feed(data[i : i + 1]) for i in range(len(data)))
     assert total_whole == pytest.approx(3.0)
     assert total_bytes == pytest.approx(total_whole)
     assert [t for t, _ in whole.switches] == [t for t, _ in bytewise.switches] == ["live", "hold", "live"]
@@ -34,7 +34,9 @@ def test_chained_stream_switch_reports_the_new_title():
 
 def test_lost_pages_are_counted_and_not_heard():
     s = 9
-    data = oggbuild.page(s, 0, 0, [oggbuild.opus_head()], flags=2) + oggbuild.page(s, 1, 0, [oggbuild.opus_tags("live")])
+    data = oggbuild.page(s, 0, 0, [oggbuild.opus_head()], flags=2) + oggbuild.page(
+        s, 1, 0, [oggbuild.opus_tags("live")]
+    )
     data += oggbuild.page(s, 2, 4800, [oggbuild.opus_packet()] * 5)
     data += oggbuild.page(s, 6, 4800 * 5, [oggbuild.opus_packet()] * 5)  # pages 3, 4, 5 lost
     t = OggTracker()
@@ -54,12 +56,15 @@ def test_title_absent_is_none():
     assert opus_title(oggbuild.opus_tags("hold")) == "hold"
 
 
-@pytest.mark.parametrize("toc,extra,samples", [
-    (19 << 3, b"", 960),          # CELT 20 ms, one frame
-    ((19 << 3) | 1, b"", 1920),   # two frames
-    ((16 << 3) | 3, bytes([6]), 720),  # 6 x 2.5 ms
-    (1 << 3, b"", 960),           # SILK 20 ms
-    (13 << 3, b"", 960),          # hybrid 20 ms
-])
+@pytest.mark.parametrize(
+    "toc,extra,samples",
+    [
+        (19 << 3, b"", 960),  # CELT 20 ms, one frame
+        ((19 << 3) | 1, b"", 1920),  # two frames
+        ((16 << 3) | 3, bytes([6]), 720),  # 6 x 2.5 ms
+        (1 << 3, b"", 960),  # SILK 20 ms
+        (13 << 3, b"", 960),  # hybrid 20 ms
+    ],
+)
 def test_opus_toc(toc, extra, samples):
     assert opus_packet_samples(bytes([toc]) + extra + b"\0") == samples

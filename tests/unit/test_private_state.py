@@ -1,5 +1,6 @@
 """The test suite's own deadair state stays out of the user's (issue 11, point 2: one failed test
 left a ledger in ~/.local/state/deadair that broke every later run of the machine's user)."""
+
 import os
 from pathlib import Path
 

@@ -1,25 +1,37 @@
 """Tolerances behave as the Chaos Toolkit's do; probes stay on loopback."""
+
 import pytest
 
-from chaos.listen.probes import ProbeError, check_loopback_url, interpolate_links, run_probe
 from chaos.language.probes import ProbeSpec, jsonpath, within_tolerance
+from chaos.listen.probes import ProbeError, check_loopback_url, interpolate_links, run_probe
 
 HTTP = {"status": 200, "headers": {}, "body": {"status": "ok", "items": [{"n": 1}, {"n": 2}]}}
 
 
-@pytest.mark.parametrize("tol,output,ok", [
-    (200, HTTP, True), (503, HTTP, False), ([200, 204], HTTP, True), ([500, 503], HTTP, False),
-    (0, {"status": 0, "stdout": "", "stderr": ""}, True), (True, True, True), ("up", "up", True), ("up", "down", False),
-    ([1, 5], 3, True), ([1, 5], 6, False), (["a", "b", "c"], "b", True),
-    ({"type": "range", "range": [199, 299], "target": "status"}, HTTP, True),
-    ({"type": "range", "range": [0, 1], "target": "body"}, HTTP, False),
-    ({"type": "regex", "pattern": "^ok", "target": "stdout"}, {"status": 0, "stdout": "ok\n"}, True),
-    ({"type": "jsonpath", "path": "$.status", "expect": "ok", "target": "body"}, HTTP, True),
-    ({"type": "jsonpath", "path": "$.items[*].n", "expect": [1, 2], "target": "body"}, HTTP, True),
-    ({"type": "jsonpath", "path": "$.items[*].n", "count": 2, "target": "body"}, HTTP, True),
-    ({"type": "jsonpath", "path": "$.missing", "target": "body"}, HTTP, False),
-    ({"type": "jsonpath", "path": "$['status']", "expect": "ok", "target": "body"}, HTTP, True),
-])
+@pytest.mark.parametrize(
+    "tol,output,ok",
+    [
+        (200, HTTP, True),
+        (503, HTTP, False),
+        ([200, 204], HTTP, True),
+        ([500, 503], HTTP, False),
+        (0, {"status": 0, "stdout": "", "stderr": ""}, True),
+        (True, True, True),
+        ("up", "up", True),
+        ("up", "down", False),
+        ([1, 5], 3, True),
+        ([1, 5], 6, False),
+        (["a", "b", "c"], "b", True),
+        ({"type": "range", "range": [199, 299], "target": "status"}, HTTP, True),
+        ({"type": "range", "range": [0, 1], "target": "body"}, HTTP, False),
+        ({"type": "regex", "pattern": "^ok", "target": "stdout"}, {"status": 0, "stdout": "ok\n"}, True),
+        ({"type": "jsonpath", "path": "$.status", "expect": "ok", "target": "body"}, HTTP, True),
+        ({"type": "jsonpath", "path": "$.items[*].n", "expect": [1, 2], "target": "body"}, HTTP, True),
+        ({"type": "jsonpath", "path": "$.items[*].n", "count": 2, "target": "body"}, HTTP, True),
+        ({"type": "jsonpath", "path": "$.missing", "target": "body"}, HTTP, False),
+        ({"type": "jsonpath", "path": "$['status']", "expect": "ok", "target": "body"}, HTTP, True),
+    ],
+)
 def test_tolerances(tol, output, ok):
     assert within_tolerance(tol, output) is ok
 
@@ -41,8 +53,10 @@ def test_probes_refuse_addresses_off_loopback(url):
 
 
 def test_links_are_filled_in_at_run_time():
-    assert interpolate_links("${links.entry-api}/health", {"entry-api": "http://127.0.0.1:1234"}) == \
-        "http://127.0.0.1:1234/health"
+    assert (
+        interpolate_links("${links.entry-api}/health", {"entry-api": "http://127.0.0.1:1234"})
+        == "http://127.0.0.1:1234/health"
+    )
     with pytest.raises(ProbeError, match="no published link 'lb'"):
         interpolate_links("${links.lb}/", {"entry-api": "x"})
 

@@ -1,4 +1,5 @@
 """Server-side probes read what the servers say about themselves (parsing checked offline)."""
+
 import http.server
 import threading
 
@@ -37,8 +38,12 @@ def server():
 
 
 def test_icecast_and_haproxy_readings(server):
-    assert ServerProbe("edge-1", "icecast", 8000).sample(server) == {"listeners": 6, "slow_listeners": 2,
-                                                                      "clients": 7, "sources": 2}
+    assert ServerProbe("edge-1", "icecast", 8000).sample(server) == {
+        "listeners": 6,
+        "slow_listeners": 2,
+        "clients": 7,
+        "sources": 2,
+    }
     assert ServerProbe("lb", "haproxy", 8404).sample(server) == {"up": 1, "down": 1, "sessions": 9}
     with pytest.raises(ProbeError):
         ServerProbe("room-api", "room-api", 8080).sample(server)
