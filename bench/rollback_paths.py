@@ -6,7 +6,7 @@
 2. Removing a 2 KB/s bandwidth toxic from entry-lb right after N clients closed their
    connections: the time Toxiproxy legitimately takes (rounds of its 5 s flush timeout).
 3. A stuck removal (a client that stops reading, then leaves): the time deadair takes to detect
-   it and recover (restart Toxiproxy, recreate links, re-apply), through chaos.undo.
+   it and recover (restart Toxiproxy, recreate links, re-apply), through chaos.faults.undo.
 
 Each point is repeated (default 3) and reported as median, min and max. Writes
 bench/results/rollback-paths-<time>.json with the commit, host, cores and time.
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from chaos.faults import undo  # noqa: E402
+from chaos.faults import undo_network  # noqa: E402
 from chaos.faults.ledger import Ledger  # noqa: E402
 from chaos.stack.compose import Stack, _free_port  # noqa: E402
 from chaos.stack.definition import find_stack  # noqa: E402
@@ -230,7 +230,10 @@ def main() -> None:
         f"{k} client(s)": stats([removal_after_clients_left(stack, k) for _ in range(n)]) for k in (1, 10, 60)
     }
     results["stuck_removal_recovery_s"] = stats([stuck_recovery(stack) for _ in range(n)])
-    results["settings"] = {"remove_timeout_s": undo.REMOVE_TIMEOUT, "restart_timeout_s": undo.RESTART_TIMEOUT}
+    results["settings"] = {
+        "remove_timeout_s": undo_network.REMOVE_TIMEOUT,
+        "restart_timeout_s": undo_network.RESTART_TIMEOUT,
+    }
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = bool(
         subprocess.run(

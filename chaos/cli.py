@@ -23,7 +23,7 @@ def _say(msg: str) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    from chaos.language.loader import parse_var
+    from chaos.language.variables import parse_var
 
     out = {}
     for text in getattr(args, "var", None) or []:

@@ -145,7 +145,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class ExperimentFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        from chaos.language.loader import parse_var
+        from chaos.language.variables import parse_var
 
         try:
             overrides = dict(parse_var(v) for v in self.config.getoption("deadair_var"))

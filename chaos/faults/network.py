@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from chaos.faults import undo as undo_actions
+from chaos.faults import composition, undo_network
 from chaos.faults.base import Fault, Param
 from chaos.language.registry import register_fault
 from chaos.stack.toxiproxy import Toxic, Toxiproxy, ToxiproxyError
@@ -221,7 +221,7 @@ class LinkFlap(Fault):
         down, up = self.params.get("down", 1000) / 1000, self.params.get("up", 1000) / 1000
         me = {"proxy": self.target, "stack": self.stack_ref()}
         # the link is down while any flap on it is in a down phase, or a steady down fault is active
-        phases = undo_actions.FLAP_PHASES.setdefault(undo_actions.link_key(me), {})
+        phases = undo_network.FLAP_PHASES.setdefault(composition.link_key(me), {})
         phases[key] = True
         tox.set_enabled(self.target, False)  # the first outage starts now, as the fault's start says
 
@@ -230,14 +230,14 @@ class LinkFlap(Fault):
                 phases[key] = not phases.get(key, True)
                 if stop.is_set():
                     break
-                held = any(phases.values()) or undo_actions.on_same_link(me, self.others(), ("link.enable",))
+                held = any(phases.values()) or composition.on_same_link(me, self.others(), ("link.enable",))
                 try:
                     tox.set_enabled(self.target, not held)
                 except ToxiproxyError:
                     pass  # set again at the next turn; rollback enables it anyway
 
         t = threading.Thread(target=flap, name=f"deadair-flap-{self.target}", daemon=True)
-        undo_actions.FLAPPERS[key] = (stop, t)
+        undo_network.FLAPPERS[key] = (stop, t)
         t.start()
 
 

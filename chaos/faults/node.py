@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from chaos.faults import undo as undo_actions
+from chaos.faults import composition
 from chaos.faults.base import Fault, Param
 from chaos.language.registry import register_fault
 from chaos.stack.compose import networks_of
@@ -71,7 +71,7 @@ class NodeRestart(NodeStop):
             c.stop(timeout=max(0, round(self.params.get("grace", 2000) / 1000)))
             if not self.extra.get("duration"):
                 mine = {"container": c.id}
-                if undo_actions.on_same_node(mine, self.others(), undo_actions.NODE_DOWN):
+                if composition.on_same_node(mine, self.others(), composition.NODE_DOWN):
                     self.extra["note"] = f"{self.target} left down: another fault holds it down"
                     return
                 c.start()

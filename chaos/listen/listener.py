@@ -1,7 +1,7 @@
 """Simulated listeners: they stream the room's audio and record what a person would hear.
 
 Each listener is an asyncio Protocol (no task per connection, no stream reader), reads
-Ogg pages without decoding (chaos.ogg), and runs a playout model: audio plays in real
+Ogg pages without decoding (chaos.listen.ogg), and runs a playout model: audio plays in real
 time from the first page; when the audio received falls behind the wall clock the
 buffer is empty and the listener hears dead air. Connection losses are retried with a
 backoff schedule like a real app's. Everything is recorded on the run's timeline.
@@ -97,7 +97,7 @@ class ListenerSettings:
     arrival: str = "all"  # all at once, ramp (evenly over `arrival_over`), poisson (at `arrival_rate`)
     arrival_over: float = 0.0
     arrival_rate: float = 0.0
-    ears: int = 0  # how many of the listeners decode what they hear (chaos.ears)
+    ears: int = 0  # how many of the listeners decode what they hear (chaos.listen.ears)
 
 
 class Playout:
@@ -190,7 +190,7 @@ class SwarmLike(Protocol):
 class Listener(asyncio.Protocol):
     """One simulated listener. Reused across its reconnections."""
 
-    is_ear = False  # golden ears (chaos.ears) decode what they hear
+    is_ear = False  # golden ears (chaos.listen.ears) decode what they hear
 
     def __init__(self, lid: str, swarm: SwarmLike):
         self.lid = lid

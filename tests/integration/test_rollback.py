@@ -23,7 +23,7 @@ import pytest
 import yaml
 from conftest import ROOT, deadair
 
-from chaos.faults import undo
+from chaos.faults import undo, undo_network
 from chaos.faults.base import make_fault
 from chaos.faults.ledger import Ledger
 from chaos.run.runner import RunOptions, run
@@ -196,7 +196,7 @@ def test_a_stuck_toxic_removal_is_recovered_by_restarting_toxiproxy(stack: Stack
         time.sleep(1.5)  # the removal is waiting on the toxic; now the client goes away (RST)
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.close()
-        reverting.join(timeout=undo.REMOVE_TIMEOUT + undo.RESTART_TIMEOUT + 30)
+        reverting.join(timeout=undo_network.REMOVE_TIMEOUT + undo_network.RESTART_TIMEOUT + 30)
         took = time.monotonic() - t0
         assert not reverting.is_alive(), "the revert itself hung"
         assert result["err"] is None, result["err"]
@@ -208,7 +208,7 @@ def test_a_stuck_toxic_removal_is_recovered_by_restarting_toxiproxy(stack: Stack
         assert set(proxies) == {"probe", "other"}
         assert proxies["probe"].enabled and not proxies["probe"].toxics
         assert [t.name for t in proxies["other"].toxics] == [other_toxic.name], "the active fault was not put back"
-        print(f"\nstuck removal recovered in {took:.1f}s (removal timeout {undo.REMOVE_TIMEOUT:g}s)")
+        print(f"\nstuck removal recovered in {took:.1f}s (removal timeout {undo_network.REMOVE_TIMEOUT:g}s)")
         assert led.revert_entry(led.entries[0]) is None
         assert led.close()
 

@@ -6,7 +6,8 @@ import pytest
 
 from chaos.cli import main
 from chaos.errors import ExperimentError
-from chaos.language.loader import load_experiment, parse_experiment, schema
+from chaos.language.loader import load_experiment, parse_experiment
+from chaos.language.schema import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = ROOT / "experiments" / "mic-cut-hold-music.yaml"

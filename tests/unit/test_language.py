@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import ExperimentError
-from chaos.language.loader import load_experiment, parse_var
+from chaos.language.loader import load_experiment
 from chaos.language.plan import method_length, plan
+from chaos.language.variables import parse_var
 
 BASE = """\
 title: t

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from fake_toxiproxy import FakeToxiproxy
 
-from chaos.faults import undo
+from chaos.faults import locate, undo_network
 from chaos.faults.base import make_fault
 from chaos.faults.ledger import Ledger
 from chaos.stack.compose import Stack, ensure_links
 from chaos.stack.definition import StackDefinition
-from chaos.stack.toxiproxy import Toxiproxy
+from chaos.stack.toxiproxy import Toxic, Toxiproxy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITION = StackDefinition.load(ROOT / "compose" / "audio-room" / "docker-compose.yml", "audio-room")
@@ -82,7 +82,7 @@ def fake(server, monkeypatch, tmp_path):
     server.restart()
     server.restarts = 0
     ensure_links(Toxiproxy(server.url), DEFINITION.links.values())
-    monkeypatch.setattr(undo, "LOCATOR", FakeLocator(server))
+    monkeypatch.setattr(locate, "LOCATOR", FakeLocator(server))
     yield server
     server.restart()
 
@@ -182,7 +182,7 @@ def test_verification_checks_the_declared_state_not_a_snapshot(fake):
 def test_a_toxic_left_by_someone_else_fails_verification(fake):
     run = Run(fake)
     run.start("a", "link.latency")
-    Toxiproxy(fake.url).add_toxic(LINK, undo.Toxic("stranger", "latency", "downstream", 1.0, {"latency": 5}))
+    Toxiproxy(fake.url).add_toxic(LINK, Toxic("stranger", "latency", "downstream", 1.0, {"latency": 5}))
     err = run.ledger.revert_entry(run.ledger.entries[run.ids["a"]])
     assert err is not None and "stranger" in err
 
@@ -191,7 +191,7 @@ def test_a_stuck_removal_restarts_toxiproxy_and_puts_back_what_is_still_active(f
     """The recovery path, on the fake: the removal never answers while GET /version does; the
     revert restarts Toxiproxy, recreates every link, re-applies the faults still active (another
     link's latency, this link's... nothing else), and reports the restart as an event."""
-    monkeypatch.setattr(undo, "REMOVE_TIMEOUT", 0.5)
+    monkeypatch.setattr(undo_network, "REMOVE_TIMEOUT", 0.5)
     run = Run(fake)
     other = make_fault(run.stack, "link.latency", "relay-2", {"latency": "80ms"}, token="o", duration=10.0)
     oid = run.ledger.intend(other.describe(), other.undo())
@@ -222,7 +222,7 @@ def test_a_stuck_removal_restarts_toxiproxy_and_puts_back_what_is_still_active(f
 def test_a_removal_on_a_hung_server_is_not_mistaken_for_a_stuck_proxy(fake, monkeypatch):
     """When Toxiproxy itself does not answer, restarting it would act on a guess: the revert fails
     (ledger kept for sweep) instead."""
-    monkeypatch.setattr(undo, "REMOVE_TIMEOUT", 0.5)
+    monkeypatch.setattr(undo_network, "REMOVE_TIMEOUT", 0.5)
     run = Run(fake)
     run.start("a", "link.latency")
     original = fake.handle
@@ -241,7 +241,7 @@ def test_a_recovery_does_not_put_back_a_fault_that_ended_while_it_waited(fake, m
     must re-apply what is active when it happens, not what was active when the stuck revert began."""
     import threading
 
-    monkeypatch.setattr(undo, "REMOVE_TIMEOUT", 1.0)
+    monkeypatch.setattr(undo_network, "REMOVE_TIMEOUT", 1.0)
     run = Run(fake)
     run.start("a", "link.latency")
     b = make_fault(run.stack, "link.latency", "relay-2", {"latency": "80ms"}, token="b", duration=10.0)
@@ -282,9 +282,7 @@ def test_faults_of_two_dead_runs_on_one_link_settle_in_one_sweep(fake):
 
 
 def test_deadair_toxics_that_no_ledger_owns_are_removed_when_the_last_fault_ends(fake):
-    Toxiproxy(fake.url).add_toxic(
-        LINK, undo.Toxic("deadair_lost_downstream", "latency", "downstream", 1.0, {"latency": 5})
-    )
+    Toxiproxy(fake.url).add_toxic(LINK, Toxic("deadair_lost_downstream", "latency", "downstream", 1.0, {"latency": 5}))
     run = Run(fake)
     run.start("a", "link.down")
     run.end("a")
