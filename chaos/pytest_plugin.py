@@ -183,13 +183,14 @@ class ExperimentItem(pytest.Item):
             Path(str(self.config.rootpath)) / ".deadair" / "runs"
         )
         lines: list[str] = []
+        result: RunResult | None = None
         # Inconclusive (exit 4) means nothing failed but the load generator's own lag could have
         # decided a verdict: the answer is to measure again, not to pass or fail the system. A run
         # that failed is never retried.
         for attempt in range(1 + max(0, self.config.getoption("deadair_inconclusive_retries"))):
-            if attempt:
-                lines.append(f"inconclusive ({self.result.journal}): measuring again, attempt {attempt + 1}")
-            self.result = run(
+            if result is not None:
+                lines.append(f"inconclusive ({result.journal}): measuring again, attempt {attempt + 1}")
+            result = self.result = run(
                 self.experiment,
                 RunOptions(
                     keep_stack=True,
@@ -198,11 +199,12 @@ class ExperimentItem(pytest.Item):
                     progress=lines.append,
                 ),
             )
-            if self.result.exit_code != 4:
+            if result.exit_code != 4:
                 break
         self.add_report_section("call", "deadair", "\n".join(lines))
-        if self.result.exit_code != 0:
-            raise ExperimentFailed(self.result)
+        assert result is not None
+        if result.exit_code != 0:
+            raise ExperimentFailed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
         if isinstance(excinfo.value, ExperimentFailed):

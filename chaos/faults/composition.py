@@ -43,7 +43,7 @@ def on_same_node(action: dict[str, Any], others: list[Entry], kinds: tuple[str, 
     return [o for o in others if o["undo"].get("container") == action.get("container") and o["undo"]["action"] in kinds]
 
 
-def names(entries: list[Entry]) -> str:
+def names_of(entries: list[Entry]) -> str:
     return ", ".join(str(e.get("fault")) for e in entries)
 
 
@@ -69,5 +69,5 @@ class Revert:
         """True (and noted) when other active faults hold the target: leave it as they want it."""
         found = self.holders(kinds)
         if found:
-            self.outcome.detail = f"{what} left as {names(found)} still require(s)"
+            self.outcome.detail = f"{what} left as {names_of(found)} still require(s)"
         return bool(found)

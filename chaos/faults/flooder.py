@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ImportError, ValueError, OSError):
         pass
     result: dict[str, Any] = {}
-    stop = {"signal": None}
+    stop: dict[str, str | None] = {"signal": None}
     tally = _Tally()
 
     async def body() -> None:

@@ -11,7 +11,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 
 from chaos.errors import FaultError
 from chaos.faults import locate
-from chaos.faults.composition import LINK_DOWN, Entry, Revert, link_key, on_same_link
+from chaos.faults.composition import LINK_DOWN, Entry, Revert, link_key, names_of, on_same_link
 from chaos.faults.locate import Gone, toxiproxy_of
 from chaos.stack.compose import ensure_links
 from chaos.stack.definition import links_from_labels
@@ -52,13 +52,13 @@ def verify_declared_link(action: dict[str, Any], others: list[Entry], mine: tupl
     down = [o for o in active if o["undo"]["action"] == "link.enable" and o.get("status") != "applying"]
     maybe_down = [o for o in active if o["undo"]["action"] in LINK_DOWN and o not in down]
     if down and p.enabled:
-        raise FaultError(f"link {proxy} is up although {names(down)} is still active")
+        raise FaultError(f"link {proxy} is up although {names_of(down)} is still active")
     if not down and not maybe_down and not p.enabled:
         raise FaultError(f"link {proxy} is down and no active fault holds it down")
     expected = {n for o in active if o["undo"]["action"] == "toxics.remove" for n in o["undo"]["toxics"]}
     stray = names - expected
     if stray:
-        why = "no fault is active on it" if not active else f"only {names(active)} is active on it"
+        why = "no fault is active on it" if not active else f"only {names_of(active)} is active on it"
         raise FaultError(f"link {proxy} still has toxic(s) {', '.join(sorted(stray))}, but {why}")
 
 

@@ -14,7 +14,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 from chaos.errors import FaultError
 from chaos.faults import flooder as floods
 from chaos.faults import locate
-from chaos.faults.composition import NODE_DOWN, Entry, Revert, names, on_same_node
+from chaos.faults.composition import NODE_DOWN, Entry, Revert, names_of, on_same_node
 from chaos.stack import engine
 from chaos.stack.compose import networks_of
 
@@ -72,7 +72,7 @@ def _send_undo_signal(r: Revert) -> None:
     to the fault that holds it down, or started (a new process starts unmuted)."""
     node = r.action.get("node")
     if _signal_holders(r):
-        r.outcome.detail = f"node {node} left as {names(_signal_holders(r))} still require(s)"
+        r.outcome.detail = f"node {node} left as {names_of(_signal_holders(r))} still require(s)"
         return
     if r.held(NODE_DOWN, f"node {node}"):
         return

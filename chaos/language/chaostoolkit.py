@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 from chaos.errors import Problem
@@ -306,7 +307,8 @@ class _Translator:
             step["for"] = f"{max(t - step.pop('_at'), 0):g}s"
             return
         if func == "disable_proxy":
-            fault, target, params, key = "link.down", args.get("proxy_name"), {}, (args.get("proxy_name"), "")
+            params: dict[str, Any] = {}
+            fault, target, key = "link.down", args.get("proxy_name"), (args.get("proxy_name"), "")
         else:
             converted = _toxic_params(func, args)
             if isinstance(converted, str):
@@ -342,7 +344,7 @@ def _toxic_params(func: str, args: dict) -> tuple[str, dict] | str:
     def ms(v: Any) -> str:
         return f"{v}ms"
 
-    simple = {
+    simple: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
         "create_latency_toxic": (
             "link.latency",
             lambda a: {"latency": ms(a["latency"]), "jitter": ms(a.get("jitter", 0))},

@@ -37,7 +37,7 @@ class Check:
 
     @property
     def bound(self) -> str:
-        return self.expect if self.measure else f"tolerance {json.dumps(self.tolerance)}"
+        return (self.expect or "") if self.measure else f"tolerance {json.dumps(self.tolerance)}"
 
 
 @dataclass(frozen=True)

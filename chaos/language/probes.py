@@ -156,7 +156,7 @@ def parse_jsonpath(path: str) -> list[str | int]:
 def jsonpath(doc: Any, path: str) -> list[Any]:
     nodes = [doc]
     for step in parse_jsonpath(path):
-        out = []
+        out: list[Any] = []
         for node in nodes:
             if step == "*":
                 out.extend(node.values() if isinstance(node, dict) else node if isinstance(node, list) else [])

@@ -13,7 +13,7 @@ import importlib
 import re
 from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from chaos.errors import EnvironmentNotReady
 
@@ -21,21 +21,13 @@ PLUGIN_GROUP = "deadair.plugins"
 STATS = ("max", "min", "mean", "count", "p50", "p90", "p95", "p99")
 
 
-class StackNames(Protocol):
-    """What a fault kind checks a target against: the stack's declared names."""
-
-    name: str
-    links: Mapping[str, Any]
-
-    @property
-    def nodes(self) -> list[str]: ...
-
-
 class FaultKind(Protocol):
     """A fault as the language sees it: a name, its parameters and what it may target."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    target_kind: ClassVar[str]  # what `target` names: "link", "node" or "entry" (either)
+    params_spec: ClassVar[Mapping[str, Any]]
     default_target: ClassVar[str | None]
     needs_duration: ClassVar[bool]
 
@@ -54,6 +46,12 @@ class MeasureKind(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def unit(self) -> str: ...  # "duration", "ratio" or "count": which bounds make sense
+
+    @property
+    def scope(self) -> str: ...  # "window", or measured from a step's fault ("fault_start", "fault_end")
 
     @property
     def ears(self) -> bool: ...
@@ -111,9 +109,13 @@ def load_plugins() -> None:
         importlib.import_module(ep.value.partition(":")[0])
 
 
-def register_fault(cls: T) -> T:
-    """Class decorator: a fault kind, under its `name`."""
-    FAULTS.register(cls.name, cls)  # type: ignore[attr-defined]
+K = TypeVar("K", bound=type)
+
+
+def register_fault(cls: K) -> K:
+    """Register a fault kind (a class with the FaultKind attributes) under its `name`."""
+    kind = cast(FaultKind, cls)
+    FAULTS.register(kind.name, kind)
     return cls
 
 

@@ -112,7 +112,7 @@ class OpusDecoder:
         n = self._lib.opus_decode(self._dec, packet, len(packet), self._pcm, MAX_FRAME, 0)
         if n <= 0:
             return np.zeros(0, dtype=np.float32)
-        pcm = np.frombuffer(self._pcm, dtype=np.int16, count=n * self.channels).astype(np.float32) / 32768.0
+        pcm = np.frombuffer(memoryview(self._pcm), dtype=np.int16, count=n * self.channels).astype(np.float32) / 32768.0
         if self.channels > 1:
             pcm = pcm.reshape(n, self.channels).mean(axis=1)
         return pcm
@@ -149,7 +149,7 @@ class Analyzer:
         self._run_k = -1
         self._run_start = (0.0, 0.0)  # (played, arrived) of the run's first block
         self._silent_since: float | None = None
-        self._tone = None
+        self._tone: str | None = None
         self._tone_votes: list[str] = []
         self._carry = np.zeros(0, dtype=np.float32)
         self._carry_t = 0.0

@@ -62,7 +62,7 @@ def page_packets(lacing: bytes | memoryview, body: bytes | memoryview, continued
     return packets
 
 
-def opus_title(tags: bytes | memoryview) -> str | None:
+def opus_title(tags: bytes | bytearray | memoryview) -> str | None:
     """The `title=` comment of an OpusTags packet, or None."""
     data = bytes(tags)
     if not data.startswith(b"OpusTags") or len(data) < 16:
@@ -124,7 +124,7 @@ class OggTracker:
         self._preskip = 0
         self._pending_title: str | None = None
         self.title: str | None = None  # title of the stream now playing
-        self.switches: list[str | None] = []
+        self.switches: list[tuple[str | None, float]] = []
         self.lost_pages = 0
         self.pages = 0
         # decoding listeners ask for the packets of each audio page: (serial, [packets], samples)
@@ -141,7 +141,7 @@ class OggTracker:
         self._granule = -1
         self._seq = -1
 
-    def feed(self, data: bytes) -> float:
+    def feed(self, data: bytes | bytearray) -> float:
         """Seconds of audio in the complete pages received so far; partial pages wait for more.
 
         The hot path of every listener: pages that arrive whole are parsed straight from `data`

@@ -11,6 +11,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from chaos.listen.listener import HEALTH_EVERY, LAG_TICK, Listener, ListenerSettings, StreamAddress
 from chaos.timeline import Timeline
@@ -65,9 +66,12 @@ class Swarm:
             if offset <= 0:
                 self._spawn(self._connect(listener))
             else:
-                self._loop.call_later(offset, lambda lst=listener: self._spawn(self._connect(lst)))
+                self._loop.call_later(offset, self._join_later, listener)
         self._watchdog = asyncio.create_task(self._watch())
         self._monitor = asyncio.create_task(self._health())
+
+    def _join_later(self, listener: Listener) -> None:
+        self._spawn(self._connect(listener))
 
     async def _health(self) -> None:
         """The swarm watches itself: a timer that should fire every LAG_TICK; how late it fires is
@@ -114,7 +118,8 @@ class Swarm:
         self.timeline.record(
             "listener.join", listener.lid, attempt=listener.attempt, **({"ear": True} if listener.is_ear else {})
         )
-        status, reason, answer = 0, "", {}
+        answer: dict[str, Any] = {}
+        status, reason = 0, ""
         try:
             status, answer = await asyncio.wait_for(
                 post_json(s.join_api[0], s.join_api[1], f"/rooms/{s.room}/join", {"user": listener.lid}),

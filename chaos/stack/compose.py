@@ -327,9 +327,9 @@ class Stack:
         for svc, spec in self.definition.services.items():
             for entry in spec.get("ports") or []:
                 text = str(entry.get("target") if isinstance(entry, dict) else entry)
-                cport = text.rsplit(":", 1)[-1].split("/")[0]
-                if cport.isdigit():
-                    wanted.append((svc, int(cport)))
+                digits = text.rsplit(":", 1)[-1].split("/")[0]
+                if digits.isdigit():
+                    wanted.append((svc, int(digits)))
         try:
             every = engine.list_containers(self.docker, all=True)
         except DockerException as exc:

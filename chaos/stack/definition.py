@@ -122,7 +122,8 @@ def labels_of(spec: dict[str, Any]) -> dict[str, str]:
     """A compose service's labels as a dict, whichever of the two forms the file uses."""
     labels = spec.get("labels") or {}
     if isinstance(labels, list):  # ["a=b", ...]
-        return dict(str(item).split("=", 1) if "=" in str(item) else (str(item), "") for item in labels)
+        pairs = (str(item).partition("=") for item in labels)
+        return {key: value for key, _, value in pairs}
     return {str(k): "" if v is None else str(v) for k, v in labels.items()}
 
 

@@ -187,6 +187,17 @@ def test_a_toxic_left_by_someone_else_fails_verification(fake):
     assert err is not None and "stranger" in err
 
 
+def test_a_stray_toxic_beside_an_active_fault_names_both(fake):
+    """Verification names the stray toxic and the fault still active beside it (the message
+    path that lists other active faults by name)."""
+    run = Run(fake)
+    run.start("a", "link.latency")
+    run.start("b", "link.down")
+    Toxiproxy(fake.url).add_toxic(LINK, Toxic("stranger", "latency", "downstream", 1.0, {"latency": 5}))
+    err = run.ledger.revert_entry(run.ledger.entries[run.ids["a"]])
+    assert err is not None and "stranger" in err and f"only {run.faults['b'].describe()} is active" in err, err
+
+
 def test_a_stuck_removal_restarts_toxiproxy_and_puts_back_what_is_still_active(fake, monkeypatch):
     """The recovery path, on the fake: the removal never answers while GET /version does; the
     revert restarts Toxiproxy, recreates every link, re-applies the faults still active (another
