@@ -1,0 +1,174 @@
+"""The house: the public API, modules that import on their own, the language knowing faults and
+measures only through its registries, one stack-address policy, and faults that prepare apart
+from describing their undo. (Lint, types and the layer contracts run in scripts/check.)"""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+import chaos
+from chaos.errors import ExperimentError
+from chaos.faults.base import make_fault
+from chaos.language import registry
+from chaos.language.loader import parse_experiment
+from chaos.listen.listener import StreamAddress
+from chaos.listen.probes import ProbeError, check_loopback_url
+from chaos.stack.addresses import GuardError, guard, guard_url
+
+PUBLIC = {
+    "__version__",
+    "DeadairError", "EnvironmentNotReady", "ExperimentError", "Problem", "TargetError",
+    "Check", "Experiment", "Step", "load_experiment", "parse_experiment", "parse_expectation",
+    "FAULTS", "MEASURES",
+    "Distribution", "History", "Window", "Verdict", "check",
+    "RunOptions", "RunResult", "judge", "run",
+    "Stack", "StackDefinition", "find_stack", "guard", "GuardError",
+    "Clock", "Event", "Timeline",
+}  # fmt: skip
+MODULES = sorted(m.name for m in pkgutil.walk_packages(chaos.__path__, "chaos.") if not m.name.endswith("__main__"))
+
+
+def test_the_public_api_is_what_the_package_says():
+    assert set(chaos.__all__) == PUBLIC
+    for name in chaos.__all__:
+        assert getattr(chaos, name) is not None, name
+    with pytest.raises(AttributeError):
+        chaos.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_module_imports_on_its_own_without_warnings(module):
+    """A fresh interpreter per module (pytest's own check): an import cycle or a module that
+    only works after another was imported fails here."""
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", f"import {module}"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_language_loads_without_the_code_that_runs_faults_and_measures():
+    code = (
+        "import sys, chaos.language.loader\n"
+        "bad = [m for m in sys.modules if m.startswith(('chaos.faults', 'chaos.judge', 'chaos.listen', "
+        "'chaos.run', 'docker', 'numpy'))]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+EXPERIMENT = """\
+title: a fault kind from a plugin
+stack: audio-room
+listeners: {count: 1}
+steady_state:
+  - {measure: dead_air.max, expect: "< 1s"}
+method:
+  - {at: 1s, fault: %s, target: redis, for: 1s, with: {depth: 3}}
+"""
+
+
+@dataclass
+class _Drill:
+    """A fault kind a plugin might add: the loader sees it only through the registry."""
+
+    name: ClassVar[str] = "test.drill"
+    summary: ClassVar[str] = "a drill"
+    target_kind: ClassVar[str] = "node"
+    default_target: ClassVar[str | None] = None
+    needs_duration: ClassVar[bool] = True
+    params_spec: ClassVar[dict[str, Any]] = {"depth": None}
+
+    @classmethod
+    def check_target(cls, stack_def: Any, target: str | None) -> list[str]:
+        return [] if target in stack_def.nodes else [f"{target!r} is not a node"]
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        return dict(params), [] if params.get("depth", 0) <= 5 else ["depth: at most 5"]
+
+    @classmethod
+    def check_with(cls, stack_def: Any, target: str | None, params: dict[str, Any]) -> list[str]:
+        return []
+
+
+def test_a_fault_kind_registered_by_a_plugin_is_validated_by_the_language(tmp_path, monkeypatch):
+    path = tmp_path / "drill.yaml"
+    with pytest.raises(ExperimentError, match="unknown fault 'test.drill'"):
+        parse_experiment(EXPERIMENT % "test.drill", path)
+    monkeypatch.setitem(registry.FAULTS._items, "test.drill", _Drill)
+    exp = parse_experiment(EXPERIMENT % "test.drill", path)
+    assert exp.method[0].fault == "test.drill" and exp.method[0].params == {"depth": 3}
+    with pytest.raises(ExperimentError, match="depth: at most 5"):
+        parse_experiment((EXPERIMENT % "test.drill").replace("depth: 3", "depth: 9"), path)
+
+
+# -- one stack-address policy -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host,allowed",
+    [("127.0.0.1", True), ("127.9.9.9", True), ("localhost", True), ("10.1.2.3", False),
+     ("172.18.0.8", False), ("8.8.8.8", False), ("example.com", False)],
+)  # fmt: skip
+def test_listeners_probes_and_floods_share_one_address_policy(host, allowed):
+    """The same addresses pass or fail for all three, with the policy's own error."""
+    url = f"http://{host}:8000/live"
+    callers = {
+        "listener": lambda: StreamAddress.from_url(url),
+        "probe": lambda: check_loopback_url(url),
+        "flood": lambda: guard_url(url),  # a flood with no stack nodes given: loopback only
+    }
+    for who, call in callers.items():
+        if allowed:
+            call()
+        else:
+            with pytest.raises((GuardError, ProbeError), match="outside the stack|not part of the stack") as info:
+                call()
+            assert who != "listener" or isinstance(info.value, GuardError)
+    if allowed:
+        assert guard(host) in ("127.0.0.1", host)
+
+
+# -- prepare() apart from undo() ------------------------------------------------------------------
+
+
+class _Untouchable:
+    """A stack that fails on any use: undo() must only describe."""
+
+    definition = None
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"undo() touched the stack ({name})")
+
+
+def test_a_flood_resolves_its_address_in_prepare_and_undo_only_describes(monkeypatch):
+    from chaos.faults.flood import FloodHttp
+
+    fault = FloodHttp(_Untouchable(), "entry-lb", {"rate": 10.0, "count": 5}, "t")  # type: ignore[arg-type]
+    action = fault.undo()
+    assert action["action"] == "flood.stop" and "address" not in fault.extra
+    with pytest.raises(AssertionError, match="touched the stack"):
+        fault.prepare()
+
+
+def test_make_fault_refuses_a_flood_longer_than_the_limit():
+    from chaos.faults import flooder
+    from chaos.stack.definition import find_stack
+
+    definition = find_stack("audio-room", near=Path(__file__).parent)
+
+    class _Stack:
+        pass
+
+    stack = _Stack()
+    stack.definition = definition  # type: ignore[attr-defined]
+    with pytest.raises(chaos.TargetError, match="lasts at most"):
+        make_fault(stack, "flood.http", "entry-lb", {"rate": "10/s", "count": 5}, "t", flooder.MAX_DURATION + 1)  # type: ignore[arg-type]
