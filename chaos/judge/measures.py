@@ -5,6 +5,10 @@ expectation compares one statistic of it with a bound. A listener that never rea
 a measure waits for (never heard hold music, never reconnected) is a missing sample, counted as
 infinity. Each measure registers its name with the language (chaos.language.registry), which
 is how experiments may name it without importing this module.
+
+About 500 lines on purpose: each measure's written definition (what the README's table and
+`deadair list --measures` print) sits in the table at the end beside the function that
+computes it, so a reader checks the one against the other in one file.
 """
 
 from __future__ import annotations
