@@ -1,0 +1,84 @@
+"""The live phases, on one event loop while the listeners listen:
+
+    listeners join and warm up -> gate -> method -> recovery
+
+A signal cancels them (rollback follows, outside the loop); whatever ends them, the listeners
+leave and `run.end` closes the timeline. `ctx.status` says how far they got: judging reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+
+from chaos.faults.base import Fault
+from chaos.judge.history import History
+from chaos.run.context import RunContext
+from chaos.run.judging import judge
+from chaos.run.listeners import Audience, join, leave
+from chaos.run.method import run_method
+from chaos.run.sampling import links_by_name, sample_checks, sample_servers
+from chaos.stack.compose import Stack
+
+
+async def live_phases(ctx: RunContext, stack: Stack, faults: dict[str, Fault]) -> None:
+    """Listeners, gate, method, recovery; sets `ctx.status` to how far the run got."""
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, ctx.on_signal, signum, me)
+    exp, tl = ctx.exp, ctx.timeline
+    ctx.links = {name: url for name, url in links_by_name(stack).items()}
+    audience: Audience | None = None
+    server = asyncio.ensure_future(sample_servers(ctx, stack))
+    try:
+        if exp.listeners.count:
+            audience = await join(ctx, stack)
+        if not await gate(ctx):
+            return
+        await run_method(ctx, faults)
+        if ctx.abort is None:
+            await recovery(ctx)
+        ctx.status = "aborted" if ctx.abort else "judged"
+    finally:
+        server.cancel()
+        if audience is not None:
+            await leave(ctx, audience)
+        tl.record("run.end", "runner")
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
+async def gate(ctx: RunContext) -> bool:
+    """Steady state observed for `windows.gate` before any fault; False (no fault injected) if it
+    does not hold or cannot be judged."""
+    exp, tl, clock = ctx.exp, ctx.timeline, ctx.timeline.clock
+    g0 = clock.now()
+    await asyncio.sleep(exp.windows.gate)
+    await sample_checks(ctx, "before")
+    ctx.record_phase("before", g0, clock.now())
+    events, now = list(tl.events), clock.now()  # judged off the loop: judging must not lag the listeners
+    verdicts = [
+        v for v in await ctx.blocking(lambda: judge(exp, History(events, end=now)), timeout=60) if v.phase == "before"
+    ]
+    if any(v.outcome == "fail" for v in verdicts):
+        ctx.status = "not_steady"
+        ctx.say("  not steady before the method: no fault injected")
+        return False
+    if any(v.outcome == "unknown" for v in verdicts):
+        ctx.status = "inconclusive"
+        ctx.say("  the steady state could not be judged before the method (see the verdicts): no fault injected")
+        return False
+    return True
+
+
+async def recovery(ctx: RunContext) -> None:
+    """Steady state observed for `windows.recovery` after the method (its probes sampled at the end)."""
+    clock = ctx.timeline.clock
+    m1 = clock.now()
+    await asyncio.sleep(ctx.exp.windows.recovery)
+    await sample_checks(ctx, "after")
+    ctx.record_phase("after", m1, clock.now())
