@@ -64,6 +64,26 @@ def test_the_language_loads_without_the_code_that_runs_faults_and_measures():
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+FAULT_ORDER = [
+    "link.down", "link.partition", "link.flap", "link.latency", "link.bandwidth", "link.slow_close",
+    "link.timeout", "link.reset_peer", "link.slicer", "link.limit_data",
+    "node.kill", "node.stop", "node.pause", "node.restart", "node.disconnect",
+    "mic.cut", "mic.stall", "mic.degrade", "mic.flap", "mic.reset", "mic.crash", "mic.mute",
+    "flood.joins", "flood.http", "flood.connections",
+]  # fmt: skip
+
+
+def test_the_builtin_faults_and_measures_arrive_through_the_plugin_entry_points_in_order():
+    """`deadair list --faults` and "expected one of" show the registry's order: families as
+    documented, not as an import sorter would put them."""
+    code = "from chaos.language import registry\nprint(','.join(registry.FAULTS)); print(len(registry.MEASURES))\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    faults, measures = proc.stdout.split()
+    assert faults.split(",") == FAULT_ORDER
+    assert int(measures) == len(registry.MEASURES) > 10
+
+
 EXPERIMENT = """\
 title: a fault kind from a plugin
 stack: audio-room
