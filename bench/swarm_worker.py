@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chaos.judge.history import History, Window
-from chaos.judge.verdicts import check
+from chaos.checkers.history import History, Window
+from chaos.checkers.verdicts import check
 from chaos.listen.listener import ListenerSettings, StreamAddress
 from chaos.listen.swarm import Swarm
 from chaos.timeline import Timeline

@@ -23,9 +23,9 @@ _WHERE = {
     "language.loader": ["load_experiment", "parse_experiment"],
     "language.expectations": ["parse_expectation"],
     "language.registry": ["FAULTS", "MEASURES"],
-    "judge.history": ["Distribution", "History", "Window"],
-    "judge.verdicts": ["Verdict", "check"],
-    "run.runner": ["RunOptions", "RunResult", "judge", "run"],
+    "checkers.history": ["Distribution", "History", "Window"],
+    "checkers.verdicts": ["Verdict", "check"],
+    "runner.run": ["RunOptions", "RunResult", "judge", "run"],
     "stack.compose": ["Stack"],
     "stack.definition": ["StackDefinition", "find_stack"],
     "stack.addresses": ["guard", "GuardError"],
@@ -49,14 +49,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors
+    from .checkers.history import Distribution, History, Window  # noqa: F401
+    from .checkers.verdicts import Verdict, check  # noqa: F401
     from .errors import DeadairError, EnvironmentNotReady, ExperimentError, Problem, TargetError  # noqa: F401
-    from .judge.history import Distribution, History, Window  # noqa: F401
-    from .judge.verdicts import Verdict, check  # noqa: F401
     from .language.expectations import parse_expectation  # noqa: F401
     from .language.loader import load_experiment, parse_experiment  # noqa: F401
     from .language.model import Check, Experiment, Step  # noqa: F401
     from .language.registry import FAULTS, MEASURES  # noqa: F401
-    from .run.runner import RunOptions, RunResult, judge, run  # noqa: F401
+    from .runner.run import RunOptions, RunResult, judge, run  # noqa: F401
     from .stack.addresses import GuardError, guard  # noqa: F401
     from .stack.compose import Stack  # noqa: F401
     from .stack.definition import StackDefinition, find_stack  # noqa: F401

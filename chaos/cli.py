@@ -38,7 +38,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 def cmd_run(args: argparse.Namespace) -> int:
     from chaos.language.loader import load_experiment
     from chaos.report.text import render
-    from chaos.run.runner import RunOptions, run
+    from chaos.runner.run import RunOptions, run
 
     exp = load_experiment(args.file, overrides=_overrides(args))
     result = run(
@@ -77,7 +77,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from chaos.judge.measures import MEASURES
+    from chaos.checkers.measures import MEASURES
     from chaos.language.loader import load_experiment
     from chaos.language.plan import method_length, plan
     from chaos.language.registry import FAULTS
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         print("deadair: interrupted", file=sys.stderr)
         return 130
     except BaseException as exc:  # the runner's Interrupted: a signal outside any run's own handling
-        from chaos.run.runner import Interrupted
+        from chaos.runner.run import Interrupted
 
         if not isinstance(exc, Interrupted):
             raise

@@ -24,7 +24,7 @@ from chaos.errors import DeadairError, ExperimentError
 from chaos.faults.ledger import Ledger
 from chaos.language.loader import load_experiment
 from chaos.language.model import Experiment
-from chaos.run.runner import RunOptions, RunResult, run
+from chaos.runner.run import RunOptions, RunResult, run
 from chaos.stack.compose import Stack
 from chaos.stack.definition import find_stack
 

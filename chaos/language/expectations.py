@@ -1,7 +1,7 @@
 """Expectations: the bound an experiment puts on one statistic of a measure.
 
 `< 2s`, `p95 < 3s`, `>= 0.99`, `>= 99%`, `between 1s and 3s`. Parsed when the experiment is
-loaded, judged by chaos.judge against a measure's distribution.
+loaded, judged by chaos.checkers against a measure's distribution.
 """
 
 from __future__ import annotations

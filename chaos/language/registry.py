@@ -3,7 +3,7 @@
 The loader validates an experiment against these two registries and never imports a fault or a
 measure. Plugins fill them when imported; the modules to import are the `deadair.plugins`
 entry-point group, where the built-in faults (`chaos.faults`) and measures
-(`chaos.judge.measures`) are declared in pyproject.toml like any other plugin (Tavern's
+(`chaos.checkers.measures`) are declared in pyproject.toml like any other plugin (Tavern's
 backends work the same way). A package of one's own can add faults or measures with one line.
 """
 

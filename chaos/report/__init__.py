@@ -1,1 +1,1 @@
-"""TODO"""
+"""What a person reads about a run: text (the terminal report and the plan)."""

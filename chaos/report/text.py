@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from chaos.judge.verdicts import Verdict
+from chaos.checkers.verdicts import Verdict
 from chaos.language.model import Experiment
-from chaos.run.runner import RunResult
+from chaos.runner.run import RunResult
 
 _PHASE_ORDER = {"before": 0, "step": 1, "during": 2, "abort": 3, "after": 4}
 
@@ -116,7 +116,7 @@ def render_plan(exp: Experiment) -> str:
 
 def measure_table() -> str:
     """The README's measure table, from the measures' own definitions (a test keeps the two equal)."""
-    from chaos.judge.measures import MEASURES
+    from chaos.checkers.measures import MEASURES
 
     rows = [
         "| measure | unit | default | definition (per listener or ear first, then across them) | no data |",

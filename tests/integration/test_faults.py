@@ -21,13 +21,13 @@ import requests
 import yaml
 from conftest import ROOT, deadair, haproxy_status, icecast_stats
 
+from chaos.checkers.history import History, Window
+from chaos.checkers.verdicts import check
 from chaos.faults import flooder as floods
 from chaos.faults.base import Fault, make_fault
 from chaos.faults.ledger import Ledger
-from chaos.judge.history import History, Window
-from chaos.judge.verdicts import check
 from chaos.language.loader import load_experiment
-from chaos.run.runner import RunOptions, run
+from chaos.runner.run import RunOptions, run
 from chaos.stack.compose import Stack
 from chaos.timeline import Timeline
 

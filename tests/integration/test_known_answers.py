@@ -22,10 +22,10 @@ import yaml
 from conftest import ROOT
 from results import record
 
-from chaos.judge.history import History, Window
-from chaos.judge.verdicts import check
+from chaos.checkers.history import History, Window
+from chaos.checkers.verdicts import check
 from chaos.language.loader import load_experiment
-from chaos.run.runner import RunOptions, run
+from chaos.runner.run import RunOptions, run
 from chaos.stack.compose import Stack
 from chaos.timeline import Event, Timeline
 

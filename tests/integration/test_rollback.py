@@ -26,7 +26,7 @@ from conftest import ROOT, deadair
 from chaos.faults import undo, undo_network
 from chaos.faults.base import make_fault
 from chaos.faults.ledger import Ledger
-from chaos.run.runner import RunOptions, run
+from chaos.runner.run import RunOptions, run
 from chaos.stack.compose import Stack, _free_port
 from chaos.stack.engine import list_containers
 from chaos.stack.toxiproxy import Toxic, Toxiproxy

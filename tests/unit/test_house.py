@@ -43,6 +43,23 @@ def test_the_public_api_is_what_the_package_says():
         chaos.no_such_name  # noqa: B018
 
 
+def test_public_names_are_not_shadowed_by_subpackages():
+    """`chaos.run` and `chaos.judge` are functions even after every subpackage is imported (a
+    subpackage of the same name would replace them on the package)."""
+    code = (
+        "import importlib, pkgutil, types, chaos\n"
+        "for m in pkgutil.walk_packages(chaos.__path__, 'chaos.'):\n"
+        "    if not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
+        "bad = [n for n in chaos.__all__ if isinstance(getattr(chaos, n), types.ModuleType)]\n"
+        "assert not bad, bad\n"
+        "ns = {}\n"
+        "exec('from chaos import *', ns)\n"
+        "assert callable(ns['run']) and callable(ns['judge']) and callable(ns['check']), ns['run']\n"
+    )
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_every_module_imports_on_its_own_without_warnings(module):
     """A fresh interpreter per module (pytest's own check): an import cycle or a module that
@@ -56,8 +73,8 @@ def test_every_module_imports_on_its_own_without_warnings(module):
 def test_the_language_loads_without_the_code_that_runs_faults_and_measures():
     code = (
         "import sys, chaos.language.loader\n"
-        "bad = [m for m in sys.modules if m.startswith(('chaos.faults', 'chaos.judge', 'chaos.listen', "
-        "'chaos.run', 'docker', 'numpy'))]\n"
+        "bad = [m for m in sys.modules if m.startswith(('chaos.faults', 'chaos.checkers', 'chaos.listen', "
+        "'chaos.runner', 'docker', 'numpy'))]\n"
         "assert not bad, bad\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

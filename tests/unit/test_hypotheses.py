@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from chaos.judge.history import Distribution, History, Window
-from chaos.judge.measures import resolve_measure
-from chaos.judge.verdicts import check
+from chaos.checkers.history import Distribution, History, Window
+from chaos.checkers.measures import resolve_measure
+from chaos.checkers.verdicts import check
 from chaos.language.expectations import parse_expectation
 from chaos.timeline import Event
 

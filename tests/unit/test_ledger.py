@@ -186,7 +186,7 @@ def test_an_entry_whose_apply_is_still_running_is_left_for_later(state):
 
 
 def test_a_signal_is_never_swallowed_by_the_rollbacks_catch_all(state, monkeypatch):
-    from chaos.run.runner import Interrupted
+    from chaos.runner.run import Interrupted
 
     monkeypatch.setitem(
         undo.UNDO, "test.signal", (lambda r: (_ for _ in ()).throw(Interrupted(signal.SIGINT)), lambda r: None)
@@ -198,7 +198,7 @@ def test_a_signal_is_never_swallowed_by_the_rollbacks_catch_all(state, monkeypat
 
 
 def test_rollback_failures_do_not_repeat_the_runs_own_error():
-    from chaos.run.runner import _without_repeats
+    from chaos.runner.run import _without_repeats
 
     err = "could not revert link.latency relay-1: Toxiproxy of p is paused and cannot answer"
     assert _without_repeats(["link.latency relay-1: Toxiproxy of p is paused and cannot answer"], err) == [

@@ -38,7 +38,7 @@ def test_invalid_experiment_is_a_collection_error_with_position(pytester):
 def _scripted_runs(monkeypatch, codes: list[int]) -> list[int]:
     """The plugin's `run` replaced by one that returns the given exit codes in turn (no stack)."""
     import chaos.pytest_plugin as plugin
-    from chaos.run.runner import RunResult
+    from chaos.runner.run import RunResult
 
     calls: list[int] = []
     status = {0: "passed", 1: "failed", 4: "inconclusive"}

@@ -12,8 +12,8 @@ import pytest
 from oggbuild import opus_head, opus_packet, opus_tags, page
 from stream_server import StreamServer
 
-from chaos.judge.history import History, Window
-from chaos.judge.verdicts import check
+from chaos.checkers.history import History, Window
+from chaos.checkers.verdicts import check
 from chaos.listen.listener import ListenerSettings, StreamAddress
 from chaos.listen.ogg import OggTracker
 from chaos.listen.swarm import Swarm
@@ -385,7 +385,7 @@ def test_the_lag_behind_a_whole_span_counts_even_outside_the_window():
 
 
 def test_an_occurrence_of_a_repeating_step_with_no_data_fails_the_pooled_verdict():
-    from chaos.judge.history import FaultSpan
+    from chaos.checkers.history import FaultSpan
 
     evs = _steady(2) + [
         ev(3.0, "listener.disconnect", "L0", reason="reset"),

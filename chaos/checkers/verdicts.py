@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.judge.history import INF, Distribution, FaultSpan, History, Window, overlaps
-from chaos.judge.measures import Measure, resolve_measure
+from chaos.checkers.history import INF, Distribution, FaultSpan, History, Window, overlaps
+from chaos.checkers.measures import Measure, resolve_measure
 from chaos.language.expectations import Expectation, parse_expectation
 from chaos.language.probes import within_tolerance
 from chaos.language.units import format_duration

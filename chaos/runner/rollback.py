@@ -12,9 +12,9 @@ from typing import Any
 
 from chaos.faults.ledger import RollbackReport
 from chaos.listen.probes import ProbeError, run_probe
-from chaos.run.context import SETTLE_TIMEOUT, RunContext
-from chaos.run.model import EXIT_ENVIRONMENT, RunResult
-from chaos.run.sampling import trim
+from chaos.runner.context import SETTLE_TIMEOUT, RunContext
+from chaos.runner.model import EXIT_ENVIRONMENT, RunResult
+from chaos.runner.sampling import trim
 
 
 def roll_back(ctx: RunContext, result: RunResult) -> None:

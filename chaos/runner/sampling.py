@@ -12,7 +12,7 @@ from chaos.errors import DeadairError
 from chaos.language.model import Check
 from chaos.language.probes import ProbeSpec
 from chaos.listen.probes import ProbeError, ServerProbe, run_probe, server_probes
-from chaos.run.context import RunContext
+from chaos.runner.context import RunContext
 from chaos.stack.compose import Stack
 
 

@@ -1,7 +1,7 @@
 """What a run takes and what it gives back: its options, its result, its exit codes.
 
-Here, below every other module of chaos.run, so that each phase can name them without an
-import cycle; `chaos.run.runner` re-exports them for callers.
+Here, below every other module of chaos.runner, so that each phase can name them without an
+import cycle; `chaos.runner.run` re-exports them for callers.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos.checkers.verdicts import Verdict
 from chaos.faults.ledger import RollbackReport
-from chaos.judge.verdicts import Verdict
 from chaos.language.model import Experiment
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INVALID, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143

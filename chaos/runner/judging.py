@@ -9,12 +9,12 @@ from __future__ import annotations
 import signal
 import traceback
 
-from chaos.judge.history import History, Window
-from chaos.judge.measures import resolve_measure
-from chaos.judge.verdicts import Verdict, check, check_probe
+from chaos.checkers.history import History, Window
+from chaos.checkers.measures import resolve_measure
+from chaos.checkers.verdicts import Verdict, check, check_probe
 from chaos.language.model import Experiment
-from chaos.run.context import RunContext
-from chaos.run.model import (
+from chaos.runner.context import RunContext
+from chaos.runner.model import (
     EXIT_ENVIRONMENT,
     EXIT_FAILED,
     EXIT_INCONCLUSIVE,

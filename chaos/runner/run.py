@@ -16,7 +16,7 @@ Blocking calls (an apply, a revert) run in worker threads that a cancelled wait 
 so rollback first waits, bounded, for those still running: a late apply cannot land after its
 revert. Whatever ends the run, the journal and the summary are written.
 
-`_run` below is that list, one call per phase; chaos/run/__init__.py says which module holds each.
+`_run` below is that list, one call per phase; chaos/runner/__init__.py says which module holds each.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from docker.errors import DockerException
 
 from chaos.errors import DeadairError, EnvironmentNotReady
 from chaos.language.model import Experiment
-from chaos.run.context import RunContext
-from chaos.run.judging import conclude, judge
-from chaos.run.live import live_phases
-from chaos.run.model import (
+from chaos.runner.context import RunContext
+from chaos.runner.judging import conclude, judge
+from chaos.runner.live import live_phases
+from chaos.runner.model import (
     EXIT_ENVIRONMENT,
     EXIT_FAILED,
     EXIT_INCONCLUSIVE,
@@ -49,9 +49,9 @@ from chaos.run.model import (
     RunOptions,
     RunResult,
 )
-from chaos.run.outputs import versions, write_outputs
-from chaos.run.rollback import _without_repeats, account_for_rollback, roll_back
-from chaos.run.startup import bring_up_stack
+from chaos.runner.outputs import versions, write_outputs
+from chaos.runner.rollback import _without_repeats, account_for_rollback, roll_back
+from chaos.runner.startup import bring_up_stack
 from chaos.stack.room import RoomApiError
 from chaos.stack.toxiproxy import ToxiproxyError
 

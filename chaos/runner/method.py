@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from chaos.checkers.history import History, Window
+from chaos.checkers.verdicts import check
 from chaos.errors import FaultError
 from chaos.faults.base import Fault
-from chaos.judge.history import History, Window
-from chaos.judge.verdicts import check
 from chaos.language.plan import Occurrence
-from chaos.run.context import REVERT_TIMEOUT, STEP_TIMEOUT, RunContext
-from chaos.run.sampling import sample, sample_checks, sample_every
+from chaos.runner.context import REVERT_TIMEOUT, STEP_TIMEOUT, RunContext
+from chaos.runner.sampling import sample, sample_checks, sample_every
 
 GUARD_INTERVAL = 0.5
 

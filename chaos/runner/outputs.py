@@ -11,8 +11,8 @@ from typing import Any
 
 from chaos import __version__
 from chaos.faults.ledger import Ledger, RollbackReport
-from chaos.run.context import RunContext
-from chaos.run.model import EXIT_ENVIRONMENT, EXIT_INVALID, EXIT_PASSED, RunResult
+from chaos.runner.context import RunContext
+from chaos.runner.model import EXIT_ENVIRONMENT, EXIT_INVALID, EXIT_PASSED, RunResult
 from chaos.stack.compose import Stack
 
 

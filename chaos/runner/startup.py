@@ -12,7 +12,7 @@ from typing import cast
 
 from chaos.faults.base import Fault, make_fault
 from chaos.faults.ledger import describe_sweep, sweep
-from chaos.run.context import RunContext
+from chaos.runner.context import RunContext
 from chaos.stack.compose import Stack
 from chaos.stack.definition import find_stack
 

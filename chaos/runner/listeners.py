@@ -11,7 +11,7 @@ from typing import Any
 from chaos.listen.ears import EarSettings
 from chaos.listen.listener import ListenerSettings, PlayoutSettings, StreamAddress
 from chaos.listen.swarm import Swarm
-from chaos.run.context import RunContext
+from chaos.runner.context import RunContext
 from chaos.stack.compose import Stack
 from chaos.stack.room import RoomApi, RoomApiError
 

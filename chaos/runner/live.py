@@ -12,13 +12,13 @@ import asyncio
 import signal
 import threading
 
+from chaos.checkers.history import History
 from chaos.faults.base import Fault
-from chaos.judge.history import History
-from chaos.run.context import RunContext
-from chaos.run.judging import judge
-from chaos.run.listeners import Audience, join, leave
-from chaos.run.method import run_method
-from chaos.run.sampling import links_by_name, sample_checks, sample_servers
+from chaos.runner.context import RunContext
+from chaos.runner.judging import judge
+from chaos.runner.listeners import Audience, join, leave
+from chaos.runner.method import run_method
+from chaos.runner.sampling import links_by_name, sample_checks, sample_servers
 from chaos.stack.compose import Stack
 
 

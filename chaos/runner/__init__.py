@@ -1,7 +1,7 @@
-"""Running an experiment: `chaos.run.runner.run(experiment, RunOptions())` -> RunResult.
+"""Running an experiment: `chaos.runner.run.run(experiment, RunOptions())` -> RunResult.
 
-The modules, in the order a run goes through them (`runner._run` calls them in this order):
-    runner     run(): the phases in order, and what every exit path goes through
+The modules, in the order a run goes through them (`run._run` calls them in this order):
+    run        run(): the phases in order, and what every exit path goes through
     model      RunOptions, RunResult, exit codes, Interrupted
     context    RunContext: the state the phases share (timeline, ledger, worker threads)
     startup    leftovers swept, faults built, the stack brought up or reused

@@ -16,7 +16,7 @@ from typing import Any
 from chaos.faults.ledger import Ledger
 from chaos.language.model import Experiment
 from chaos.language.plan import Occurrence, method_length, plan
-from chaos.run.model import RunOptions
+from chaos.runner.model import RunOptions
 from chaos.timeline import Timeline
 
 STEP_TIMEOUT = 30.0  # an apply that takes longer is abandoned (its own calls time out sooner)

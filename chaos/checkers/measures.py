@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from chaos.judge.history import Distribution, FaultSpan, History, Window, clip, overlaps
+from chaos.checkers.history import Distribution, FaultSpan, History, Window, clip, overlaps
 from chaos.language import registry
 
 #
