@@ -77,7 +77,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from chaos.checkers.measures import MEASURES
+    from chaos.checkers.measures import measures
     from chaos.language.loader import load_experiment
     from chaos.language.plan import method_length, plan
     from chaos.language.registry import FAULTS
@@ -93,7 +93,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
             print(measure_table())
             return 0
-        for name, m in MEASURES.items():
+        for name, m in measures().items():
             print(f"{name:<28} {m.unit:<9} default {m.default_stat:<4} {m.doc}")
             print(f"{'':<28} no data (fails): {m.no_data or '-'}")
         return 0

@@ -284,7 +284,7 @@ _SPANS = (
     "under one Opus frame), digital silence a golden ear played, and from its join on if it "
     "never heard anything."
 )
-MEASURES: dict[str, Measure] = {
+BUILTIN: dict[str, Measure] = {
     m.name: m
     for m in [
         Measure(
@@ -488,8 +488,13 @@ MEASURES: dict[str, Measure] = {
         ),
     ]
 }
-for _m in MEASURES.values():
+for _m in BUILTIN.values():
     registry.MEASURES.register(_m.name, _m)
+
+
+def measures() -> dict[str, Measure]:
+    """Every registered measure (the built-in ones and any plugin's), in registration order."""
+    return {name: cast(Measure, m) for name, m in registry.MEASURES.items()}
 
 
 def resolve_measure(name: str) -> tuple[Measure, str | None]:

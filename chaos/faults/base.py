@@ -192,8 +192,15 @@ class Fault:
 
     def undo(self) -> dict[str, Any]:
         """The undo action, computed before apply() (so it is on disk before the fault acts). It
-        only describes; it changes nothing."""
+        only describes what prepare() resolved: no call to the engine or to Toxiproxy."""
         raise NotImplementedError
+
+    def prepared(self, key: str) -> Any:
+        """What prepare() resolved; a clear error for a caller that skipped it."""
+        try:
+            return self.extra[key]
+        except KeyError:
+            raise RuntimeError(f"{self.name}: call prepare() before undo() ({key} is resolved there)") from None
 
     def stack_ref(self) -> dict[str, Any]:
         """How an undo action finds this stack's Toxiproxy later: by identity, not by host port."""

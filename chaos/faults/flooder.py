@@ -26,6 +26,9 @@ from typing import Any
 from chaos.stack.addresses import GuardError, guard, guard_url
 
 MARKER = "chaos.faults.flooder"  # in a flood process's command line: stop_process kills only floods
+# ... and what it was before the package had subpackages: a ledger left by that version still
+# names floods whose processes carry the old marker, and sweep must find them.
+MARKERS = (MARKER, "chaos.floods")
 MAX_RATE = 5000.0  # per second
 MAX_COUNT = 20000
 MAX_DURATION = 600.0  # seconds
@@ -84,7 +87,7 @@ def flood_pids(flood_id: str) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if MARKER.encode() in cmd and flood_id.encode() in cmd:
+        if any(m.encode() in cmd for m in MARKERS) and flood_id.encode() in cmd:
             if state == "Z":  # a finished child of ours: reap it
                 try:
                     os.waitpid(int(entry.name), os.WNOHANG)

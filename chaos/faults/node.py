@@ -23,9 +23,16 @@ class NodeStop(Fault):
     target_kind: ClassVar[str] = "node"
     summary: ClassVar[str] = "stop a node's container; rollback starts it and waits until healthy"
 
+    def prepare(self) -> None:
+        self.extra["container"] = self.stack.container(self.target).id
+
     def undo(self) -> dict[str, Any]:
-        c = self.stack.container(self.target)
-        return {"action": "container.start", "container": c.id, "node": self.target, "project": self.stack.project}
+        return {
+            "action": "container.start",
+            "container": self.prepared("container"),
+            "node": self.target,
+            "project": self.stack.project,
+        }
 
     def apply(self) -> None:
         self.on_container("stop", lambda c: c.stop(timeout=2), when_down="left down")
@@ -88,7 +95,7 @@ class NodeDisconnect(Fault):
     target_kind: ClassVar[str] = "node"
     summary: ClassVar[str] = "disconnect a node's container from its networks; rollback reconnects it"
 
-    def undo(self) -> dict[str, Any]:
+    def prepare(self) -> None:
         c = self.stack.container(self.target)
         nets = []
         for name, ep in networks_of(c).items():
@@ -101,11 +108,14 @@ class NodeDisconnect(Fault):
                 }
             )
         # On no network: another disconnect is active; the last one to end reconnects the union.
+        self.extra["container"], self.extra["networks"] = c.id, nets
+
+    def undo(self) -> dict[str, Any]:
         return {
             "action": "network.connect",
-            "container": c.id,
+            "container": self.prepared("container"),
             "node": self.target,
-            "networks": nets,
+            "networks": self.prepared("networks"),
             "project": self.stack.project,
         }
 
@@ -126,11 +136,13 @@ class ContainerSignal(Fault):
     undo_signal: ClassVar[str] = ""
     undone_log: ClassVar[str] = ""  # a line the process prints once the undo signal took effect
 
+    def prepare(self) -> None:
+        self.extra["container"] = self.stack.container(self.target).id
+
     def undo(self) -> dict[str, Any]:
-        c = self.stack.container(self.target)
         return {
             "action": "container.signal",
-            "container": c.id,
+            "container": self.prepared("container"),
             "node": self.target,
             "signal": self.undo_signal,
             "log": self.undone_log,

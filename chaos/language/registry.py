@@ -89,24 +89,34 @@ class Registry(Mapping[str, T], Generic[T]):
 FAULTS: Registry[FaultKind] = Registry("fault")
 MEASURES: Registry[MeasureKind] = Registry("measure")
 
-_loaded = False
+_state = {"loaded": False, "loading": False}
 
 
 def load_plugins() -> None:
-    """Import every module of the `deadair.plugins` group once (they register on import)."""
-    global _loaded
-    if _loaded:
+    """Import every module of the `deadair.plugins` group once (they register on import).
+
+    A plugin that fails to import is an EnvironmentNotReady naming it, every time the registries
+    are read, never a registry silently missing its faults."""
+    if _state["loaded"] or _state["loading"]:  # loading: a plugin reading a registry as it imports
         return
-    _loaded = True
     found = entry_points(group=PLUGIN_GROUP)
     if not found:
-        _loaded = False
         raise EnvironmentNotReady(
             f"no {PLUGIN_GROUP} entry points: deadair is not installed in this "
             "Python (pip install -e . in the checkout, or run scripts/bootstrap)"
         )
-    for ep in found:
-        importlib.import_module(ep.value.partition(":")[0])
+    _state["loading"] = True
+    try:
+        for ep in found:
+            try:
+                importlib.import_module(ep.value.partition(":")[0])
+            except Exception as exc:
+                raise EnvironmentNotReady(
+                    f"the deadair plugin {ep.name} = {ep.value} does not import: {type(exc).__name__}: {exc}"
+                ) from exc
+        _state["loaded"] = True
+    finally:
+        _state["loading"] = False
 
 
 K = TypeVar("K", bound=type)

@@ -78,7 +78,7 @@ class StreamAddress:
         if parts.scheme != "http" or not parts.hostname or not parts.port:
             raise ValueError(f"not an http://host:port/path stream URL: {url!r}")
         host = parts.hostname
-        guard(host, who="stream URL host")
+        guard(host, who="stream URL host", aliases=False)
         return cls(host, parts.port, parts.path or "/")
 
 

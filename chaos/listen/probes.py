@@ -41,7 +41,7 @@ def interpolate_links(text: str, links: dict[str, str]) -> str:
 def check_loopback_url(url: str) -> None:
     """The stack-address policy for probes: loopback only (the stack's published links)."""
     try:
-        guard_url(url, who="probe URL", schemes=("http", "https"))
+        guard_url(url, who="probe URL", schemes=("http", "https"), aliases=False)
     except GuardError as exc:
         raise ProbeError(f"{exc} (probes go to loopback addresses only: the stack's links)") from None
 

@@ -116,12 +116,12 @@ def render_plan(exp: Experiment) -> str:
 
 def measure_table() -> str:
     """The README's measure table, from the measures' own definitions (a test keeps the two equal)."""
-    from chaos.checkers.measures import MEASURES
+    from chaos.checkers.measures import measures
 
     rows = [
         "| measure | unit | default | definition (per listener or ear first, then across them) | no data |",
         "|---|---|---|---|---|",
     ]
-    for m in MEASURES.values():
+    for m in measures().values():
         rows.append(f"| `{m.name}` | {m.unit} | {m.default_stat} | {m.definition or m.doc} | {m.no_data or '-'} |")
     return "\n".join(rows)

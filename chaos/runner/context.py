@@ -20,7 +20,7 @@ from chaos.runner.model import RunOptions
 from chaos.timeline import Timeline
 
 STEP_TIMEOUT = 30.0  # an apply that takes longer is abandoned (its own calls time out sooner)
-# A revert may wait out two slow toxic removals (chaos.undo.REMOVE_TIMEOUT each) and a Toxiproxy
+# A revert may wait out two slow toxic removals (chaos.faults.undo_network.REMOVE_TIMEOUT each) and a Toxiproxy
 # restart before it verifies; rollback waits as long for steps still running.
 REVERT_TIMEOUT = 120.0
 SETTLE_TIMEOUT = REVERT_TIMEOUT

@@ -15,7 +15,8 @@ from chaos.checkers.verdicts import check
 from chaos.errors import FaultError
 from chaos.faults.base import Fault
 from chaos.language.plan import Occurrence
-from chaos.runner.context import REVERT_TIMEOUT, STEP_TIMEOUT, RunContext
+from chaos.runner import context
+from chaos.runner.context import RunContext
 from chaos.runner.sampling import sample, sample_checks, sample_every
 
 GUARD_INTERVAL = 0.5
@@ -65,7 +66,7 @@ async def _roll_back_tripped(ctx: RunContext, abort: dict[str, Any]) -> None:
         f"({abort['stat']}={abort['value']:.4g}); rolling back now"
     )
     report = await ctx.blocking(
-        lambda: ctx.ledger.rollback(exclude=("stack.down",), skip=ctx.settle()), timeout=4 * REVERT_TIMEOUT
+        lambda: ctx.ledger.rollback(exclude=("stack.down",), skip=ctx.settle()), timeout=4 * context.REVERT_TIMEOUT
     )
     for entry in report.reverted:
         tl.record(
@@ -122,8 +123,14 @@ async def _occurrence(
         ctx.say(f"  t+{clock.now() - m0:5.1f}s  {step.kind} {step.probe.name}")
         return
     assert fault is not None
-    await ctx.blocking(fault.prepare)
-    undo = fault.undo()
+
+    def resolve() -> dict[str, Any]:
+        """prepare() reads the running stack; undo() then only describes (a plugin's might not:
+        both run off the event loop, bounded, as the undo action always did)."""
+        fault.prepare()
+        return fault.undo()
+
+    undo = await ctx.blocking(resolve)
     entry = ctx.ledger.intend(fault.describe(), undo, step=step.index, occurrence=occ.key)
     fault.extra["others"] = lambda: ctx.ledger.active_others(entry)
     start = clock.now()
@@ -131,7 +138,7 @@ async def _occurrence(
         "fault.start", "runner", t=start, step=step.index, occurrence=occ.key, fault=step.fault, target=fault.target
     )
     applying = ctx.applying[entry] = ctx.submit(fault.apply, settle=True)
-    await asyncio.wait_for(asyncio.wrap_future(applying), STEP_TIMEOUT)
+    await asyncio.wait_for(asyncio.wrap_future(applying), context.STEP_TIMEOUT)
     ctx.ledger.mark(entry, "applied")
     note = f" ({fault.extra['note']})" if fault.extra.get("note") else ""
     ctx.say(
@@ -146,7 +153,7 @@ async def _occurrence(
     end = clock.now()
     tl.record("fault.end", "runner", t=end, step=step.index, occurrence=occ.key, fault=step.fault, target=fault.target)
     err = await ctx.blocking(
-        lambda: ctx.ledger.revert_entry(ctx.ledger.entries[entry]), timeout=REVERT_TIMEOUT, settle=True
+        lambda: ctx.ledger.revert_entry(ctx.ledger.entries[entry]), timeout=context.REVERT_TIMEOUT, settle=True
     )
     if err:
         raise FaultError(f"could not revert {fault.describe()}: {err}")

@@ -12,7 +12,8 @@ from typing import Any
 
 from chaos.faults.ledger import RollbackReport
 from chaos.listen.probes import ProbeError, run_probe
-from chaos.runner.context import SETTLE_TIMEOUT, RunContext
+from chaos.runner import context
+from chaos.runner.context import RunContext
 from chaos.runner.model import EXIT_ENVIRONMENT, RunResult
 from chaos.runner.sampling import trim
 
@@ -48,7 +49,7 @@ def rollback_ledger(ctx: RunContext) -> RollbackReport:
         for eid in sorted(unsettled):
             report.unsettled.append(
                 f"{ctx.ledger.entries[eid]['fault']}: still being applied after "
-                f"{SETTLE_TIMEOUT:.0f}s; left for `deadair sweep` once this process ends"
+                f"{context.SETTLE_TIMEOUT:.0f}s; left for `deadair sweep` once this process ends"
             )
         ctx.ledger.close(keep=bool(unsettled), hold=bool(unsettled))
         return report

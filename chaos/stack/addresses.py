@@ -28,6 +28,7 @@ def guard(
     stack_ips: Iterable[str] = (),
     require_running: bool = True,
     who: str = "flood target",
+    aliases: bool = True,
 ) -> str:
     """The IP address that may be sent to for `host`, or GuardError saying why not.
 
@@ -35,11 +36,16 @@ def guard(
     none given: loopback only. stack_ips: every current address of the project's containers.
     require_running=False: a node name is accepted without an address (checks before the stack
     is up); the result is then "" for it. `who` names the sender in the message.
+    aliases=False: of the names of loopback, only `localhost` itself. For callers that connect by
+    the name rather than to the address returned (listeners, probes), so that no other name is
+    ever resolved; floods connect to the address returned and may use the aliases.
     """
     nodes = nodes or {}
-    allowed_to = "loopback (127.0.0.0/8) or the stack's own containers" if nodes else "loopback (127.0.0.0/8)"
-    name = host.strip().strip("[]").lower()
     allowed = {ip for ip in stack_ips if ip} | {ip for ip in nodes.values() if ip}
+    allowed_to = (
+        "loopback (127.0.0.0/8) or the stack's own containers" if allowed or nodes else "loopback (127.0.0.0/8)"
+    )
+    name = host.strip().strip("[]").lower()
     try:
         ip = ipaddress.ip_address(name)
     except ValueError:
@@ -57,7 +63,7 @@ def guard(
             else "a public address"
         )
         raise GuardError(f"{who} {host} is {kind} outside the stack; deadair sends only to {allowed_to}")
-    if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
+    if name == "localhost" or (aliases and (name == "localhost.localdomain" or name.endswith(".localhost"))):
         return "127.0.0.1"
     if name in nodes:
         if not nodes[name] and not require_running:
@@ -79,6 +85,7 @@ def guard_url(
     require_running: bool = True,
     who: str = "flood target",
     schemes: tuple[str, ...] = ("http",),
+    aliases: bool = True,
 ) -> tuple[str, int, str]:
     """(ip, port, path and query) of a URL the policy allows; GuardError otherwise."""
     parts = urlsplit(url)
@@ -88,7 +95,7 @@ def guard_url(
         port = parts.port
     except ValueError:
         raise GuardError(f"{who} {url!r} has a bad port") from None
-    ip = guard(parts.hostname, nodes, stack_ips, require_running, who)
+    ip = guard(parts.hostname, nodes, stack_ips, require_running, who, aliases)
     path = parts.path or "/"
     return ip, port or (443 if parts.scheme == "https" else 80), path + (f"?{parts.query}" if parts.query else "")
 

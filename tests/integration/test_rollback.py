@@ -459,7 +459,7 @@ def test_an_unexpected_error_rolls_back_everything_and_exits_3_with_journal_and_
     """Seen: rollback stopped at the first exception that was not a FaultError (an engine that
     stops answering, an OSError, a KeyError): older entries were not reverted and no journal or
     summary was written; and a bug exited 1, which means "a hypothesis failed"."""
-    from chaos.faults import base as faults_module
+    from chaos.faults import node as faults_module
 
     exp_file = write(
         tmp_path,

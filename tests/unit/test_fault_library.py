@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -213,3 +215,21 @@ def test_every_fault_has_a_summary_and_a_readme_entry():
     for name, cls in FAULTS.items():
         assert cls.summary, name
         assert f"`{name}`" in readme, f"{name} is not documented in the README"
+
+
+def test_sweep_finds_a_flood_process_started_by_the_version_before_the_subpackages():
+    """Its command line says `chaos.floods`, as a ledger of that version expects."""
+    import subprocess
+    import sys
+
+    flood_id = f"deadair-flood-old-{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "chaos.floods", flood_id])
+    try:
+        deadline = time.monotonic() + 5
+        while not floods.flood_pids(flood_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert floods.flood_pids(flood_id) == [proc.pid]
+        floods.stop_floods(flood_id, grace=2.0)
+        assert proc.wait(timeout=5) is not None and not floods.flood_pids(flood_id)
+    finally:
+        proc.kill()

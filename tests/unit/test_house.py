@@ -101,6 +101,24 @@ def test_the_builtin_faults_and_measures_arrive_through_the_plugin_entry_points_
     assert int(measures) == len(registry.MEASURES) > 10
 
 
+def test_a_plugin_that_does_not_import_is_an_environment_error_every_time():
+    code = (
+        "from importlib.metadata import EntryPoint\n"
+        "from chaos.language import registry\n"
+        "from chaos.errors import EnvironmentNotReady\n"
+        "registry.entry_points = lambda group: [EntryPoint('broken', 'no_such_plugin_module', group)]\n"
+        "for _ in range(2):\n"
+        "    try:\n"
+        "        list(registry.FAULTS)\n"
+        "    except EnvironmentNotReady as exc:\n"
+        "        assert 'broken = no_such_plugin_module' in str(exc), exc\n"
+        "    else:\n"
+        "        raise SystemExit('a broken plugin left a registry that reads as empty')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+
+
 EXPERIMENT = """\
 title: a fault kind from a plugin
 stack: audio-room
@@ -153,7 +171,7 @@ def test_a_fault_kind_registered_by_a_plugin_is_validated_by_the_language(tmp_pa
 @pytest.mark.parametrize(
     "host,allowed",
     [("127.0.0.1", True), ("127.9.9.9", True), ("localhost", True), ("10.1.2.3", False),
-     ("172.18.0.8", False), ("8.8.8.8", False), ("example.com", False)],
+     ("172.18.0.8", False), ("8.8.8.8", False), ("example.com", False), ("[::1]", True)],
 )  # fmt: skip
 def test_listeners_probes_and_floods_share_one_address_policy(host, allowed):
     """The same addresses pass or fail for all three, with the policy's own error."""
@@ -171,7 +189,19 @@ def test_listeners_probes_and_floods_share_one_address_policy(host, allowed):
                 call()
             assert who != "listener" or isinstance(info.value, GuardError)
     if allowed:
-        assert guard(host) in ("127.0.0.1", host)
+        assert guard(host) in ("127.0.0.1", host.strip("[]"))
+
+
+@pytest.mark.parametrize("host", ["localhost.localdomain", "evil.localhost"])
+def test_listeners_and_probes_never_connect_by_a_name_other_than_localhost(host):
+    """They connect by name, so a loopback alias that DNS or /etc/hosts could send elsewhere is
+    refused; a flood connects to the address the policy returns, so it may use the alias."""
+    url = f"http://{host}:8000/live"
+    with pytest.raises(GuardError):
+        StreamAddress.from_url(url)
+    with pytest.raises(ProbeError):
+        check_loopback_url(url)
+    assert guard_url(url)[0] == "127.0.0.1"
 
 
 # -- prepare() apart from undo() ------------------------------------------------------------------
@@ -209,3 +239,32 @@ def test_make_fault_refuses_a_flood_longer_than_the_limit():
     stack.definition = definition  # type: ignore[attr-defined]
     with pytest.raises(chaos.TargetError, match="lasts at most"):
         make_fault(stack, "flood.http", "entry-lb", {"rate": "10/s", "count": 5}, "t", flooder.MAX_DURATION + 1)  # type: ignore[arg-type]
+
+
+class _CountingStack:
+    """A stack whose container lookups are counted: prepare() may look, undo() may not."""
+
+    project = "deadair-p"
+
+    def __init__(self) -> None:
+        self.lookups = 0
+
+    def container(self, node: str) -> Any:
+        self.lookups += 1
+        nets = {"net": {"NetworkID": "n1", "Aliases": ["edge-1"], "IPAddress": "172.18.0.5"}}
+        return type("C", (), {"id": "c0ffee", "attrs": {"NetworkSettings": {"Networks": nets}}})()
+
+
+@pytest.mark.parametrize("kind", ["node.stop", "node.kill", "node.disconnect", "mic.mute", "mic.crash"])
+def test_node_faults_resolve_their_container_in_prepare_and_undo_only_describes(kind):
+    from chaos.faults.base import Fault
+
+    cls = registry.FAULTS[kind]
+    stack = _CountingStack()
+    fault: Fault = cls(stack, "edge-1", {}, "t")  # type: ignore[operator]
+    with pytest.raises(RuntimeError, match="prepare"):
+        fault.undo()
+    fault.prepare()
+    assert stack.lookups == 1
+    action = fault.undo()
+    assert stack.lookups == 1 and action["container"] == "c0ffee", action
