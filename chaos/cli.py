@@ -2,8 +2,9 @@
 
 Exit codes: 0 passed, 1 a hypothesis failed (or not steady), 2 invalid experiment,
 3 environment error (no engine, no Toxiproxy, failed rollback, internal error),
-4 inconclusive (nothing failed, a verdict was unknown), 130 interrupted (SIGINT),
-143 terminated (SIGTERM).
+4 inconclusive (nothing failed, a verdict was unknown), 5 stopped (the kill switch: the `k`
+key or SIGUSR1), 6 regressed against a baseline beyond a --fail-on tolerance, 7 flaky (--repeat N:
+the repeats disagreed), 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -36,22 +37,59 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from chaos.runner.operator import holding_kill_signal
+
+    with holding_kill_signal():  # SIGUSR1, the kill switch, blocked before any thread starts: its sender stays known
+        return _cmd_run(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from chaos.language.loader import load_experiment
+    from chaos.report.junit import write_series_junit
     from chaos.report.text import render
+    from chaos.results.cli import Series, check_dry_all
     from chaos.runner.run import RunOptions, run
 
     exp = load_experiment(args.file, overrides=_overrides(args))
-    result = run(
-        exp,
-        RunOptions(keep_stack=args.keep_stack, journal_dir=Path(args.journal_dir), project=args.project, progress=_say),
-    )
-    if args.json and result.summary:
-        print(result.summary.read_text(), end="")
-    elif result.journal or result.verdicts:
-        print(render(result, with_error=False))
-    if result.error:
-        print(f"deadair: {result.error}", file=sys.stderr)
-    return result.exit_code
+    from chaos.report.live_options import plan_only, run_options
+
+    live = run_options(args)  # --dry, --step, --progress, the operator's keys: checked before anything runs
+    if live["dry"] == "all":  # the plan, and nothing else: no engine, no store, no file
+        notes = check_dry_all(args, exp)  # --fail-on, --repeat, --results, --baseline: exit 2 as a run would
+        print("\n".join([plan_only(exp), *notes]))
+        return 0
+    series = Series(args, exp)  # --results, --baseline, --fail-on, --repeat: checked before anything runs
+    while True:  # once, or --repeat N times
+        result = run(
+            exp,
+            RunOptions(
+                keep_stack=args.keep_stack,
+                journal_dir=Path(args.journal_dir),
+                project=args.project,
+                progress=_say,
+                **live,
+            ),
+        )
+        from chaos.report.html import after_run as write_html_report
+
+        write_html_report(result)  # report.html beside the journal; never changes the exit code
+        text = render(result, with_error=False) if (result.journal or result.verdicts) else ""
+        if args.json and result.summary and args.repeat == 1:
+            print(result.summary.read_text(), end="")
+        elif text:
+            print(text, file=sys.stderr if args.json else sys.stdout)
+        if result.error:
+            print(f"deadair: {result.error}", file=sys.stderr)
+        if not series.add(result, text):  # stored in the results store; False: the series is over
+            break
+    code = series.finish()  # repeats (spread, flaky) and the baseline (--fail-on) decide the exit code
+    if series.repeat:  # each run's report again, now that its series says which verdicts were flaky
+        for each in series.results:
+            write_html_report(each)
+    from chaos.report.metrics import after_run as deliver_metrics
+
+    code = deliver_metrics(args, [each.summary for each in series.results], code)  # --metrics-out, --push-gateway
+    return write_series_junit(args.junit_xml, series.junit_cases(), series.repeat, series.regression_json(), code)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -245,6 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--journal-dir", default=".deadair/runs", help="where journals go (default .deadair/runs)")
     r.add_argument("--project", help="compose project name (default deadair-<stack>)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from chaos.report import metrics as _metrics
+
+    _metrics.add_run_options(r)  # --metrics-out, --push-gateway
+    from chaos.report import live_options as _live
+
+    _live.add_run_options(r)  # --dry, --step, --progress
+    from chaos.results import cli as _results
+
+    _results.add_run_options(r)  # --results, --baseline, --fail-on, --repeat, --junit-xml
     r.set_defaults(fn=cmd_run)
 
     v = sub.add_parser("validate", help="check experiment files; touches nothing")
@@ -283,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="revert faults left by runs that were killed")
     sw.set_defaults(fn=cmd_sweep)
+
+    _metrics.add_command(sub)  # deadair metrics RUN
+    _results.add_commands(sub)  # deadair history, compare, baseline
+    from chaos.report import html as _html
+
+    _html.add_command(sub)  # deadair report RUN
     return p
 
 

@@ -100,12 +100,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="measure an inconclusive run (exit 4) again up to N times (default 1)",
     )
     group.addoption(
+        "--deadair-results",
+        dest="deadair_results",
+        default=None,
+        metavar="PATH|URL",
+        help="the results store every run is appended to: a path or sqlite:///PATH "
+        "(default $DEADAIR_RESULTS, else results.sqlite beside the journals' folder)",
+    )
+    group.addoption(
         "--deadair-var",
         dest="deadair_var",
         action="append",
         default=[],
         metavar="NAME=VALUE",
         help="set an experiment variable, or a key by its dotted path (listeners.count=500)",
+    )
+    group.addoption(
+        "--deadair-dry",
+        dest="deadair_dry",
+        choices=("faults", "all"),
+        default=None,
+        help="faults: run every experiment but inject no fault (verdicts still judged); all: only plan "
+        "(no stack, no engine call)",
     )
     parser.addini(
         "deadair_paths",
@@ -171,12 +187,19 @@ class ExperimentItem(pytest.Item):
         super().__init__(**kwargs)
         self.experiment = experiment
         self.result: RunResult | None = None
+        self.store_error: str | None = None
         self.add_marker("deadair")
         for tag in experiment.tags:
             self.config.addinivalue_line("markers", f"{tag}: deadair experiment tag")
             self.add_marker(tag)
 
     def runtest(self) -> None:
+        dry = self.config.getoption("deadair_dry")
+        if dry == "all":  # only the plan: no stack, no engine call, nothing written
+            from chaos.report.live_options import plan_only
+
+            self.add_report_section("call", "deadair", plan_only(self.experiment))
+            return
         stacks: _Stacks = self.config.stash[_STACKS]
         stacks.get(self.experiment.stack, near=self.path.parent)
         journal = self.config.getoption("deadair_journal_dir") or str(
@@ -197,14 +220,43 @@ class ExperimentItem(pytest.Item):
                     journal_dir=Path(journal),
                     project=self.config.getoption("deadair_project"),
                     progress=lines.append,
+                    dry=dry,
                 ),
             )
+            self._record_run(result, Path(journal))
+            from chaos.report.html import after_run as write_html_report
+
+            if write_html_report(result, lines.append):  # report.html beside the journal (each attempt's)
+                lines.append(f"report: {result.report}")
             if result.exit_code != 4:
                 break
         self.add_report_section("call", "deadair", "\n".join(lines))
         assert result is not None
+        self._properties(result)
         if result.exit_code != 0:
             raise ExperimentFailed(result)
+
+    def _record_run(self, result: RunResult, journal_dir: Path) -> None:
+        """Every run (each inconclusive attempt too) goes into the results store (chaos.results)."""
+        from chaos.results.store import ResultsError, record_run
+
+        try:
+            record_run(result.summary, self.config.getoption("deadair_results"), journal_dir)
+        except ResultsError as exc:
+            self.store_error = str(exc)
+
+    def _properties(self, result: RunResult) -> None:
+        """The run's numbers as the item's JUnit properties (chaos.report.junit names them), with
+        the journal's and the HTML report's paths; pytest's --junitxml writes them."""
+        import json
+
+        from chaos.report.junit import properties
+
+        if result.summary is not None and result.summary.is_file():
+            summary = json.loads(result.summary.read_text())
+            self.user_properties.extend(properties(summary, result.summary.parent))
+        if self.store_error and result.exit_code == 0:
+            raise DeadairError(f"the results store was not updated: {self.store_error}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
         if isinstance(excinfo.value, ExperimentFailed):

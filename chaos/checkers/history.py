@@ -106,7 +106,9 @@ class Window:
 
 @dataclass(frozen=True)
 class FaultSpan:
-    """A fault as it happened: from the moment it was applied to the moment it was reverted."""
+    """A fault as it happened: from the moment it was applied to the moment it was reverted. A
+    fault not injected (a dry run, a step the operator skipped) is its would-be window, `skipped`
+    saying why (`fault.skipped` on the timeline)."""
 
     step: int
     occurrence: str  # "step.n"
@@ -114,6 +116,7 @@ class FaultSpan:
     target: str | None
     start: float
     end: float
+    skipped: str = ""
 
 
 class History:
@@ -154,6 +157,13 @@ class History:
                 self.phases[ev.data["name"]] = Window(float(ev.data["start"]), float(ev.data["end"]))
             elif ev.kind == "fault.start":
                 starts[str(ev.data["occurrence"])] = ev
+            elif ev.kind == "fault.skipped":
+                occ = str(ev.data["occurrence"])
+                end = float(ev.data.get("end", ev.t))
+                reason = str(ev.data.get("reason") or "skipped")
+                self.faults[occ] = FaultSpan(
+                    int(ev.data["step"]), occ, ev.data["fault"], ev.data.get("target"), ev.t, end, reason
+                )
             elif ev.kind == "fault.end":
                 s = starts.pop(str(ev.data["occurrence"]), None)
                 if s is not None:

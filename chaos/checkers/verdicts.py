@@ -38,6 +38,9 @@ class Verdict:
     note: str = ""
     outcome: str = ""  # pass, fail, unknown (derived from `passed` unless set)
     missing_ids: list[str] = field(default_factory=list)
+    # Judged over the would-be window of a fault that was not injected (a dry run, a step the
+    # operator skipped): reported, never counted in the run's outcome.
+    skipped: bool = False
 
     def __post_init__(self) -> None:
         if not self.outcome:
@@ -73,6 +76,7 @@ class Verdict:
             "summary": {k: clean(v) for k, v in self.summary.items()},
             "missing": self.missing_ids,
             "note": self.note,
+            "skipped": self.skipped,
         }
 
 

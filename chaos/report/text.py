@@ -18,6 +18,8 @@ def _n(s: dict) -> str:
 
 def verdict_line(v: Verdict) -> str:
     mark = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN"}[v.outcome]
+    if v.skipped:  # over a fault never injected: shown, not counted
+        mark = f"({mark.lower()})"
     s = v.summary
     if v.unit == "probe":
         line = f"{v.measure} {v.expect}".ljust(40) + f" {mark}  {s['count'] - int(v.value)}/{s['count']} samples ok"
@@ -43,8 +45,9 @@ def render(result: RunResult, with_error: bool = True) -> str:
     """The run as text. `with_error=False` when the caller prints the error itself (the CLI, on
     stderr), so that it is printed once."""
     exp = result.experiment
+    dry = {"faults": " [DRY RUN: no fault injected]", "all": " [DRY RUN: planned only]"}.get(result.dry or "", "")
     lines = [
-        f"{exp.title}: {result.status.upper().replace('_', ' ')} (exit {result.exit_code})"
+        f"{exp.title}: {result.status.upper().replace('_', ' ')}{dry} (exit {result.exit_code})"
         + (f" in {result.timings['total']:.1f}s" if "total" in result.timings else "")
     ]
     steps = {s.index: s for s in exp.method}
@@ -64,6 +67,10 @@ def render(result: RunResult, with_error: bool = True) -> str:
         lines.append("  not steady before the method: no fault was injected")
     if result.status == "aborted":
         lines.append("  a guardrail tripped: the method was stopped and every fault rolled back at once")
+    if result.stopped:
+        lines.append(f"  {stopped_line(result.stopped)}")
+    if result.skipped:
+        lines.append(f"  not injected: {', '.join(result.skipped)} (verdicts over their would-be windows not counted)")
     if result.error and with_error:
         lines.append(f"  error: {result.error}")
     if result.rollback and result.rollback.reverted:
@@ -75,7 +82,19 @@ def render(result: RunResult, with_error: bool = True) -> str:
     if result.journal:
         lines.append(f"  journal: {result.journal}")
         lines.append(f"  summary: {result.summary}")
+    if result.report:
+        lines.append(f"  report:  {result.report}")
     return "\n".join(lines)
+
+
+def stopped_line(stopped: dict) -> str:
+    """`stopped by alice (key k) at t=41.2s, during the live phases: everything rolled back at once`."""
+    how = "key " + str(stopped.get("key", "k")) if stopped.get("how") == "key" else str(stopped.get("signal", "signal"))
+    if stopped.get("pid"):
+        how += f" from pid {stopped['pid']}" + (f" ({stopped['command']})" if stopped.get("command") else "")
+    where = {"startup": "while the stack started", "live": "during the live phases"}.get(str(stopped.get("stage")), "")
+    t = f" at t={float(stopped['t']):.1f}s" if stopped.get("t") is not None else ""
+    return f"stopped by {stopped.get('by')} ({how}){t}{', ' + where if where else ''}: everything rolled back at once"
 
 
 def render_plan(exp: Experiment) -> str:

@@ -20,6 +20,7 @@ from chaos.runner.model import (
     EXIT_INCONCLUSIVE,
     EXIT_INTERRUPTED,
     EXIT_PASSED,
+    EXIT_STOPPED,
     EXIT_TERMINATED,
     RunResult,
 )
@@ -43,6 +44,8 @@ def judge(experiment: Experiment, history: History) -> list[Verdict]:
     recovery = experiment.windows.recovery
     for step in experiment.method:
         spans = history.spans_of_step(step.index)
+        injected = [s for s in spans if not s.skipped]
+        spans = injected or spans  # judged over the faults injected; over would-be windows if none was
         if not spans:
             continue
         for c in step.expect:
@@ -57,9 +60,13 @@ def judge(experiment: Experiment, history: History) -> list[Verdict]:
                     w = Window(span.start, span.end + recovery)
                 pairs.append((span, w))
             (first, w0), rest = pairs[0], pairs[1:]
-            verdicts.append(
-                check(history, c.measure or "", c.expect or "", w0, "step", fault=first, step=step.index, more=rest)
-            )
+            v = check(history, c.measure or "", c.expect or "", w0, "step", fault=first, step=step.index, more=rest)
+            if not injected:
+                v.skipped = True
+                why = first.skipped if len({s.skipped for s in spans}) == 1 else "not injected"
+                v.note = f"{v.note}; " if v.note else ""
+                v.note += f"fault not injected ({why}): judged over its would-be window, not counted"
+            verdicts.append(v)
     _name_harness_disruptions(verdicts, history)
     for ev in history.events:
         if ev.kind == "run.abort":
@@ -115,9 +122,18 @@ def _name_harness_disruptions(verdicts: list[Verdict], history: History) -> None
 
 
 def conclude(ctx: RunContext, result: RunResult) -> None:
-    """The status and exit code: a signal first; else, if the live phases got that far, the verdicts
-    over the whole timeline (judged after rollback, so they see it)."""
-    if ctx.interrupted is not None:
+    """The status and exit code: the kill switch or a signal first; else, if the live phases got
+    that far, the verdicts over the whole timeline (judged after rollback, so they see it).
+    Verdicts over a fault that was never injected (a dry run, a step the operator skipped) are
+    reported and do not count."""
+    if ctx.stopped is not None:  # the operator stopped it: what listeners heard until then is shown, not counted
+        if ctx.timeline.of_kind("run.phase"):
+            try:
+                result.verdicts = judge(ctx.exp, History(ctx.timeline.events))
+            except Exception:
+                ctx.crash = (ctx.crash or "") + traceback.format_exc()
+        result.status, result.exit_code = "stopped", EXIT_STOPPED
+    elif ctx.interrupted is not None:
         result.status = "interrupted"
         result.exit_code = EXIT_INTERRUPTED if ctx.interrupted == signal.SIGINT else EXIT_TERMINATED
     elif ctx.status in ("judged", "not_steady", "aborted", "inconclusive"):
@@ -127,15 +143,16 @@ def conclude(ctx: RunContext, result: RunResult) -> None:
             ctx.crash = (ctx.crash or "") + traceback.format_exc()
             result.error = f"internal error while judging: {type(exc).__name__}: {exc}"
             ctx.status = "error"
+        counted = [v for v in result.verdicts if not v.skipped]
         if ctx.status == "error":
             result.status, result.exit_code = "error", EXIT_ENVIRONMENT
         elif ctx.status in ("not_steady", "aborted"):
             result.status, result.exit_code = ctx.status, EXIT_FAILED
-        elif any(v.outcome == "fail" for v in result.verdicts):
+        elif any(v.outcome == "fail" for v in counted):
             result.status, result.exit_code = "failed", EXIT_FAILED
-        elif any(v.outcome == "unknown" for v in result.verdicts) or ctx.status == "inconclusive":
+        elif any(v.outcome == "unknown" for v in counted) or ctx.status == "inconclusive":
             result.status, result.exit_code = "inconclusive", EXIT_INCONCLUSIVE
-        elif result.verdicts:
+        elif counted:
             result.status, result.exit_code = "passed", EXIT_PASSED
         else:  # nothing was judged (the loader refuses such experiments; a journal re-judged may not)
             result.status, result.exit_code = "failed", EXIT_FAILED

@@ -2,8 +2,10 @@
 
     listeners join and warm up -> gate -> method -> recovery
 
-A signal cancels them (rollback follows, outside the loop); whatever ends them, the listeners
-leave and `run.end` closes the timeline. `ctx.status` says how far they got: judging reads it.
+A signal cancels them (rollback follows, outside the loop); so does the kill switch, except in
+the method, where it reverts the faults at once and skips the recovery. Whatever ends them, the
+listeners leave and `run.end` closes the timeline. `ctx.status` says how far they got: judging
+reads it. The live status is redrawn (or printed) from here, while the loop runs.
 """
 
 from __future__ import annotations
@@ -29,23 +31,34 @@ async def live_phases(ctx: RunContext, stack: Stack, faults: dict[str, Fault]) -
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, ctx.on_signal, signum, me)
+    ctx.loop, ctx.live_task, ctx.stage = loop, me, "live"
     exp, tl = ctx.exp, ctx.timeline
     ctx.links = {name: url for name, url in links_by_name(stack).items()}
     audience: Audience | None = None
     server = asyncio.ensure_future(sample_servers(ctx, stack))
+    status = asyncio.ensure_future(ctx.live.run())
     try:
+        if ctx.stopped is not None:  # pulled while the stack started, where nothing could act on it
+            return
         if exp.listeners.count:
+            ctx.enter("warm-up")
             audience = await join(ctx, stack)
+        ctx.enter("gate")
         if not await gate(ctx):
             return
+        ctx.enter("method")
         await run_method(ctx, faults)
-        if ctx.abort is None:
+        if ctx.abort is None and ctx.stopped is None:
+            ctx.enter("recovery")
             await recovery(ctx)
-        ctx.status = "aborted" if ctx.abort else "judged"
+        ctx.status = "aborted" if ctx.abort else ("stopped" if ctx.stopped else "judged")
     finally:
+        ctx.stage = "closing"
+        status.cancel()
         server.cancel()
         if audience is not None:
             await leave(ctx, audience)
+        ctx.live.close()
         tl.record("run.end", "runner")
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):

@@ -3,6 +3,13 @@ the guardrails (abort_when) checked twice a second over the method so far.
 
 Every fault goes into the ledger before it is applied, and each apply or revert runs in a worker
 thread that rollback waits for (`settle=True`): a fault is never applied behind rollback's back.
+
+A dry run (`dry="faults"`) resolves each fault (its target must exist) and records it as
+`fault.skipped` with its would-be window instead of injecting it, and runs no method action;
+probes still run. In step mode the operator is asked before each fault (y injects, s skips); the
+method's clock stands still while a question waits, so the plan keeps its spacing. The kill
+switch, or a guardrail, stops the occurrences and reverts every fault at once while the
+listeners still listen.
 """
 
 from __future__ import annotations
@@ -22,34 +29,92 @@ from chaos.runner.sampling import sample, sample_checks, sample_every
 GUARD_INTERVAL = 0.5
 
 
+class MethodClock:
+    """Offsets from the method's start, on a clock that stands still while the operator is asked
+    (step mode): every occurrence still waiting moves later by the time the question took."""
+
+    def __init__(self, ctx: RunContext, m0: float):
+        self.ctx, self.m0 = ctx, m0
+        self.paused = 0.0  # seconds the method stood still so far
+        self._holds = 0
+        self._since = 0.0
+        self._moved: asyncio.Event | None = None
+
+    def at(self, offset: float) -> float:
+        return self.m0 + offset + self.paused
+
+    def hold(self) -> None:
+        if self._holds == 0:
+            self._since = self.ctx.timeline.clock.now()
+            self.ctx.live.note = "waiting for the operator"
+        self._holds += 1
+
+    def release(self) -> None:
+        self._holds -= 1
+        if self._holds == 0:
+            waited = self.ctx.timeline.clock.now() - self._since
+            self.paused += waited
+            self.ctx.live.extend(waited)
+            self.ctx.live.note = ""
+            if self._moved is not None:
+                self._moved.set()
+
+    async def sleep_until(self, offset: float) -> None:
+        """Until `offset` seconds into the method, pauses included (a single sleep when nothing
+        can pause it)."""
+        clock = self.ctx.timeline.clock
+        if not self.ctx.opt.step:
+            await asyncio.sleep(max(0.0, self.at(offset) - clock.now()))
+            return
+        while True:
+            if self._holds == 0 and clock.now() >= self.at(offset):
+                return
+            self._moved = self._moved or asyncio.Event()
+            moved = self._moved
+            wait = None if self._holds else max(0.0, self.at(offset) - clock.now())
+            try:
+                await asyncio.wait_for(moved.wait(), wait)
+            except TimeoutError:
+                pass
+            if moved.is_set():
+                moved.clear()
+
+
 async def run_method(ctx: RunContext, faults: dict[str, Fault]) -> None:
     """The plan's occurrences at their offsets, probes sampled over the method, guardrails watching."""
     exp, tl, clock = ctx.exp, ctx.timeline, ctx.timeline.clock
     m0 = clock.now()
+    mclock = MethodClock(ctx, m0)
     tl.record("run.method", "runner", start=m0, length=ctx.method_len)
     end_sampled = asyncio.Event()
+    # in step mode the method may last longer than planned: its samplers run until its end sample
+    sampling_end = float("inf") if ctx.opt.step else m0 + ctx.method_len
     samplers = [
-        asyncio.ensure_future(sample_every(ctx, c, m0 + exp.windows.grace, m0 + ctx.method_len))
+        asyncio.ensure_future(sample_every(ctx, c, m0 + exp.windows.grace, sampling_end))
         for c in exp.steady_state
         if c.probe and "during" in c.when and c.every is not None
     ]
 
     async def end_of_method() -> None:
-        await asyncio.sleep(max(0.0, m0 + ctx.method_len - clock.now()))
+        await mclock.sleep_until(ctx.method_len)
         for s in samplers:
             s.cancel()
         await sample_checks(ctx, "during")
         end_sampled.set()
 
-    work = asyncio.gather(end_of_method(), *(_occurrence(ctx, o, faults.get(o.key), m0, end_sampled) for o in ctx.plan))
+    work = asyncio.gather(
+        end_of_method(), *(_occurrence(ctx, o, faults.get(o.key), mclock, end_sampled) for o in ctx.plan)
+    )
+    ctx.method_work = work
     guard = asyncio.ensure_future(_guard(ctx, m0, work)) if exp.abort_when else None
     try:
         await work
     except asyncio.CancelledError:
-        if ctx.abort is None:
+        if ctx.abort is None and ctx.stopped is None:
             raise
-        await _roll_back_tripped(ctx, ctx.abort)
+        await _roll_back_now(ctx, "guardrail" if ctx.abort is not None else "kill switch")
     finally:
+        ctx.method_work = None
         if guard is not None:
             guard.cancel()
         for s in samplers:
@@ -58,13 +123,15 @@ async def run_method(ctx: RunContext, faults: dict[str, Fault]) -> None:
     ctx.record_phase("during", min(m0 + exp.windows.grace, m1), m1)
 
 
-async def _roll_back_tripped(ctx: RunContext, abort: dict[str, Any]) -> None:
-    """A guardrail tripped: revert the faults now (not the stack), while the listeners still listen."""
-    tl = ctx.timeline
-    ctx.say(
-        f"  guardrail tripped: {abort['measure']} {abort['expect']} "
-        f"({abort['stat']}={abort['value']:.4g}); rolling back now"
-    )
+async def _roll_back_now(ctx: RunContext, why: str) -> None:
+    """A guardrail tripped or the kill switch was pulled: revert the faults now (not the stack),
+    while the listeners still listen."""
+    tl, abort = ctx.timeline, ctx.abort
+    if abort is not None:
+        ctx.say(
+            f"  guardrail tripped: {abort['measure']} {abort['expect']} "
+            f"({abort['stat']}={abort['value']:.4g}); rolling back now"
+        )
     report = await ctx.blocking(
         lambda: ctx.ledger.rollback(exclude=("stack.down",), skip=ctx.settle()), timeout=4 * context.REVERT_TIMEOUT
     )
@@ -75,8 +142,12 @@ async def _roll_back_tripped(ctx: RunContext, abort: dict[str, Any]) -> None:
             step=entry.get("step"),
             occurrence=entry.get("occurrence"),
             fault=entry["fault"],
-            aborted=True,
+            **({"aborted": True} if why == "guardrail" else {"stopped": True}),
         )
+    if ctx.stopped is not None and why == "kill switch":
+        ctx.stopped["rolled_back"] = [e["fault"] for e in report.reverted]
+    if report.reverted:
+        ctx.say(f"  {why}: rolled back {', '.join(e['fault'] for e in report.reverted)}")
 
 
 async def _guard(ctx: RunContext, m0: float, work: asyncio.Future) -> None:
@@ -110,12 +181,17 @@ async def _guard(ctx: RunContext, m0: float, work: asyncio.Future) -> None:
 
 
 async def _occurrence(
-    ctx: RunContext, occ: Occurrence, fault: Fault | None, m0: float, end_sampled: asyncio.Event
+    ctx: RunContext, occ: Occurrence, fault: Fault | None, mclock: MethodClock, end_sampled: asyncio.Event
 ) -> None:
-    """One occurrence at its offset: a probe or action sampled, or a fault applied, held, reverted."""
-    clock, tl = ctx.timeline.clock, ctx.timeline
-    await asyncio.sleep(max(0.0, m0 + occ.at - clock.now()))
+    """One occurrence at its offset: a probe or action sampled, or a fault applied, held, reverted
+    (or, in a dry run or when the operator skips it, resolved and held as a would-be window)."""
+    clock, tl, m0 = ctx.timeline.clock, ctx.timeline, mclock.m0
+    await mclock.sleep_until(occ.at)
     step = occ.step
+    if step.kind == "action" and ctx.opt.dry:
+        tl.record("action.skipped", step.probe.name if step.probe else "action", step=step.index, occurrence=occ.key)
+        ctx.say(f"  t+{clock.now() - m0:5.1f}s  action {step.name} skipped (dry run)")
+        return
     if step.kind != "fault":
         assert step.probe is not None
         kind = "probe.sample" if step.kind == "probe" else "action.run"
@@ -131,6 +207,12 @@ async def _occurrence(
         return fault.undo()
 
     undo = await ctx.blocking(resolve)
+    skip = "dry run" if ctx.opt.dry else None
+    if skip is None and ctx.opt.step:
+        skip = await _ask_operator(ctx, occ, fault, mclock)
+    if skip is not None:
+        await _skipped(ctx, occ, fault, skip, mclock, end_sampled)
+        return
     entry = ctx.ledger.intend(fault.describe(), undo, step=step.index, occurrence=occ.key)
     fault.extra["others"] = lambda: ctx.ledger.active_others(entry)
     start = clock.now()
@@ -169,3 +251,49 @@ async def _occurrence(
                 f"  t+{clock.now() - m0:5.1f}s  {step.fault}: {data['sent']} sent, {data.get('ok', 0)} ok, "
                 f"{data.get('failed', 0)} failed, at most {data.get('max_open', 0)} open"
             )
+
+
+async def _ask_operator(ctx: RunContext, occ: Occurrence, fault: Fault, mclock: MethodClock) -> str | None:
+    """Step mode: the operator confirms the fault (None: inject) or skips it (the reason); the
+    method's clock stands still meanwhile."""
+    mclock.hold()
+    length = f" for {occ.duration:g}s" if occ.duration else ""
+    try:
+        answer = await ctx.prompter.ask(
+            f"  step mode: inject {fault.describe()}{length} (step {occ.step.index}, occurrence {occ.key}, "
+            f"planned at t+{occ.at:g}s)?  y inject / s skip / k stop the run and roll back"
+        )
+    finally:
+        mclock.release()
+    ctx.timeline.record("operator.answer", "operator", occurrence=occ.key, answer=answer, by=ctx.user)
+    if answer == "y":
+        ctx.say(f"  {ctx.user}: inject {fault.describe()}")
+        return None
+    return f"skipped by {ctx.user}"
+
+
+async def _skipped(
+    ctx: RunContext, occ: Occurrence, fault: Fault, why: str, mclock: MethodClock, end_sampled: asyncio.Event
+) -> None:
+    """A fault not injected: recorded with its would-be window (verdicts scoped to it are judged
+    there and not counted), and held as long as it would have lasted, so the method keeps its timing."""
+    clock, step = ctx.timeline.clock, occ.step
+    start = clock.now()
+    end = start + (occ.duration or 0.0)
+    ctx.timeline.record(
+        "fault.skipped",
+        "runner",
+        t=start,
+        step=step.index,
+        occurrence=occ.key,
+        fault=step.fault,
+        target=fault.target,
+        end=round(end, 6),
+        reason=why,
+    )
+    ctx.skipped.append(occ.key)
+    ctx.say(f"  t+{start - mclock.m0:5.1f}s  {fault.describe()} not injected ({why})")
+    if occ.duration:
+        await asyncio.sleep(max(0.0, end - clock.now()))
+        if occ.end >= ctx.method_len - 1e-9:
+            await end_sampled.wait()

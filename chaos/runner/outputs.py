@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from chaos import __version__
+from chaos.checkers.names import named
 from chaos.faults.ledger import Ledger, RollbackReport
 from chaos.runner.context import RunContext
 from chaos.runner.model import EXIT_ENVIRONMENT, EXIT_INVALID, EXIT_PASSED, RunResult
 from chaos.stack.compose import Stack
+from chaos.stack.fingerprint import fingerprint, running_image_ids
 
 
 def write_outputs(ctx: RunContext, result: RunResult) -> None:
@@ -49,6 +53,33 @@ def versions(stack: Stack) -> dict[str, str]:
     return out
 
 
+def stack_fingerprint(stack: Stack) -> dict[str, Any]:
+    """The stack's fingerprint (chaos.stack.fingerprint), for the journal's header and the summary;
+    what cannot be read is said in it, never an error that ends a run."""
+    try:
+        images = running_image_ids(stack)
+    except Exception as exc:
+        images = {"error": f"{type(exc).__name__}: {exc}"}
+    try:
+        return fingerprint(stack.definition, images)
+    except Exception as exc:
+        return {"id": "unknown", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def experiment_id(path: Path, title: str) -> str:
+    """What the results store keys a run by: `<file>::<title>`, the file relative to the root of
+    the repository that holds it (the nearest folder above it with a `.git`), else its absolute
+    path; the same id as the pytest item's node id when pytest runs from that root. Variables are
+    not part of it: the same experiment with a worse `--var` is the same experiment, measured again."""
+    resolved = path.resolve()
+    rel = str(resolved)
+    for parent in resolved.parents:
+        if (parent / ".git").exists():
+            rel = resolved.relative_to(parent).as_posix()
+            break
+    return f"{rel}::{title}"
+
+
 def _write_journal_and_summary(result: RunResult, ctx: RunContext) -> None:
     folder = ctx.opt.journal_dir / result.run_id
     exp = result.experiment
@@ -57,8 +88,11 @@ def _write_journal_and_summary(result: RunResult, ctx: RunContext) -> None:
         "title": exp.title,
         "seed": exp.seed,
         "run_id": result.run_id,
+        "experiment_id": experiment_id(exp.path, exp.title),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ctx.timeline.clock.wall_origin)),
         "variables": exp.variables,
         "versions": result.versions,
+        "stack_fingerprint": result.fingerprint,
         "plan": [{"occurrence": o.key, "at": o.at, "for": o.duration, "what": o.describe()} for o in ctx.plan],
     }
     result.journal = ctx.timeline.write_journal(folder / "journal.jsonl", header)
@@ -68,8 +102,12 @@ def _write_journal_and_summary(result: RunResult, ctx: RunContext) -> None:
         "exit_code": result.exit_code,
         "error": result.error,
         "abort": result.abort,
+        "dry": result.dry,  # "faults": a dry run, nothing injected (chaos.runner.run)
+        "step": ctx.opt.step,  # step mode: the operator confirmed each fault
+        "skipped": result.skipped,  # fault occurrences not injected (dry run, or the operator's s)
+        "stopped": result.stopped,  # the kill switch: by (user), how (key, signal), t, stage
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
-        "verdicts": [v.to_json() for v in result.verdicts],
+        "verdicts": named([v.to_json() for v in result.verdicts]),  # each with its stable name
         "rollback": _rollback_json(result.rollback, ctx.ledger),
     }
     result.summary = folder / "summary.json"

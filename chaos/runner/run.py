@@ -9,12 +9,20 @@ A run, on one clock:
        to the end are reverted; guardrails (abort_when) checked twice a second
     -> recovery: steady state observed for `windows.recovery` (probes sampled at its end)
     -> verdicts, journal, summary
-Every exit path (pass, failure, abort, exception, step timeout, Ctrl-C, SIGTERM) reverts what
-the ledger holds, newest first, verified, before the process leaves; a stack the run started is
+Every exit path (pass, failure, abort, the kill switch, exception, step timeout, Ctrl-C, SIGTERM)
+reverts what the ledger holds, newest first, verified, before the process leaves; a stack the run started is
 in the ledger too, so it is taken down even after a SIGKILL (by the next run or `deadair sweep`).
 Blocking calls (an apply, a revert) run in worker threads that a cancelled wait does not stop,
 so rollback first waits, bounded, for those still running: a late apply cannot land after its
 revert. Whatever ends the run, the journal and the summary are written.
+
+The kill switch (the `k` key on the operator's terminal, or SIGUSR1, at any time) stops the run
+where it is: the stack's start-up (raised there, as a signal is), the live phases (during the
+method, every fault reverted at once while the listeners still listen), and it is ignored once
+rollback is under way. The run ends `stopped` (exit 5), with who pulled it and how.
+Dry runs: `dry="faults"` is a whole run that injects nothing (the method's faults are resolved
+and recorded as `fault.skipped`, its actions skipped); `dry="all"` returns the plan's status
+(`planned`) at once, having called nothing: no engine, no ledger, no journal.
 
 `_run` below is that list, one call per phase; chaos/runner/__init__.py says which module holds each.
 """
@@ -43,13 +51,16 @@ from chaos.runner.model import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_PASSED,
+    EXIT_STOPPED,
     EXIT_TERMINATED,
     Aborted,
     Interrupted,
     RunOptions,
     RunResult,
+    Stopped,
 )
-from chaos.runner.outputs import versions, write_outputs
+from chaos.runner.operator import KeyReader
+from chaos.runner.outputs import stack_fingerprint, versions, write_outputs
 from chaos.runner.rollback import _without_repeats, account_for_rollback, roll_back
 from chaos.runner.startup import bring_up_stack
 from chaos.stack.room import RoomApiError
@@ -59,29 +70,46 @@ from chaos.stack.toxiproxy import ToxiproxyError
 def run(experiment: Experiment, options: RunOptions | None = None) -> RunResult:
     """Run one experiment against its stack; always rolls back; never leaves a stack it started."""
     opt = options or RunOptions()
+    if opt.dry == "all":  # only the plan: nothing is called, nothing is written
+        from chaos.faults.ledger import Ledger
+
+        return RunResult(experiment, Ledger().run_id, "planned", EXIT_PASSED, dry="all")
     saved = _signals_raise()
+    ctx = RunContext(experiment, opt)
+    keys = KeyReader(opt.keys, ctx.on_key) if opt.keys is not None else None
     try:
-        return _run(experiment, opt)
+        ctx.kill_signal.start()  # first: every thread the run starts inherits SIGUSR1 blocked
+        if keys is not None:
+            keys.start()
+        return _run(ctx)
     finally:
+        ctx.live.close()
+        if keys is not None:
+            keys.stop()
+        ctx.kill_signal.stop()
         for signum, handler in saved.items():
             signal.signal(signum, handler)
 
 
-def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
-    """The phases in order. Whatever ends the stack or the live phases (a signal, an error, a bug)
-    is recorded; rollback, judging and writing then run on every path."""
-    ctx = RunContext(experiment, opt)
-    result = RunResult(experiment, ctx.ledger.run_id, "error", EXIT_ENVIRONMENT)
+def _run(ctx: RunContext) -> RunResult:
+    """The phases in order. Whatever ends the stack or the live phases (a signal, the kill switch,
+    an error, a bug) is recorded; rollback, judging and writing then run on every path."""
+    experiment = ctx.exp
+    result = RunResult(experiment, ctx.ledger.run_id, "error", EXIT_ENVIRONMENT, dry=ctx.opt.dry)
     t0 = time.monotonic()
     try:
+        ctx.enter("stack")
         stack, faults = bring_up_stack(ctx)
         result.versions = versions(stack)
+        result.fingerprint = stack_fingerprint(stack)  # what ran: compared across runs (chaos.results)
         try:
             run_loop(live_phases(ctx, stack, faults))
         finally:
             _signals_raise()  # closing the loop reset them to the defaults
     except asyncio.CancelledError:
-        pass  # a signal cancelled the run; handled below
+        pass  # a signal or the kill switch cancelled the run; handled below
+    except Stopped:
+        pass  # the kill switch, while the stack started; handled below
     except Interrupted as exc:
         ctx.interrupted = ctx.interrupted or exc.signum
     except KeyboardInterrupt:
@@ -99,11 +127,14 @@ def _run(experiment: Experiment, opt: RunOptions) -> RunResult:
         result.exit_code = EXIT_ENVIRONMENT
         ctx.crash = traceback.format_exc()
     finally:
+        ctx.stage = "closing"  # the kill switch has nothing left to stop: rollback comes next
+        ctx.live.close()
         ctx.pool.shutdown(wait=False, cancel_futures=True)
     roll_back(ctx, result)
     result.timings = {**ctx.timings, "total": time.monotonic() - t0}
     result.stack_started = ctx.stack_started
     result.abort = ctx.abort
+    result.stopped, result.skipped = ctx.stopped, list(ctx.skipped)
     conclude(ctx, result)
     account_for_rollback(ctx, result)
     write_outputs(ctx, result)
@@ -141,12 +172,14 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_INVALID",
     "EXIT_PASSED",
+    "EXIT_STOPPED",
     "EXIT_TERMINATED",
     "Aborted",
     "EnvironmentNotReady",
     "Interrupted",
     "RunOptions",
     "RunResult",
+    "Stopped",
     "_without_repeats",
     "judge",
     "run",

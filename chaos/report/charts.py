@@ -1,0 +1,258 @@
+"""The report's timeline, as one Plotly figure: rows that share the run's clock, so zooming one
+zooms all (Plotly's own zoom, pan and hover; nothing drawn by hand).
+
+    listeners      per-second listener state, stacked (chaos.checkers.states)
+    lanes          a chosen few listeners, stretch by stretch
+    probes         the experiment's probe samples: how long each took, and whether it answered
+    servers        what Icecast, HAProxy and room-api said about themselves, once a second
+
+Fault windows are bands over every row (layout shapes named `fault <occurrence> ...`), phases
+are dotted lines. Each trace carries `meta` saying what it is, so a test (or a curious reader
+in the browser's console) can find the run's data in the page.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from chaos.checkers.states import STATES
+from chaos.report.misses import Lane
+from chaos.report.runfiles import RunRecord
+from chaos.report.story import fault_words
+
+LABELS = {
+    "live": "hearing live",
+    "hold": "hearing hold music",
+    "joining": "joining",
+    "dead_air": "dead air",
+    "reconnecting": "reconnecting (silent)",
+    "gone": "gone",
+}
+COLORS = {
+    "live": "#2e7d32",
+    "hold": "#1e88e5",
+    "joining": "#bdbdbd",
+    "dead_air": "#d32f2f",
+    "reconnecting": "#fb8c00",
+    "gone": "#212121",
+}
+FAULT_COLOR = "rgba(255, 193, 7, 0.25)"
+
+
+def _rows(rec: RunRecord, lanes: list[Lane]) -> list[tuple[str, str, float]]:
+    """(key, title, relative height) of the rows this run has data for."""
+    rows = [("states", "Listeners, by what they heard each second", 3.0)]
+    if lanes:
+        rows.append(("lanes", "A few listeners, moment by moment", max(1.2, 0.35 * len(lanes))))
+    if rec.of_kind("probe.sample"):
+        rows.append(("probes", "Probe samples: seconds to answer (x: no answer or error)", 1.2))
+    kinds = {str(e.data.get("probe")) for e in rec.history.server}
+    if "icecast" in kinds:
+        rows.append(("icecast", "Icecast: listeners per node", 1.2))
+    if "haproxy" in kinds:
+        rows.append(("haproxy", "HAProxy: servers up", 0.8))
+    if "room-api" in kinds:
+        rows.append(("room-api", "room-api: requests and errors per second", 1.0))
+    return rows
+
+
+def timeline_figure(rec: RunRecord, lanes: list[Lane]) -> go.Figure:
+    rows = _rows(rec, lanes)
+    index = {key: i + 1 for i, (key, _, _) in enumerate(rows)}
+    total = sum(h for _, _, h in rows)
+    fig = make_subplots(
+        rows=len(rows),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.045,
+        row_heights=[h / total for _, _, h in rows],
+        subplot_titles=[title for _, title, _ in rows],
+    )
+    _states(fig, rec)
+    if "lanes" in index:
+        _lanes(fig, rec, lanes, index["lanes"])
+    if "probes" in index:
+        _probes(fig, rec, index["probes"])
+    for key in ("icecast", "haproxy", "room-api"):
+        if key in index:
+            _servers(fig, rec, key, index[key])
+    _faults_and_phases(fig, rec)
+    fig.update_layout(
+        height=int(260 + 130 * total),
+        barmode="overlay",
+        hovermode="closest",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        margin={"l": 70, "r": 20, "t": 90, "b": 50},
+        template="plotly_white",
+    )
+    fig.update_xaxes(showticklabels=True, ticksuffix=" s")
+    fig.update_xaxes(title_text="seconds since the run began", row=len(rows), col=1)
+    fig.update_yaxes(title_text="listeners", rangemode="tozero", row=1, col=1)
+    return fig
+
+
+def _states(fig: go.Figure, rec: RunRecord) -> None:
+    counts = rec.states.counts()
+    n = rec.states.seconds
+    xs = list(range(n + 1))  # a step per second: the last value held to the end of its second
+    for state in STATES:
+        ys = counts[state] + counts[state][-1:] if n else []
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                name=LABELS[state],
+                legendgroup=state,
+                stackgroup="states",
+                line={"shape": "hv", "width": 0.5, "color": COLORS[state]},
+                fillcolor=COLORS[state],
+                hovertemplate=f"%{{y}} listeners {LABELS[state]} in second %{{x}}<extra></extra>",
+                meta={"deadair": "states", "state": state},
+            ),
+            row=1,
+            col=1,
+        )
+
+
+def _lanes(fig: go.Figure, rec: RunRecord, lanes: list[Lane], row: int) -> None:
+    names = {}
+    for lane in lanes:
+        server = rec.history.served_by(lane.listener)
+        names[lane.listener] = lane.listener + (f" ({server})" if server else "")
+    by_state: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for lane in lanes:
+        for st in rec.states.stretches.get(lane.listener, ()):
+            d = by_state[st.state]
+            d["y"].append(names[lane.listener])
+            d["base"].append(st.start)
+            d["x"].append(st.end - st.start)
+            d["text"].append(f"{lane.listener}: {LABELS[st.state]} {st.start:.2f}-{st.end:.2f} s ({lane.why})")
+    for state in STATES:
+        if state not in by_state:
+            continue
+        d = by_state[state]
+        fig.add_trace(
+            go.Bar(
+                orientation="h",
+                y=d["y"],
+                x=d["x"],
+                base=d["base"],
+                name=LABELS[state],
+                legendgroup=state,
+                showlegend=False,
+                marker={"color": COLORS[state]},
+                hovertext=d["text"],
+                hoverinfo="text",
+                meta={"deadair": "lanes", "state": state},
+            ),
+            row=row,
+            col=1,
+        )
+    fig.update_yaxes(
+        categoryorder="array", categoryarray=[names[lane.listener] for lane in reversed(lanes)], row=row, col=1
+    )
+
+
+def _probes(fig: go.Figure, rec: RunRecord, row: int) -> None:
+    for name, samples in sorted(rec.history.probes.items()):
+        ok = ["error" not in e.data for e in samples]
+        fig.add_trace(
+            go.Scatter(
+                x=[e.t for e in samples],
+                y=[float(e.data.get("elapsed", 0.0)) for e in samples],
+                mode="markers",
+                name=f"probe {name}",
+                marker={"symbol": ["circle" if good else "x" for good in ok], "size": 9},
+                hovertext=[_probe_text(name, e.data) for e in samples],
+                hoverinfo="text",
+                meta={"deadair": "probe", "probe": name},
+            ),
+            row=row,
+            col=1,
+        )
+    fig.update_yaxes(ticksuffix=" s", rangemode="tozero", row=row, col=1)
+
+
+def _probe_text(name: str, data: dict[str, Any]) -> str:
+    if "error" in data:
+        return f"{name} ({data.get('phase')}): {data['error']}"
+    out = data.get("output")
+    status = out.get("status") if isinstance(out, dict) else out
+    return f"{name} ({data.get('phase')}): status {status} in {float(data.get('elapsed', 0.0)) * 1000:.0f} ms"
+
+
+SERVER_FIELDS = {"icecast": ("listeners",), "haproxy": ("up",), "room-api": ("requests", "errors_5xx")}
+COUNTERS = {"requests", "errors_5xx"}  # cumulative: drawn as a rate per second
+
+
+def _servers(fig: go.Figure, rec: RunRecord, kind: str, row: int) -> None:
+    series: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for e in rec.history.server:
+        if e.data.get("probe") != kind:
+            continue
+        for name in SERVER_FIELDS[kind]:
+            if isinstance(e.data.get(name), (int, float)):
+                series[(e.src, name)].append((e.t, float(e.data[name])))
+    for (node, name), points in sorted(series.items()):
+        if name in COUNTERS:  # a rate between consecutive samples, at the later one
+            points = [
+                (t1, max(0.0, (v1 - v0) / (t1 - t0))) for (t0, v0), (t1, v1) in zip(points, points[1:]) if t1 > t0
+            ]
+        label = f"{node} {name.replace('_', ' ')}" + ("/s" if name in COUNTERS else "")
+        fig.add_trace(
+            go.Scatter(
+                x=[t for t, _ in points],
+                y=[v for _, v in points],
+                mode="lines",
+                line={"shape": "hv" if kind == "haproxy" else "linear", "width": 1.5},
+                name=label,
+                hovertemplate=f"{label}: %{{y:.4g}} at %{{x:.1f}} s<extra></extra>",
+                meta={"deadair": "server", "probe": kind, "node": node, "field": name},
+            ),
+            row=row,
+            col=1,
+        )
+    fig.update_yaxes(rangemode="tozero", row=row, col=1)
+
+
+def _faults_and_phases(fig: go.Figure, rec: RunRecord) -> None:
+    for f in sorted(rec.history.faults.values(), key=lambda f: f.start):
+        end = max(f.end, f.start + 0.1)  # an instant fault still shows
+        skipped = getattr(f, "skipped", "")  # a dry run's or a skipped step's would-be window
+        label = f"{f.fault} {f.target or ''}".strip() + (f" (not injected: {skipped})" if skipped else "")
+        fig.add_vrect(
+            x0=f.start,
+            x1=end,
+            row="all",
+            col=1,
+            fillcolor="rgba(0, 0, 0, 0)" if skipped else FAULT_COLOR,
+            line={"width": 1, "color": "rgba(230, 150, 0, 0.9)", "dash": "dash" if skipped else "solid"},
+            layer="below",
+            name=f"{'skipped' if skipped else 'fault'} {f.occurrence} {label}",
+        )
+        fig.add_annotation(
+            x=(f.start + end) / 2,
+            y=0.9,
+            xref="x",
+            yref="y domain",
+            text=label,
+            showarrow=False,
+            yanchor="top",
+            bgcolor="rgba(255, 255, 255, 0.8)",
+            font={"size": 11},
+            hovertext=f"{fault_words(f)}: {f.start:.2f}-{f.end:.2f} s (occurrence {f.occurrence})",
+        )
+    for name, what in (("before", "gate"), ("during", "method"), ("after", "recovery")):
+        w = rec.history.phases.get(name)
+        if w is None:
+            continue
+        fig.add_vline(
+            x=w.start, line={"dash": "dot", "width": 1, "color": "#616161"}, row="all", col=1, name=f"phase {name}"
+        )
+        fig.add_annotation(
+            x=w.start, y=0.98, xref="x", yref="y domain", text=what, showarrow=False, xanchor="left", font={"size": 10}
+        )
