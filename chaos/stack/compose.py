@@ -286,7 +286,7 @@ class Stack:
         if missing:
             raise EnvironmentNotReady(f"image(s) {', '.join(missing)} not built; run `deadair setup`")
 
-    def up(self, timeout: float = 120.0) -> float:
+    def up(self, timeout: float = 300.0) -> float:
         """Start the stack and wait until every node is healthy and every link exists.
 
         Toxiproxy starts first so that its proxies exist before any service dials them.

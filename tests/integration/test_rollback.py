@@ -353,11 +353,13 @@ def test_a_killed_pytest_session_leaves_a_ledger_that_takes_its_stack_down(stack
     label = {"label": f"com.docker.compose.project={project}"}
     try:
         assert proc.stdout is not None
+        seen: list[str] = []
         for line in proc.stdout:
+            seen.append(line)
             if "STACK UP" in line:
                 break
         else:
-            pytest.fail("the session never started its stack")
+            pytest.fail("the session never started its stack:\n" + "".join(seen[-40:]))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         assert list_containers(stack.docker, filters=label), "the stack should outlive the killed session..."
