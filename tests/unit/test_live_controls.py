@@ -32,7 +32,7 @@ from chaos.timeline import Event, Timeline
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = ROOT / "experiments" / "mic-cut-hold-music.yaml"
-JOURNAL = ROOT / ".deadair" / "runs" / "20261130-074937-ac9830" / "journal.jsonl"  # a real flagship run
+JOURNAL = ROOT / "tests" / "data" / "runs" / "flagship-20261130-074937-ac9830" / "journal.jsonl"  # a real flagship run
 
 
 def _journal() -> list[Event]:
