@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.errors import DeadairError
-from chaos.report.summary_shape import shape_problem
+from chaos.runner.summary_shape import shape_problem
 
 OUTCOME_VALUE = {"pass": 1, "fail": 0, "unknown": -1, "flaky": -2}
 NOT_COUNTED = -3  # a verdict over a fault that was not injected (a dry run, a skipped step)

@@ -15,7 +15,7 @@ from typing import Any
 from chaos.checkers.history import History
 from chaos.checkers.states import ListenerStates, listener_states
 from chaos.errors import DeadairError
-from chaos.report.summary_shape import shape_problem
+from chaos.runner.summary_shape import shape_problem
 from chaos.timeline import Event
 
 JOURNAL, SUMMARY, REPORT = "journal.jsonl", "summary.json", "report.html"

@@ -28,6 +28,7 @@ from typing import Any
 
 from chaos.checkers.names import named, window_label
 from chaos.errors import DeadairError
+from chaos.runner.summary_shape import shape_problem
 
 ENV = "DEADAIR_RESULTS"
 SCHEMA_VERSION = "1"
@@ -312,16 +313,10 @@ def started_of(summary: dict[str, Any]) -> float:
 
 def check_summary(data: Any, where: str) -> dict[str, Any]:
     """A run's summary as read from JSON, or a ResultsError (exit 2) saying where its shape is
-    wrong: an object whose `verdicts`, if any, is a list of objects."""
-    if not isinstance(data, dict):
-        raise ResultsError(f"{where}: not a run's summary (a JSON {type(data).__name__}, expected an object)")
-    verdicts = data.get("verdicts")
-    if verdicts is not None:
-        if not isinstance(verdicts, list):
-            raise ResultsError(f"{where}: 'verdicts' is a {type(verdicts).__name__}, expected a list of verdicts")
-        for i, v in enumerate(verdicts):
-            if not isinstance(v, dict):
-                raise ResultsError(f"{where}: verdicts[{i}] is a {type(v).__name__}, expected an object")
+    wrong (the one shape check every reader of summaries uses: chaos.runner.summary_shape)."""
+    problem = shape_problem(data)
+    if problem:
+        raise ResultsError(f"{where}: not a run's summary: {problem}")
     return data
 
 

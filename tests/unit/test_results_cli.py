@@ -194,9 +194,12 @@ def test_require_baseline_makes_a_run_with_no_baseline_exit_3(fake_runs, tmp_pat
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("[1, 2]", "not a run's summary (a JSON list, expected an object)"),
-        ('{"run_id": "x", "verdicts": "none"}', "'verdicts' is a str, expected a list of verdicts"),
-        ('{"run_id": "x", "verdicts": [1]}', "verdicts[0] is a int, expected an object"),
+        ("[1, 2]", "not a run's summary: expected a JSON object, not a list"),
+        (
+            '{"run_id": "x", "verdicts": "none"}',
+            "not a run's summary: verdicts: expected a list of objects, not a string",
+        ),
+        ('{"run_id": "x", "verdicts": [1]}', "not a run's summary: verdicts[0]: expected an object, not a number"),
     ],
 )
 def test_compare_refuses_a_summary_of_the_wrong_shape_naming_the_file(tmp_path, capsys, content, message):

@@ -1,6 +1,6 @@
-"""The shape a summary.json must have before a report or metrics are made of it.
+"""The shape a summary.json must have before a report, metrics or a comparison is made of it.
 
-`deadair report` and `deadair metrics` read summaries that may be old, hand-edited or damaged;
+`deadair report`, `deadair metrics` and `deadair compare` read summaries that may be old, hand-edited or damaged;
 one check here, said in words with the field's place, keeps them from failing deep inside with a
 traceback. Only the shape is checked (what the readers index into), never the values.
 """
