@@ -11,10 +11,8 @@ from typing import Any
 EXPERIMENT_ID = "experiments/mic-cut-hold-music.yaml::Hold music covers a microphone-path cut"
 
 
-def verdict(phase, step, measure, stat, value, unit="duration", outcome=None, expect="< 1.5s", **summary) -> dict:
-    outcome = outcome or "pass"
-    dist = {"count": 20, "missing": 0, "basis": "listeners", "p50": value, "p95": value, "p99": value, "max": value}
-    dist.update(summary)
+def verdict_record(phase, step, measure, stat, value, outcome, unit, summary, expect="< 1s") -> dict[str, Any]:
+    """One verdict as summary.json holds it, with its distribution given whole."""
     return {
         "phase": phase,
         "step": step,
@@ -26,10 +24,17 @@ def verdict(phase, step, measure, stat, value, unit="duration", outcome=None, ex
         "outcome": outcome,
         "window": [1.0, 2.0],
         "unit": unit,
-        "summary": dist,
+        "summary": summary,
         "missing": [],
         "note": "",
     }
+
+
+def verdict(phase, step, measure, stat, value, unit="duration", outcome=None, expect="< 1.5s", **summary) -> dict:
+    """A verdict over 20 listeners that all had `value` (fields of the distribution may be given)."""
+    dist = {"count": 20, "missing": 0, "basis": "listeners", "p50": value, "p95": value, "p99": value, "max": value}
+    dist.update(summary)
+    return verdict_record(phase, step, measure, stat, value, outcome or "pass", unit, dist, expect)
 
 
 def summary(

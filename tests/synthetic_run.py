@@ -7,30 +7,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+
+from results_data import verdict_record as _verdict
 
 TITLE = 'Mic "cut" \\ path\nsecond line'
 RUN_ID = "20261201-010203-abc123"
 EXPERIMENT_ID = "experiments/mic-cut.yaml::Mic cut"  # as chaos.runner.outputs.experiment_id makes them
 WALL_TIME = 1796100000.5
-
-
-def _verdict(phase, step, measure, stat, value, outcome, unit, summary, expect="< 1s") -> dict[str, Any]:
-    return {
-        "phase": phase,
-        "step": step,
-        "measure": measure,
-        "expect": expect,
-        "stat": stat,
-        "value": value,
-        "passed": outcome == "pass",
-        "outcome": outcome,
-        "window": [1.0, 2.0],
-        "unit": unit,
-        "summary": summary,
-        "missing": [],
-        "note": "",
-    }
 
 
 ONSET = {"count": 20, "missing": 2, "basis": "listeners", "p50": 0.48, "p95": None, "p99": None, "max": None}
