@@ -333,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     _metrics.add_command(sub)  # deadair metrics RUN
     _results.add_commands(sub)  # deadair history, compare, baseline
+    from chaos.capacity import cli as _capacity
+
+    _capacity.add_command(sub)  # deadair capacity FILE
+    from chaos.readiness import cli as _readiness
+
+    _readiness.add_command(sub)  # deadair readiness SUITE_OR_DIR
     from chaos.report import html as _html
 
     _html.add_command(sub)  # deadair report RUN

@@ -30,6 +30,10 @@ class Distribution:
 
     samples: list[float] = field(default_factory=list)
     missing: int = 0
+    # subjects a measure's definition leaves out, each with why (e.g. joined too late to hear hold
+    # music); the verdict names them under `left_out_why`
+    left_out: list[str] = field(default_factory=list)
+    left_out_why: str = ""
     basis: str = "listeners"  # what one sample is: listeners, ears, samples (100 ms), joins, rounds
     ids: list[str] = field(default_factory=list)
     missing_ids: list[str] = field(default_factory=list)
@@ -137,6 +141,7 @@ class History:
         self.phases: dict[str, Window] = {}
         starts: dict[str, Event] = {}
         self.faults: dict[str, FaultSpan] = {}
+        joins: list[Event] = []  # step.join: a crowd joining during the method
         self.end = self.events[-1].t if self.events else 0.0
         for ev in self.events:
             if ev.kind.startswith("listener."):
@@ -170,12 +175,27 @@ class History:
                     self.faults[str(s.data["occurrence"])] = FaultSpan(
                         int(s.data["step"]), str(s.data["occurrence"]), s.data["fault"], s.data.get("target"), s.t, ev.t
                     )
+            elif ev.kind == "step.join":
+                joins.append(ev)
             elif ev.kind == "run.end":
                 self.end = ev.t
         if end is not None:
             self.end = end
         for key, s in starts.items():  # applied and never reverted (yet)
             self.faults[key] = FaultSpan(int(s.data["step"]), key, s.data["fault"], s.data.get("target"), s.t, self.end)
+        # a join step's span: from its start to the method's end (its crowd stays to the end)
+        method_end = self.phases["during"].end if "during" in self.phases else self.end
+        self.joins: dict[str, FaultSpan] = {
+            str(e.data["occurrence"]): FaultSpan(
+                int(e.data["step"]), str(e.data["occurrence"]), "join", None, e.t, max(e.t, method_end)
+            )
+            for e in joins
+        }
+        self.join_events: dict[str, Event] = {str(e.data["occurrence"]): e for e in joins}  # step.join, as recorded
+        # step.join_cancelled: the method stopped before a crowd had all arrived (how many never joined)
+        self.join_cancelled: dict[str, Event] = {
+            str(e.data["occurrence"]): e for e in self.events if e.kind == "step.join_cancelled"
+        }
         self._spans: dict[str, list[tuple[float, float]]] | None = None
         self.widen = 0.0  # > 0: every dead-air span grown by this at both ends; < 0: shrunk
 
@@ -198,6 +218,22 @@ class History:
 
     def spans_of_step(self, step: int) -> list[FaultSpan]:
         return sorted((f for f in self.faults.values() if f.step == step), key=lambda f: f.start)
+
+    def joins_of_step(self, step: int) -> list[FaultSpan]:
+        """A join step's occurrences as spans (fault "join"): its start to the method's end."""
+        return sorted((f for f in self.joins.values() if f.step == step), key=lambda f: f.start)
+
+    def crowd(self, span: FaultSpan | None) -> str | None:
+        """The id prefix of a join step's crowd (`J<step>-`) when `span` is a join step's, else None."""
+        return f"J{span.step}-" if span is not None and span.fault == "join" else None
+
+    def first_audio(self, lid: str) -> float | None:
+        """When a listener first heard audio (None: never, as of this history)."""
+        return next((e.t for e in self.by_listener.get(lid, ()) if e.kind == "listener.first_audio"), None)
+
+    def first_join(self, lid: str) -> float | None:
+        """When a listener first asked to join (None: it never did, as of this history)."""
+        return next((e.t for e in self.by_listener.get(lid, ()) if e.kind == "listener.join"), None)
 
     @property
     def listeners(self) -> list[str]:
@@ -229,16 +265,17 @@ class History:
 
     def dead_air_spans(self) -> dict[str, list[tuple[float, float]]]:
         """Per listener, the spans with nothing to play: stalls and slips however short, digital
-        silence a golden ear played, and the wait from its join to its first audio (to the end,
-        if it never heard anything)."""
+        silence a golden ear played, and, if it never heard anything, from its join on. The wait
+        from a join to the first audio is not dead air: it is `joining` (chaos.checkers.states),
+        and time_to_first_audio measures it (`prejoin`)."""
         if self._spans is None:
             spans: dict[str, list[tuple[float, float]]] = {}
             for lid, evs in self.by_listener.items():
                 out: list[tuple[float, float]] = []
                 first_join = next((e.t for e in evs if e.kind == "listener.join"), None)
                 first_audio = next((e.t for e in evs if e.kind == "listener.first_audio"), None)
-                if first_join is not None:  # silence from the join to the first audio, or on
-                    out.append((first_join, self.end if first_audio is None else first_audio))
+                if first_join is not None and first_audio is None:  # never heard anything: from its join on
+                    out.append((first_join, self.end))
                 open_at = None
                 for e in evs:
                     if e.kind == "listener.stall_start":

@@ -140,10 +140,10 @@ def check(
     stat = exp.stat or name_stat or measure.default_stat
     occurrences = [(fault, window)] + list(more or [])
 
-    def judge_on(hist: History) -> tuple[Distribution, list[str]]:
+    def judge_on(hist: History, compute=measure.compute) -> tuple[Distribution, list[str]]:
         dist, empty = None, []
         for i, (f, w) in enumerate(occurrences):
-            part = measure.compute(hist, w, f)
+            part = compute(hist, w, f)
             if part.no_data and len(occurrences) > 1:
                 empty.append(f"occurrence {f.occurrence if f else i}: {part.no_data}")
             if dist is None:
@@ -153,6 +153,8 @@ def check(
             dist.ids += part.ids
             dist.missing += part.missing
             dist.missing_ids += part.missing_ids
+            dist.left_out += part.left_out
+            dist.left_out_why = dist.left_out_why or part.left_out_why
             if part.spans is not None:
                 dist.spans = (dist.spans or 0) + part.spans
             if dist.no_data and not part.no_data:
@@ -178,6 +180,9 @@ def check(
             f"{dist.missing} of {dist.count} {dist.basis} {_NEVER.get(measure.name, 'gave no sample')}: "
             f"{named}{more_ids}"
         )
+    if dist.left_out and dist.left_out_why:
+        more_out = f" and {len(dist.left_out) - 10} more" if len(dist.left_out) > 10 else ""
+        notes.append(f"{dist.left_out_why}: {', '.join(dist.left_out[:10])}{more_out}")
     v = Verdict(
         phase,
         measure_name,
@@ -192,6 +197,16 @@ def check(
         "; ".join(notes),
         missing_ids=list(dict.fromkeys(dist.missing_ids)),
     )
+    if lag_rule and measure.lag_alternative is not None and not dist.no_data:
+        alt, _ = judge_on(h, measure.lag_alternative)
+        alt_value = alt.stat(stat)
+        if exp.holds(alt_value) != passed:
+            v.make_unknown(
+                f"unknown: {len(alt.left_out)} join(s) timed out while the listeners' event loop lagged "
+                f"enough to have caused it; counted as answered, {stat}={alt_value:.4g} judges otherwise: "
+                "the load generator, not the system, may decide this verdict"
+            )
+        return v
     if not (lag_rule and measure.timed and not dist.no_data):
         return v
     lag = h.lag(_lag_window(h, measure, [w for _, w in occurrences]))

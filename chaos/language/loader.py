@@ -18,12 +18,14 @@ from typing import Any
 
 from chaos.errors import EnvironmentNotReady, ExperimentError, Problem
 from chaos.language import chaostoolkit
+from chaos.language.arrival import arrival_problem, parse_arrival
+from chaos.language.capacity import parse_capacity
 from chaos.language.meaning import Meaning
 from chaos.language.model import DEFAULT_BACKOFF, Experiment, ListenersSpec, Windows
 from chaos.language.positions import load_yaml
 from chaos.language.registry import resolve_measure
 from chaos.language.schema import schema_problems
-from chaos.language.units import parse_duration, parse_rate
+from chaos.language.units import parse_duration
 from chaos.language.variables import apply_overrides, interpolate
 from chaos.stack.definition import find_stack
 
@@ -88,6 +90,7 @@ def parse_experiment(
         for i, raw in enumerate(data.get("rollbacks") or [])
         if (r := m.probe_spec(raw, ("rollbacks", i), raw["action"]))
     ]
+    capacity = parse_capacity(data, m, text)  # the sweep's section (chaos.capacity); a plain run ignores it
     problems += m.problems
 
     lst = data.get("listeners") or {}
@@ -105,6 +108,9 @@ def parse_experiment(
         ears=lst.get("ears", 0),
         **_arrival(lst.get("arrival", "all")),
     )
+    if (bad := arrival_problem(parse_arrival(lst.get("arrival", "all")))) is not None:
+        problems.append(Problem(file, *pos.of(("listeners", "arrival")), bad))
+    joins = sum(s.join.count for s in steps if s.join is not None)  # listeners a join step adds
     if listeners.ears > listeners.count:
         problems.append(
             Problem(
@@ -113,7 +119,7 @@ def parse_experiment(
                 f"listeners.ears ({listeners.ears}) is more than listeners.count ({listeners.count})",
             )
         )
-    if stack_def is not None and listeners.count and listeners.via not in stack_def.links:
+    if stack_def is not None and (listeners.count or joins) and listeners.via not in stack_def.links:
         problems.append(
             Problem(
                 file,
@@ -126,7 +132,7 @@ def parse_experiment(
         for c in [*steady, *guards, *(e for s in steps for e in s.expect)]
         if c.measure and not c.measure.startswith("server.")
     ]
-    if listeners.count == 0 and uses_listeners:
+    if listeners.count == 0 and not joins and uses_listeners:
         problems.append(
             Problem(
                 file,
@@ -134,6 +140,21 @@ def parse_experiment(
                 f"listeners.count is 0 but {uses_listeners[0].measure} is measured from listeners",
             )
         )
+    if listeners.count == 0 and joins:  # nobody listens before the method: the gate would judge no one
+        for i, item in enumerate(data.get("steady_state") or []):
+            name = item.get("measure") if isinstance(item, dict) else None
+            if not name or name.startswith("server.") or "before" not in item.get("when", ("before",)):
+                continue
+            where = ("steady_state", i, "when") if "when" in item else ("steady_state", i)
+            problems.append(
+                Problem(
+                    file,
+                    *pos.of(where),
+                    f"{name} is measured from listeners but listeners.count is 0: before the method, "
+                    "only a join step's crowd could listen and it has not joined yet, so the gate "
+                    "could never pass; expected when: [during, after]",
+                )
+            )
     for c in uses_listeners:
         if listeners.ears == 0 and resolve_measure(c.measure or "")[0].ears:
             problems.append(
@@ -173,12 +194,10 @@ def parse_experiment(
         rollbacks=tuple(rollbacks),
         variables=dict(data.get("vars") or {}),
         source=source,
+        capacity=capacity,
     )
 
 
 def _arrival(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict) and "ramp" in value:
-        return {"arrival": "ramp", "arrival_over": parse_duration(value["ramp"])}
-    if isinstance(value, dict) and "poisson" in value:
-        return {"arrival": "poisson", "arrival_rate": parse_rate(value["poisson"])}
-    return {"arrival": "all"}
+    a = parse_arrival(value)
+    return {"arrival": a.kind, "arrival_over": a.over, "arrival_rate": a.rate, "arrival_rate_to": a.rate_to}

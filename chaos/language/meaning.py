@@ -10,8 +10,9 @@ import difflib
 import json
 
 from chaos.errors import Problem
+from chaos.language.arrival import arrival_problem, parse_arrival
 from chaos.language.expectations import parse_expectation
-from chaos.language.model import PHASES, Check, Step
+from chaos.language.model import PHASES, Check, Join, Step
 from chaos.language.positions import Path_, Positions
 from chaos.language.probes import DEFAULT_TIMEOUT, ProbeSpec, link_names, tolerance_problems
 from chaos.language.registry import FAULTS, MEASURES, resolve_measure
@@ -127,11 +128,13 @@ class Meaning:
 
     def step(self, i: int, raw: dict) -> Step | None:
         path: Path_ = ("method", i)
-        kinds = [k for k in ("fault", "probe", "action") if k in raw]
+        kinds = [k for k in ("fault", "probe", "action", "join") if k in raw]
         if len(kinds) != 1:
-            self.problem(path, "a step has exactly one of fault, probe or action")
+            self.problem(path, "a step has exactly one of fault, probe, action or join")
             return None
         kind = kinds[0]
+        if kind == "join":
+            return self.join_step(i, raw)
         at = parse_duration(raw["at"])
         duration = parse_duration(raw["for"]) if "for" in raw else None
         every = parse_duration(raw["every"]) if "every" in raw else None
@@ -210,3 +213,42 @@ class Meaning:
         if spec is None:
             return None
         return Step(i, at, kind, probe=spec, every=every, times=times, until=until, line=self.pos.of(path)[0])
+
+    def join_step(self, i: int, raw: dict) -> Step | None:
+        """A crowd joining during the method: once, at `at`; its expectations are judged from the
+        step's start to the method's end (plus the recovery window). Measures from a fault's start
+        or end (hold_music.*, live.*) are refused: they belong under the fault's step."""
+        path: Path_ = ("method", i)
+        for key in ("for", "every", "times", "until", "target", "with", "http", "process"):
+            if key in raw:
+                why = (
+                    "a join step happens once and its crowd stays until the run ends"
+                    if key in ("for", "every", "times", "until")
+                    else "it belongs to fault, probe and action steps"
+                )
+                self.problem(path + (key,), f"{key!r} is not allowed on a join step: {why}", key=True)
+        arrival = parse_arrival(raw["join"].get("arrival", "all"))
+        problem = arrival_problem(arrival)
+        if problem:
+            self.problem(path + ("join", "arrival"), problem)
+        expects = []
+        for j, item in enumerate(raw.get("expect") or []):
+            c = self.measure_check(item, path + ("expect", j), "step")
+            if c is None:
+                continue
+            if resolve_measure(c.measure or "")[0].scope != "window":
+                self.problem(
+                    path + ("expect", j, "measure"),
+                    f"{c.measure} is measured from a fault's start or end and a join step has none; "
+                    "expected it under the fault's step (where it counts the crowd that joined during the fault)",
+                )
+                continue
+            expects.append(c)
+        return Step(
+            i,
+            parse_duration(raw["at"]),
+            "join",
+            expect=tuple(expects),
+            line=self.pos.of(path)[0],
+            join=Join(int(raw["join"]["count"]), arrival),
+        )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos.language.arrival import Arrival
 from chaos.language.probes import ProbeSpec
 
 PHASES = ("before", "during", "after")
@@ -41,10 +42,19 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Join:
+    """A `join` step's crowd: `count` more listeners (ordinary swarm listeners, ids J<step>-<n>)
+    arriving from the step's start as `arrival` says; they stay until the run ends."""
+
+    count: int
+    arrival: Arrival = field(default_factory=Arrival)
+
+
+@dataclass(frozen=True)
 class Step:
     index: int
     at: float
-    kind: str  # fault, probe or action
+    kind: str  # fault, probe, action or join
     fault: str | None = None
     probe: ProbeSpec | None = None  # for probe and action steps
     duration: float | None = None  # `for`; None: a fault is reverted right after it acts
@@ -57,9 +67,12 @@ class Step:
     raw_params: dict[str, Any] = field(default_factory=dict)  # as written
     expect: tuple[Check, ...] = ()
     line: int = 0
+    join: Join | None = None  # join steps
 
     @property
     def name(self) -> str:
+        if self.join is not None:
+            return "join"
         return self.fault or (self.probe.name if self.probe else "")
 
     @property
@@ -79,15 +92,18 @@ class ListenersSpec:
     min_stall: float = 0.02
     prebuffer: float = 0.0
     ears: int = 0  # golden ears among the listeners (they decode what they hear)
-    arrival: str = "all"  # all, ramp or poisson
+    arrival: str = "all"  # all, ramp, poisson or rising
     arrival_over: float = 0.0  # ramp: seconds over which the joins spread
-    arrival_rate: float = 0.0  # poisson: joins per second
+    arrival_rate: float = 0.0  # poisson: joins per second; rising: the first rate
+    arrival_rate_to: float = 0.0  # rising: the last rate
 
     @property
     def arrival_span(self) -> float:
         """Roughly how long the joins take (the warm-up waits this long on top)."""
         if self.arrival == "ramp":
             return self.arrival_over
+        if self.arrival == "rising" and self.arrival_rate + self.arrival_rate_to > 0:
+            return 2.0 * max(0, self.count - 1) / (self.arrival_rate + self.arrival_rate_to)
         if self.arrival == "poisson" and self.arrival_rate:
             return self.count / self.arrival_rate * 1.5
         return 0.0
@@ -99,6 +115,20 @@ class Windows:
     gate: float = 5.0  # steady state is observed this long before any fault
     grace: float = 0.0  # the "during" check starts this long after the method starts
     recovery: float = 5.0  # steady state must hold this long after the method ends
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """A `capacity:` section: the sweep `deadair capacity` runs (chaos.capacity). `vary` is set to
+    each of `steps` as `--var` would; `slo` is judged per step; `target` is the launch's figure in
+    the unit of `vary`; `knee_used` the share of an SLO's margin whose use marks the knee."""
+
+    vary: str
+    steps: tuple[float, ...]
+    slo: tuple[Check, ...]
+    target: float | None = None
+    knee_used: float = 0.5
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -117,3 +147,4 @@ class Experiment:
     rollbacks: tuple[ProbeSpec, ...] = ()
     variables: dict[str, Any] = field(default_factory=dict)
     source: str = "deadair"  # or "chaostoolkit" (translated on load)
+    capacity: Capacity | None = None  # a capacity sweep's section; a plain run ignores it

@@ -94,9 +94,10 @@ class ListenerSettings:
     backoff: Sequence[float] = DEFAULT_BACKOFF
     playout: PlayoutSettings = field(default_factory=PlayoutSettings)
     join_timeout: float = 5.0
-    arrival: str = "all"  # all at once, ramp (evenly over `arrival_over`), poisson (at `arrival_rate`)
-    arrival_over: float = 0.0
+    arrival: str = "all"  # all at once, ramp (evenly over `arrival_over`), poisson (at `arrival_rate`),
+    arrival_over: float = 0.0  # rising (from `arrival_rate` to `arrival_rate_to`: chaos.language.arrival)
     arrival_rate: float = 0.0
+    arrival_rate_to: float = 0.0
     ears: int = 0  # how many of the listeners decode what they hear (chaos.listen.ears)
 
 

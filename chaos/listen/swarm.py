@@ -1,6 +1,12 @@
 """The swarm: many listeners (and a few golden ears) on one event loop, joining as the
 experiment's arrival shape says, with the swarm's own health (its event loop's lag) recorded
 beside what the listeners heard, so that verdicts can tell the instrument's error apart.
+
+A running swarm takes more listeners (`add_crowd`: a `join` step's crowd, ids `J<step>-<n>`);
+the watchdog, the health reports and `stop` cover them as they cover the first ones. A crowd's
+listeners are made as they arrive, by one task walking its sorted offsets in batches (a crowd of
+100,000 must not hold the event loop, and with it every listener's clock, while it is built);
+`cancel_crowds` stops the arrivals still pending and records how many never joined.
 """
 
 from __future__ import annotations
@@ -10,11 +16,35 @@ import json
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.language.arrival import arrival_offsets
 from chaos.listen.listener import HEALTH_EVERY, LAG_TICK, Listener, ListenerSettings, StreamAddress
 from chaos.timeline import Timeline
+
+CROWD_BATCH = 200  # a crowd's listeners made per turn of the event loop, at most
+
+# Waits until `offset` seconds into a crowd's arrivals, then says how far into them it is now (the
+# runner's: on the method's clock, which stands still while the operator is asked in step mode)
+Until = Callable[[float], Awaitable[float]]
+
+
+@dataclass
+class Crowd:
+    """A join step's crowd as it arrives: `listeners` those made so far, in offset order."""
+
+    step: int
+    key: str  # the occurrence ("step.n")
+    offsets: list[float]
+    listeners: list[Listener] = field(default_factory=list)
+    task: asyncio.Task | None = None
+    cancelled: str = ""  # why its pending arrivals were cancelled ("": they were not)
+
+    @property
+    def pending(self) -> int:
+        return len(self.offsets) - len(self.listeners)
 
 
 class Swarm:
@@ -44,20 +74,16 @@ class Swarm:
         self._monitor: asyncio.Task | None = None
         self._flush_health: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.crowds: list[Crowd] = []  # join steps' crowds, arriving or arrived
         self.lag_max = 0.0  # the largest event-loop lag seen in the whole run
 
     def arrival_offsets(self) -> list[float]:
-        """When each listener joins, from the start: all at once, a ramp, or a seeded Poisson process."""
-        s, n = self.settings, len(self.listeners)
-        if s.arrival == "ramp" and n > 1:
-            return [i * s.arrival_over / (n - 1) for i in range(n)]
-        if s.arrival == "poisson" and s.arrival_rate > 0:
-            t, out = 0.0, []
-            for _ in range(n):
-                out.append(t)
-                t += self.rng.expovariate(s.arrival_rate)
-            return out
-        return [0.0] * n
+        """When each listener joins, from the start: all at once, a ramp, a seeded Poisson process,
+        or a rising rate (chaos.language.arrival)."""
+        s = self.settings
+        return arrival_offsets(
+            s.arrival, len(self.listeners), s.arrival_over, s.arrival_rate, s.arrival_rate_to, self.rng
+        )
 
     async def start(self) -> None:
         """Listeners join according to the arrival pattern (this returns at once)."""
@@ -69,6 +95,69 @@ class Swarm:
                 self._loop.call_later(offset, self._join_later, listener)
         self._watchdog = asyncio.create_task(self._watch())
         self._monitor = asyncio.create_task(self._health())
+
+    def add_crowd(
+        self, step: int, offsets: list[float] | tuple[float, ...], until: Until | None = None, key: str = ""
+    ) -> Crowd:
+        """More listeners into the running swarm (a join step's crowd): one per offset, joining that
+        many seconds from now (or as `until` says), ids `J<step>-<n>` in offset order (n padded like
+        the first listeners' ids). They stay until `stop`; `crowd.task` ends once the last one's
+        join is recorded."""
+        loop = self._loop
+        assert loop is not None, "add_crowd needs a started swarm"
+        if until is None:
+            start = loop.time()
+
+            async def until(offset: float) -> float:
+                await asyncio.sleep(max(0.0, start + offset - loop.time()))
+                return loop.time() - start
+
+        crowd = Crowd(step, key or f"{step}.0", sorted(offsets))
+        crowd.task = asyncio.ensure_future(self._arrive(crowd, until))
+        self.crowds.append(crowd)
+        return crowd
+
+    async def _arrive(self, crowd: Crowd, until: Until) -> None:
+        """One timer for the whole crowd: wait for the next offset, then make every listener due by
+        now, CROWD_BATCH at a time, yielding to the loop between batches (the ones spawned record
+        their join before the next batch, and before this ends)."""
+        offsets, n = crowd.offsets, len(crowd.offsets)
+        width = max(4, len(str(n)))
+        i = 0
+        while i < n:
+            now = await until(offsets[i])
+            j = i
+            while j < n and (j == i or offsets[j] <= now) and j - i < CROWD_BATCH:
+                listener = Listener(f"J{crowd.step}-{j:0{width}d}", self)
+                crowd.listeners.append(listener)
+                self.listeners.append(listener)
+                self._spawn(self._connect(listener))
+                j += 1
+            i = j
+            await asyncio.sleep(0)
+
+    def cancel_crowds(self, reason: str) -> int:
+        """Stop every crowd's pending arrivals (the method stopped early, or the run ends): each
+        crowd with listeners that never joined gets a `step.join_cancelled` event saying how many
+        and why. Returns how many never joined."""
+        never = 0
+        for crowd in self.crowds:
+            if crowd.task is not None and not crowd.task.done():
+                crowd.task.cancel()  # it waits at an await: it makes no listener after this
+            if crowd.pending and not crowd.cancelled:
+                crowd.cancelled = reason
+                never += crowd.pending
+                self.timeline.record(
+                    "step.join_cancelled",
+                    "swarm",
+                    step=crowd.step,
+                    occurrence=crowd.key,
+                    count=len(crowd.offsets),
+                    joined=len(crowd.listeners),
+                    cancelled=crowd.pending,
+                    reason=reason,
+                )
+        return never
 
     def _join_later(self, listener: Listener) -> None:
         self._spawn(self._connect(listener))
@@ -140,7 +229,12 @@ class Swarm:
         except OSError as exc:
             reason = type(exc).__name__
         self.timeline.record(
-            "listener.join_failed", listener.lid, status=status, reason=reason, latency=round(time.monotonic() - t0, 6)
+            "listener.join_failed",
+            listener.lid,
+            status=status,
+            reason=reason,
+            latency=round(time.monotonic() - t0, 6),
+            timeout=s.join_timeout,  # a timeout the swarm's own lag may have caused (join_success_ratio)
         )
         self.schedule_retry(listener)
         return False
@@ -205,6 +299,7 @@ class Swarm:
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
+        self.cancel_crowds("the run ended")  # arrivals still pending (a signal, an error): never joined
         now = self.timeline.clock.now()
         if self._watchdog is not None:
             self._watchdog.cancel()

@@ -6,7 +6,8 @@ zooms all (Plotly's own zoom, pan and hover; nothing drawn by hand).
     probes         the experiment's probe samples: how long each took, and whether it answered
     servers        what Icecast, HAProxy and room-api said about themselves, once a second
 
-Fault windows are bands over every row (layout shapes named `fault <occurrence> ...`), phases
+Fault windows are bands over every row (layout shapes named `fault <occurrence> ...`; a join
+step's arrivals `join <occurrence> ...`), phases
 are dotted lines. Each trace carries `meta` saying what it is, so a test (or a curious reader
 in the browser's console) can find the run's data in the page.
 """
@@ -41,6 +42,7 @@ COLORS = {
     "gone": "#212121",
 }
 FAULT_COLOR = "rgba(255, 193, 7, 0.25)"
+JOIN_COLOR = "rgba(30, 136, 229, 0.12)"  # a join step's crowd arriving
 
 
 def _rows(rec: RunRecord, lanes: list[Lane]) -> list[tuple[str, str, float]]:
@@ -245,6 +247,35 @@ def _faults_and_phases(fig: go.Figure, rec: RunRecord) -> None:
             bgcolor="rgba(255, 255, 255, 0.8)",
             font={"size": 11},
             hovertext=f"{fault_words(f)}: {f.start:.2f}-{f.end:.2f} s (occurrence {f.occurrence})",
+        )
+    for key, ev in sorted(rec.history.join_events.items(), key=lambda kv: kv[1].t):
+        # a join step's crowd: a band over its arrivals (first to last), like a fault window
+        end = ev.t + max(float(ev.data.get("span") or 0.0), 0.1)
+        label = str(ev.data.get("shape") or f"join {ev.data.get('count')} listeners")
+        cut = rec.history.join_cancelled.get(key)
+        if cut is not None:
+            label += f" ({cut.data.get('cancelled')} never joined)"
+        fig.add_vrect(
+            x0=ev.t,
+            x1=end,
+            row="all",
+            col=1,
+            fillcolor=JOIN_COLOR,
+            line={"width": 1, "color": "rgba(30, 136, 229, 0.9)"},
+            layer="below",
+            name=f"join {key} {label}",
+        )
+        fig.add_annotation(
+            x=(ev.t + end) / 2,
+            y=0.8,
+            xref="x",
+            yref="y domain",
+            text=f"step {ev.data.get('step')}: {label}",
+            showarrow=False,
+            yanchor="top",
+            bgcolor="rgba(255, 255, 255, 0.8)",
+            font={"size": 11},
+            hovertext=f"a crowd joining: {label}, {ev.t:.2f}-{end:.2f} s (occurrence {key})",
         )
     for name, what in (("before", "gate"), ("during", "method"), ("after", "recovery")):
         w = rec.history.phases.get(name)

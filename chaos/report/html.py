@@ -71,6 +71,10 @@ def _num(v: Any, unit: str, missing: int = 0) -> str:
 def _where(v: dict[str, Any], rec: RunRecord) -> str:
     if v.get("phase") != "step":
         return str(v.get("phase"))
+    if v.get("step") is not None and (joins := rec.history.joins_of_step(int(v["step"]))):
+        ev = rec.history.join_events.get(joins[0].occurrence)
+        shape = str(ev.data.get("shape") or f"join {ev.data.get('count')} listeners") if ev is not None else "join"
+        return f"step {v.get('step')}: {shape}"
     spans = rec.history.spans_of_step(int(v["step"])) if v.get("step") is not None else []
     what = f" {spans[0].fault} {spans[0].target or ''}" if spans else ""
     return f"step {v.get('step')}{what}".strip() + (f" (x{len(spans)})" if len(spans) > 1 else "")

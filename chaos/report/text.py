@@ -58,7 +58,8 @@ def render(result: RunResult, with_error: bool = True) -> str:
                 st = steps[v.step]  # type: ignore[index]
                 target = st.target or ("one of " + "/".join(st.one_of) if st.one_of else "")
                 repeat = " (every occurrence)" if st.every else ""
-                lines.append(f"  step {v.step} {st.fault} {target}{repeat}".rstrip() + ":")
+                what = st.fault or (f"join {st.join.count}" if st.join else st.name)
+                lines.append(f"  step {v.step} {what} {target}{repeat}".rstrip() + ":")
                 shown_step = v.step
             lines.append(f"    {verdict_line(v)}")
         else:

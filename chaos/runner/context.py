@@ -23,6 +23,7 @@ from typing import Any
 from chaos.faults.ledger import Ledger
 from chaos.language.model import Experiment
 from chaos.language.plan import Occurrence, method_length, plan
+from chaos.listen.swarm import Swarm
 from chaos.runner.model import RunOptions, Stopped
 from chaos.runner.operator import KillSignal, Prompter, login_user
 from chaos.runner.status import LiveStatus
@@ -53,6 +54,7 @@ class RunContext:
         self.plan: list[Occurrence] = plan(experiment)
         self.method_len = method_length(self.plan)
         self.links: dict[str, str] = {}
+        self.swarm: Swarm | None = None  # the listening swarm, once the listeners joined (join steps add to it)
         self.abort: dict[str, Any] | None = None
         self.crash: str | None = None  # the traceback of an unexpected error (a bug)
         self.stack_started = False  # this run started the stack (set before it is brought up)
@@ -60,7 +62,7 @@ class RunContext:
         self.live = LiveStatus(
             self.timeline,
             self._phase_lengths(),
-            experiment.listeners.count,
+            experiment.listeners.count + sum(s.join.count for s in experiment.method if s.join),  # join steps' too
             {o.key: o.duration for o in self.plan},
             options.live_status,
             options.status_stream or sys.stderr,

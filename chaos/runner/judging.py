@@ -43,7 +43,11 @@ def judge(experiment: Experiment, history: History) -> list[Verdict]:
                 verdicts.append(check_probe(history, c.probe.name, c.tolerance, w, phase))
     recovery = experiment.windows.recovery
     for step in experiment.method:
-        spans = history.spans_of_step(step.index)
+        # a join step: judged from its start to the method's end plus the recovery window, every
+        # measure alike (its crowd stays to the end; the measures of joins count its crowd only;
+        # measures from a fault's start or end are refused there by the loader)
+        joining = step.join is not None
+        spans = history.joins_of_step(step.index) if joining else history.spans_of_step(step.index)
         injected = [s for s in spans if not s.skipped]
         spans = injected or spans  # judged over the faults injected; over would-be windows if none was
         if not spans:
@@ -52,7 +56,9 @@ def judge(experiment: Experiment, history: History) -> list[Verdict]:
             scope = resolve_measure(c.measure or "")[0].scope
             pairs = []
             for span in spans:
-                if scope == "fault_start":
+                if joining:
+                    w = Window(span.start, span.end + recovery)
+                elif scope == "fault_start":
                     w = Window(span.start, span.end if step.duration else span.start + recovery)
                 elif scope == "fault_end":
                     w = Window(span.end, span.end + recovery)
@@ -66,6 +72,14 @@ def judge(experiment: Experiment, history: History) -> list[Verdict]:
                 why = first.skipped if len({s.skipped for s in spans}) == 1 else "not injected"
                 v.note = f"{v.note}; " if v.note else ""
                 v.note += f"fault not injected ({why}): judged over its would-be window, not counted"
+            if joining:
+                for span in spans:
+                    if (cut := history.join_cancelled.get(span.occurrence)) is not None:
+                        never = (
+                            f"{cut.data.get('cancelled')} of {cut.data.get('count')} listeners of the crowd "
+                            f"never joined: their arrivals were cancelled when {cut.data.get('reason')}"
+                        )
+                        v.note = f"{v.note}; {never}" if v.note else never
             verdicts.append(v)
     _name_harness_disruptions(verdicts, history)
     for ev in history.events:

@@ -1,5 +1,6 @@
 """The listeners: they join (through the stream, or a room of room-api), warm up until each hears
 audio, and leave when the live phases end. What they hear is the timeline the verdicts read.
+A `join` step's crowd joins the same swarm later (chaos.runner.method) and leaves with it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ async def join(ctx: RunContext, stack: Stack) -> Audience:
         arrival=spec.arrival,
         arrival_over=spec.arrival_over,
         arrival_rate=spec.arrival_rate,
+        arrival_rate_to=spec.arrival_rate_to,
         playout=PlayoutSettings(
             min_stall=spec.min_stall,
             read_timeout=spec.read_timeout,
@@ -55,6 +57,7 @@ async def join(ctx: RunContext, stack: Stack) -> Audience:
     swarm = Swarm(
         settings, tl, random.Random(exp.seed), ear_settings=EarSettings.from_services(stack.definition.services)
     )
+    ctx.swarm = swarm  # join steps add their crowds to it
     tl.record("run.listeners", "runner", count=settings.count, join=spec.join, via=spec.via, address=f"{host}:{port}")
     joined = clock.now()
     await swarm.start()

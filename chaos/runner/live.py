@@ -40,7 +40,7 @@ async def live_phases(ctx: RunContext, stack: Stack, faults: dict[str, Fault]) -
     try:
         if ctx.stopped is not None:  # pulled while the stack started, where nothing could act on it
             return
-        if exp.listeners.count:
+        if exp.listeners.count or any(s.join for s in exp.method):  # a join step needs a swarm (and a room)
             ctx.enter("warm-up")
             audience = await join(ctx, stack)
         ctx.enter("gate")

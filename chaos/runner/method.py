@@ -10,6 +10,12 @@ probes still run. In step mode the operator is asked before each fault (y inject
 method's clock stands still while a question waits, so the plan keeps its spacing. The kill
 switch, or a guardrail, stops the occurrences and reverts every fault at once while the
 listeners still listen.
+
+A join step's crowd arrives on the method's clock too: in step mode its arrivals pause while the
+operator is asked (the crowd keeps its spacing with the faults; the pause is a gap in its
+arrivals). The method ends once every crowd's last listener has recorded its join. When the
+method stops early (the kill switch, a guardrail, an error, a signal), the arrivals still
+pending are cancelled, and `step.join_cancelled` says how many never joined.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ class MethodClock:
 
     def at(self, offset: float) -> float:
         return self.m0 + offset + self.paused
+
+    def elapsed(self) -> float:
+        """Seconds into the method on its own clock (the pauses so far taken out)."""
+        return self.ctx.timeline.clock.now() - self.m0 - self.paused
 
     def hold(self) -> None:
         if self._holds == 0:
@@ -95,25 +105,37 @@ async def run_method(ctx: RunContext, faults: dict[str, Fault]) -> None:
         if c.probe and "during" in c.when and c.every is not None
     ]
 
+    # set once a join occurrence's crowd has all arrived (its last listener's join recorded)
+    arrived = {o.key: asyncio.Event() for o in ctx.plan if o.step.join is not None}
+
     async def end_of_method() -> None:
         await mclock.sleep_until(ctx.method_len)
+        for crowd in arrived.values():
+            await crowd.wait()
         for s in samplers:
             s.cancel()
         await sample_checks(ctx, "during")
         end_sampled.set()
 
     work = asyncio.gather(
-        end_of_method(), *(_occurrence(ctx, o, faults.get(o.key), mclock, end_sampled) for o in ctx.plan)
+        end_of_method(), *(_occurrence(ctx, o, faults.get(o.key), mclock, end_sampled, arrived) for o in ctx.plan)
     )
     ctx.method_work = work
     guard = asyncio.ensure_future(_guard(ctx, m0, work)) if exp.abort_when else None
+    stopped_by = "an error stopped the method"  # the crowds' pending arrivals are cancelled unless it ends
     try:
         await work
+        stopped_by = ""
     except asyncio.CancelledError:
         if ctx.abort is None and ctx.stopped is None:
+            stopped_by = "the run was interrupted"
             raise
+        stopped_by = "the guardrail tripped" if ctx.abort is not None else "the kill switch was pulled"
+        _cancel_crowds(ctx, stopped_by)  # no more joins while the faults are rolled back
         await _roll_back_now(ctx, "guardrail" if ctx.abort is not None else "kill switch")
     finally:
+        if stopped_by:
+            _cancel_crowds(ctx, stopped_by)
         ctx.method_work = None
         if guard is not None:
             guard.cancel()
@@ -121,6 +143,12 @@ async def run_method(ctx: RunContext, faults: dict[str, Fault]) -> None:
             s.cancel()
     m1 = clock.now()
     ctx.record_phase("during", min(m0 + exp.windows.grace, m1), m1)
+
+
+def _cancel_crowds(ctx: RunContext, why: str) -> None:
+    """The method stopped early: the crowds' arrivals still pending never happen (recorded)."""
+    if ctx.swarm is not None and (never := ctx.swarm.cancel_crowds(why)):
+        ctx.say(f"  {why}: {never} listener(s) of a join step never joined")
 
 
 async def _roll_back_now(ctx: RunContext, why: str) -> None:
@@ -181,13 +209,22 @@ async def _guard(ctx: RunContext, m0: float, work: asyncio.Future) -> None:
 
 
 async def _occurrence(
-    ctx: RunContext, occ: Occurrence, fault: Fault | None, mclock: MethodClock, end_sampled: asyncio.Event
+    ctx: RunContext,
+    occ: Occurrence,
+    fault: Fault | None,
+    mclock: MethodClock,
+    end_sampled: asyncio.Event,
+    arrived: dict[str, asyncio.Event],
 ) -> None:
     """One occurrence at its offset: a probe or action sampled, or a fault applied, held, reverted
     (or, in a dry run or when the operator skips it, resolved and held as a would-be window)."""
     clock, tl, m0 = ctx.timeline.clock, ctx.timeline, mclock.m0
     await mclock.sleep_until(occ.at)
     step = occ.step
+    if step.kind == "join":
+        await _join_crowd(ctx, occ, mclock)
+        arrived[occ.key].set()
+        return
     if step.kind == "action" and ctx.opt.dry:
         tl.record("action.skipped", step.probe.name if step.probe else "action", step=step.index, occurrence=occ.key)
         ctx.say(f"  t+{clock.now() - m0:5.1f}s  action {step.name} skipped (dry run)")
@@ -251,6 +288,37 @@ async def _occurrence(
                 f"  t+{clock.now() - m0:5.1f}s  {step.fault}: {data['sent']} sent, {data.get('ok', 0)} ok, "
                 f"{data.get('failed', 0)} failed, at most {data.get('max_open', 0)} open"
             )
+
+
+async def _join_crowd(ctx: RunContext, occ: Occurrence, mclock: MethodClock) -> None:
+    """A join step: its crowd into the running swarm, each listener at its planned offset from now
+    on the method's clock (paused with it in step mode); returns once the last one's join is
+    recorded. Not a fault: nothing to undo, no operator question, and a dry run joins too
+    (listeners always listen). The crowd stays until the listeners leave at the end of the run."""
+    clock, tl, step = ctx.timeline.clock, ctx.timeline, occ.step
+    assert step.join is not None and ctx.swarm is not None
+    start = clock.now()
+    late = max(0.0, start - mclock.at(occ.at))  # the step's own start, as its offsets are from it
+
+    async def until(offset: float) -> float:
+        await mclock.sleep_until(occ.at + late + offset)
+        return mclock.elapsed() - occ.at - late
+
+    tl.record(
+        "step.join",
+        "runner",
+        t=start,
+        step=step.index,
+        occurrence=occ.key,
+        count=step.join.count,
+        arrival=step.join.arrival.kind,
+        span=round(occ.duration or 0.0, 6),
+        shape=occ.describe(),
+    )
+    crowd = ctx.swarm.add_crowd(step.index, occ.offsets, until, key=occ.key)
+    ctx.say(f"  t+{start - mclock.m0:5.1f}s  {occ.describe()}")
+    assert crowd.task is not None
+    await crowd.task
 
 
 async def _ask_operator(ctx: RunContext, occ: Occurrence, fault: Fault, mclock: MethodClock) -> str | None:

@@ -56,7 +56,7 @@ def test_good_loads(tmp_path):
 def test_unknown_key_points_at_the_key(tmp_path):
     text = GOOD.replace("    for: 2s\n", "    for: 2s\n    durashun: 2s\n")
     assert problems(text, tmp_path) == [
-        "F:10:5: unknown key 'durashun'; expected one of: action, at, every, expect, fault, for, http, probe, "
+        "F:10:5: unknown key 'durashun'; expected one of: action, at, every, expect, fault, for, http, join, probe, "
         "process, target, times, until, with"
     ]
 

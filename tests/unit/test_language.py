@@ -124,7 +124,7 @@ def test_fault_parameters_are_checked(tmp_path):
 
 def test_steps_and_checks_have_one_kind(tmp_path):
     out = problems(tmp_path, BASE.replace("    probe: stats\n", "    probe: stats\n    fault: mic.cut\n"))
-    assert "exactly one of fault, probe or action" in out[0]
+    assert "exactly one of fault, probe, action or join" in out[0]
     out = problems(tmp_path, BASE.replace("    tolerance: 200\n", ""))
     assert "probe 'api health' needs a tolerance" in out[0]
     out = problems(tmp_path, BASE.replace("tolerance: 200", "tolerance: {type: regex, pattern: '('}"))
