@@ -29,7 +29,7 @@ def figure(doc: dict[str, Any]) -> go.Figure:
         vertical_spacing=0.08,
         subplot_titles=[
             "Time to first audio, per listener (percentiles)",
-            "Dead air per listener after warm-up: total and longest span (p95, max)",
+            "Dead air per listener from the first join: total and longest span (p95, max)",
             "Resources: utilisation of each limit (the busiest)",
         ],
     )

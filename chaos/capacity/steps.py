@@ -2,14 +2,14 @@
 chaos.checkers, so a step can be judged again later from its journal alone).
 
 Windows:
-  - the SLOs and the distributions are judged over the whole run after warm-up: from the start
-    of the gate (every listener heard audio, or the warm-up ran out) to the end of the last phase;
-  - except the measures of joins (time_to_first_audio, join_latency, join_success_ratio): joins
-    happen during the warm-up, so these run from the first join to the same end;
+  - the SLOs and the distributions are judged over the whole run from its first listener join
+    (the warm-up included: silence while the crowd arrives counts) to the end of the last phase
+    (a run with no join: from the gate's start);
   - the resources are taken over the method (from its start to its end) when it lasts 2 s or
     more, else over the run after warm-up.
 A step passes when every SLO passes, fails when one fails, and is unknown when none failed but
-one is unknown (the swarm's own lag could decide it: README "Unknown").
+one is unknown (the swarm's own lag could decide it: README "Unknown"). chaos.capacity.sweep.assess
+fails a step whose run failed, was aborted or was not steady, whatever its SLOs.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from chaos.checkers.verdicts import check
 from chaos.language.expectations import parse_expectation
 from chaos.language.model import Check
 
-JOIN_MEASURES = ("time_to_first_audio", "join_latency", "join_success_ratio")
 # drawn against offered load in capacity.html, whatever the SLOs are
 CHART_MEASURES = ("time_to_first_audio", "dead_air.total", "dead_air", "listeners.connected_ratio")
 
@@ -50,7 +49,9 @@ def windows(h: History) -> tuple[Window, Window, Window] | None:
 
 
 def window_for(measure: str, after_warmup: Window, from_join: Window) -> Window:
-    return from_join if resolve_measure(measure)[0].name in JOIN_MEASURES else after_warmup
+    """Every SLO and distribution of a step: from the first join (review finding 11: a sweep whose
+    listeners sat in silence through the warm-up must not look clean)."""
+    return from_join
 
 
 def judge_slo(h: History, slo: tuple[Check, ...]) -> tuple[str, list[dict[str, Any]], list[Point]]:

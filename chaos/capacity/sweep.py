@@ -34,7 +34,7 @@ from chaos.language.capacity import step_text
 from chaos.language.loader import load_experiment
 from chaos.language.model import Capacity, Experiment
 from chaos.runner.model import RunOptions, RunResult
-from chaos.runner.outputs import experiment_id
+from chaos.runner.outputs import experiment_id, experiment_sha256
 from chaos.stack.compose import Stack
 from chaos.stack.definition import find_stack
 from chaos.stack.resources import ResourceSampler, summarise
@@ -44,7 +44,8 @@ RULE = (
     "Per SLO, the margin used at step i is u_i = (value_i - value_1) / (bound - value_1) (value_1: at the "
     "first step; for >= bounds the same formula, mirrored); a failed SLO has used all of it. The knee is the "
     "first step where some SLO has used more than {used:g} of its margin; the capacity is the last step where "
-    "every SLO held; the breakpoint is the first step where one failed. Headroom = capacity / target - 1."
+    "every SLO held; the breakpoint is the first step where one failed. Headroom = capacity / target - 1; "
+    "the target holds when capacity >= target x (1 + {headroom:g})."
 )
 
 
@@ -91,6 +92,7 @@ def run_sweep(path: Path, opt: SweepOptions) -> SweepResult:
     started = _utc()
     stack = Stack(find_stack(exp.stack, near=path.resolve().parent), opt.project)
     ledger = _bring_up(stack, opt.say)
+    recorded: dict[str, Any] = {}  # the first step's stack fingerprint
 
     def one_step(load: float, step_exp: Experiment) -> tuple[dict[str, Any], StepPoints, int]:
         sampler = ResourceSampler(stack)
@@ -107,6 +109,8 @@ def run_sweep(path: Path, opt: SweepOptions) -> SweepResult:
             record_run(result.summary, opt.results, opt.journal_dir)
         except ResultsError as exc:
             opt.say(f"deadair capacity: the results store was not updated: {exc}")
+        if result.fingerprint and "stack_fingerprint" not in recorded:
+            recorded["stack_fingerprint"] = result.fingerprint
         step, pts = assess(result, cap, load, sampler)
         opt.say(f"  {cap.vary}={step_text(load)}: {step['status']} (run {result.run_id})")
         return step, pts, result.exit_code
@@ -125,12 +129,27 @@ def run_sweep(path: Path, opt: SweepOptions) -> SweepResult:
     ran = [s for s in steps if s.get("run_id")]
     at = next((s for s in ran if s["load"] == analysis.breakpoint), ran[-1] if ran else None)
     bound_by = binding(at.get("resources") or {}, at["load"]) if at else None
-    code = exit_code(analysis, target, stopped, bool(bound_by and bound_by["load_generator"]))
+    instrument = bool(bound_by and (bound_by["load_generator"] or bound_by.get("other_work")))
+    code = exit_code(analysis, target, stopped, instrument, cap.headroom)
+    if at is not None and bound_by and bound_by.get("other_work") and code == 4:
+        at["inconclusive"] = "other work on the machine bound it, not the stack"
     if code_of_run is not None:
         code = code_of_run if code_of_run not in (0, 1, 4) else 3
     doc = document(exp, cap, sweep_id, started, target, steps, analysis, bound_by, stopped, code)
+    doc.update(
+        experiment_sha256=experiment_sha256(path),  # what makes a result this version (readiness)
+        variables=exp.variables,
+        overrides=dict(opt.overrides),
+        stack_fingerprint=recorded.get("stack_fingerprint"),
+        target_given=opt.target,  # --target; None: the file's
+        file_target=number(cap.target),
+    )
     return SweepResult(doc, write(doc, out), code)
 
+
+# a run with any other status that still ended with a journal (failed, not_steady, aborted) failed
+# its step whatever its SLOs said: its gate, a guardrail or its own expectations broke at this load
+JUDGED_RUNS = ("passed", "inconclusive")
 
 StepRunner = Callable[[float, Experiment], tuple[dict[str, Any], StepPoints, int]]
 
@@ -187,11 +206,14 @@ def assess(
         return step, StepPoints(load, "error")
     history = History(Timeline.read_journal(result.journal).events)
     status, entries, pts = judge_slo(history, cap.slo)
+    if result.status not in JUDGED_RUNS:  # its gate was not steady, a guardrail aborted it, or it failed
+        status = "failed"
+        step["broken_by"] = [f"run {result.status}"]
     step.update(status=status, slo=entries, journal=str(result.journal))
     step["distributions"] = distributions(history, cap.slo)
     step["servers"] = servers(history)
     step["resources"] = resources(result.journal, history, sampler)
-    return step, StepPoints(load, status, pts)
+    return step, StepPoints(load, status, pts, run_status=result.status)
 
 
 def resources(journal: Path, history: History, sampler: ResourceSampler) -> dict[str, Any]:
@@ -200,7 +222,12 @@ def resources(journal: Path, history: History, sampler: ResourceSampler) -> dict
     if w is None:
         return {}
     origin = _origin_monotonic(journal)
-    out = summarise(sampler.readings, origin + w.start, origin + w.end, sampler.cores) if origin is not None else {}
+    expected = list(getattr(sampler, "services", []))
+    out = (
+        summarise(sampler.readings, origin + w.start, origin + w.end, sampler.cores, expected)
+        if origin is not None
+        else {}
+    )
     if out:
         out["window"] = [w.start, w.end]  # on the run's clock
     out["method"] = sampler.method or "none (no reading)"
@@ -241,6 +268,12 @@ def document(
         "unknown": "the load generator bound it: a verdict was within the swarm's own lag of its bound",
         "error": "a step's run did not finish; nothing decided beyond it",
     }.get(stopped or "", "")
+    if not verdict and code == 4 and bound_by:
+        verdict = (
+            "the machine bound it: other work on the machine, not the stack, used the cores"
+            if bound_by.get("other_work")
+            else "the load generator bound it: it ran out before the stack did"
+        )
     return {
         "kind": "capacity",
         "experiment": experiment_id(exp.path, exp.title),
@@ -250,7 +283,10 @@ def document(
         "started": started,
         "finished": _utc(),
         "vary": cap.vary,
+        "unit": cap.unit,
         "target": number(target),
+        "headroom_required": cap.headroom,
+        "required_load": number(target * (1 + cap.headroom)) if target is not None else None,
         "slo": [{"measure": c.measure, "expect": c.expect} for c in cap.slo],
         "steps": steps,
         "capacity": number(a.capacity),
@@ -259,7 +295,7 @@ def document(
         "broken_by": a.broken_by,
         "binding": bound_by,
         "headroom": a.headroom,
-        "rule": RULE.format(used=cap.knee_used),
+        "rule": RULE.format(used=cap.knee_used, headroom=cap.headroom),
         "stopped": stopped,
         "verdict": verdict,
         "exit_code": code,

@@ -63,15 +63,16 @@ def render(doc: dict[str, Any]) -> str:
         + (f" (broken by {', '.join(doc['broken_by'])})" if doc["broken_by"] else "")
     )
     if doc.get("target") is not None:
-        h = doc.get("headroom")
+        h, need = doc.get("headroom"), float(doc.get("headroom_required") or 0.0)
         lines.append(
             f"  target {show(doc['target'])}: headroom "
             + ("none (nothing passed)" if h is None else f"{h:+.0%}")
-            + (" (holds)" if h is not None and h >= 0 else " (does NOT hold)")
+            + f", {need:.0%} required"
+            + (" (holds)" if h is not None and h >= need - 1e-9 else " (does NOT hold)")
         )
     b = doc.get("binding")
     if b:
-        lines.append(f"  binding resource: {b['resource']}: {b['evidence']}")
+        lines.append(f"  binding resource: {b['resource'] or 'none named'}: {b['evidence']}")
     if doc.get("verdict"):
         lines.append(f"  {doc['verdict']}")
     return "\n".join(lines)

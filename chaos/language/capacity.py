@@ -7,8 +7,11 @@ never starts on a section that cannot be run:
   - `steps` are positive and strictly increasing (a list, or a string "100, 200" so that a
     variable can hold them and CI can shorten them with `--var`);
   - each SLO is a window measure with a one-sided bound (`<`, `<=`, `>`, `>=`): the knee is
-    measured as the share of the margin to that bound used (chaos.capacity.knee);
-  - `target` and `knee.used` are in range (the schema says so).
+    measured as the share of the margin to that bound used (chaos.capacity.knee); one of them is
+    on time_to_first_audio (a listener that never heard audio must break a step);
+  - `unit` is `listeners` or `joins/s` (required: readiness judges the sweep against the
+    policy's target of that unit only); `target`, `headroom` (default 25%) and `knee.used` are
+    in range (the schema says so).
 A plain run (`deadair run`) ignores the section and runs the experiment at its declared values.
 """
 
@@ -22,10 +25,12 @@ from chaos.language.expectations import parse_expectation
 from chaos.language.meaning import Meaning
 from chaos.language.model import Capacity, Check
 from chaos.language.positions import Positions
+from chaos.language.registry import resolve_measure
 from chaos.language.schema import schema_problems
 from chaos.language.variables import apply_overrides
 
 ONE_SIDED = ("<", "<=", ">", ">=")
+DEFAULT_HEADROOM = 0.25
 
 
 def step_text(value: float) -> str:
@@ -89,6 +94,12 @@ def parse_capacity(data: dict[str, Any], m: Meaning, raw_text: str) -> Capacity 
             )
             continue
         slo.append(c)
+    if slo and not any(resolve_measure(c.measure or "")[0].name == "time_to_first_audio" for c in slo):
+        m.problem(
+            base + ("slo",),
+            'capacity.slo needs a time_to_first_audio SLO (such as "p95 < 3s"): a listener that never '
+            "hears audio is the first thing more load breaks",
+        )
     if len(m.problems) > before:
         return None
     return Capacity(
@@ -98,7 +109,16 @@ def parse_capacity(data: dict[str, Any], m: Meaning, raw_text: str) -> Capacity 
         target=float(raw["target"]) if "target" in raw else None,
         knee_used=float((raw.get("knee") or {}).get("used", 0.5)),
         line=m.pos.of(base)[0],
+        unit=str(raw["unit"]),
+        headroom=parse_headroom(raw.get("headroom", DEFAULT_HEADROOM)),
     )
+
+
+def parse_headroom(raw: Any) -> float:
+    """25% or 0.25 as a fraction (the schema has checked its form)."""
+    if isinstance(raw, str):
+        return float(raw.strip().rstrip("%").strip()) / 100.0
+    return float(raw)
 
 
 def _override_problem(data: dict[str, Any], key: str, value: float, file: str) -> tuple[bool, str | None]:

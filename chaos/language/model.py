@@ -121,7 +121,8 @@ class Windows:
 class Capacity:
     """A `capacity:` section: the sweep `deadair capacity` runs (chaos.capacity). `vary` is set to
     each of `steps` as `--var` would; `slo` is judged per step; `target` is the launch's figure in
-    the unit of `vary`; `knee_used` the share of an SLO's margin whose use marks the knee."""
+    `unit` (listeners or joins/s); `knee_used` the share of an SLO's margin whose use marks the
+    knee; the target holds when the capacity reaches target x (1 + `headroom`)."""
 
     vary: str
     steps: tuple[float, ...]
@@ -129,6 +130,8 @@ class Capacity:
     target: float | None = None
     knee_used: float = 0.5
     line: int = 0
+    unit: str = "listeners"  # of the steps and the target: listeners or joins/s (readiness's matching target)
+    headroom: float = 0.25  # the capacity must reach target x (1 + headroom)
 
 
 @dataclass(frozen=True)

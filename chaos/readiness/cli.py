@@ -3,8 +3,9 @@ the launch's policy, write scorecard.json and scorecard.html, print the scorecar
 
 Exit codes: 0 GO; 1 NO-GO; 2 bad input (policy, suite, --var, --target; nothing ran); 3
 environment (a run ended on the environment, or the results store could not be written: the
-scorecard is still written, and says NO-GO if it is); 5, 130, 143 when the suite was stopped
-(the kill switch, SIGINT, SIGTERM), after writing the scorecard of what ran.
+scorecard is still written); 5, 130, 143 when the suite was stopped (the kill switch, SIGINT,
+SIGTERM), after writing the scorecard of what ran. Whenever the exit is not 0 or 1 the scorecard
+says NO-GO with that reason (kind `environment` or `stopped`), and scorecard.json has `exit_code`.
 """
 
 from __future__ import annotations
@@ -83,6 +84,18 @@ def cmd_readiness(args: argparse.Namespace) -> int:
     card = decide(policy, scenarios, collected.evidence, targets=targets, suite=str(args.suite))
     card["ran"] = not args.from_results
     card["recorded"] = collected.recorded
+    code = collected.code if collected.code is not None else (EXIT_GO if card["decision"] == "GO" else EXIT_NO_GO)
+    if code not in (EXIT_GO, EXIT_NO_GO):  # never GO beside a non-zero exit: what stopped it is a reason
+        why = (
+            "the environment failed (a run ended on it, or the results store could not be written)"
+            if code == EXIT_ENVIRONMENT
+            else f"the suite was stopped (exit {code}) before every scenario ran"
+        )
+        card["decision"] = "NO-GO"
+        card["reasons"].append(
+            {"kind": "environment" if code == EXIT_ENVIRONMENT else "stopped", "scenario": "", "text": why}
+        )
+    card["exit_code"] = code
     out_dir = Path(args.out) if args.out else journal_dir.parent / "readiness" / time.strftime("%Y%m%d-%H%M%S")
     print(render.render_text(card))
     for problem in collected.problems:
@@ -93,9 +106,7 @@ def cmd_readiness(args: argparse.Namespace) -> int:
         print(f"deadair: could not write the scorecard to {out_dir}: {exc}", file=sys.stderr)
         return EXIT_ENVIRONMENT
     print(f"\nscorecard: {js}\n           {page}")
-    if collected.code is not None:
-        return collected.code
-    return EXIT_GO if card["decision"] == "GO" else EXIT_NO_GO
+    return code
 
 
 def _run(scenarios: list, args: argparse.Namespace, journal_dir: Path, store_file: Path):

@@ -7,6 +7,7 @@ nothing.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from chaos.readiness.decision import Evidence
 from chaos.readiness.suite import Scenario
 from chaos.readiness.sweeps import capacity_root, evidence, newest_capacity
+from chaos.readiness.versions import definition_parts, file_sha256, mismatch
 from chaos.results.store import ResultsError, ResultsStore, started_of
 
 STOP_CODES = (5, 130, 143)  # stopped (the kill switch), SIGINT, SIGTERM: the suite ends there
@@ -28,16 +30,20 @@ class Collected:
     problems: list[str] = field(default_factory=list)
 
 
-def from_results(scenarios: list[Scenario], store_file: Path, journal_dir: Path) -> Collected:
-    """The newest recorded result of each scenario; nothing runs. A dry run is no result."""
+def from_results(scenarios: list[Scenario], store_file: Path, journal_dir: Path, now: float | None = None) -> Collected:
+    """The newest recorded result of each scenario that is of its version now
+    (chaos.readiness.versions); nothing runs. A dry run is no result."""
+    now = time.time() if now is None else now
     out = Collected()
     store: ResultsStore | None = None
     if store_file.exists():
         store = ResultsStore(store_file, readonly=True)
     try:
         for s in scenarios:
+            why_not = _version_check(s, now)
+
             if s.is_capacity:
-                out.evidence[s.stem] = newest_capacity(s, capacity_root(journal_dir))
+                out.evidence[s.stem] = newest_capacity(s, capacity_root(journal_dir), why_not)
                 continue
             if store is None:
                 out.evidence[s.stem] = f"no results store at {store_file}"
@@ -46,12 +52,32 @@ def from_results(scenarios: list[Scenario], store_file: Path, journal_dir: Path)
             if not runs:
                 out.evidence[s.stem] = f"no recorded run of {s.experiment_id} in {store_file}"
                 continue
-            newest = max(runs, key=lambda r: (r.started, r.run_id))
-            out.evidence[s.stem] = Evidence("run", newest.run_id, newest.started, newest.summary, newest.journal or "")
+            runs.sort(key=lambda r: (r.started, r.run_id), reverse=True)
+            first_reason = None
+            for r in runs:
+                reason = why_not(r.summary, r.started)
+                if reason is None:
+                    out.evidence[s.stem] = Evidence("run", r.run_id, r.started, r.summary, r.journal or "")
+                    break
+                first_reason = (
+                    first_reason or f"not run: the newest recorded run ({r.run_id}) is not this version: {reason}"
+                )
+            else:
+                out.evidence[s.stem] = first_reason or "not run"
     finally:
         if store is not None:
             store.close()
     return out
+
+
+def _version_check(s: Scenario, now: float) -> Callable[[dict[str, Any], float], str | None]:
+    """Why a recorded result is not of the scenario's version now (chaos.readiness.versions)."""
+    sha, stack_now = file_sha256(s.path), definition_parts(s)
+
+    def why_not(recorded: dict[str, Any], started: float) -> str | None:
+        return mismatch(recorded, s, sha, stack_now, started, now)
+
+    return why_not
 
 
 @dataclass

@@ -3,14 +3,17 @@ clock in, a JSON-ready scorecard out (no engine, no store, no file).
 
 Rules, in the order they are applied:
 
-1. **A scenario's status.** No result: `not run` (with why). A result older than the policy's
+1. **A scenario's status.** No result: `not run` (with why; `--from-results` takes only a result of
+   the scenario's version now, chaos.readiness.versions). A result dated more than 60 s after now:
+   `not run`. An undated one is dated the epoch, so stale. A result older than the policy's
    `max_age` (its start to now): `stale`, which counts as not run, with its age. A run: `passed`
    is `pass`; `failed`, `aborted` and `not_steady` are `fail`; `inconclusive` is `inconclusive`
    (not a pass: no data never passes); any other end (error, stopped, interrupted, a dry run) is
    `not run`, with its status. A capacity sweep: `pass` when its measured capacity reaches
    target x (1 + headroom) (rule 4), `fail` otherwise; with no target at all, `pass` when any step
    held its SLO (measured, not judged); a sweep short of it that the instrument bound (a verdict
-   within the swarm's own lag, or the load generator as the binding resource) is `inconclusive`,
+   within the swarm's own lag, the load generator as the binding resource, or other work on the
+   machine: chaos.capacity.binding) is `inconclusive`,
    one whose step run did not finish is `not run`. A scenario named under `waive:` is `waived` whatever its
    result (kept beside it as `outcome`) and gives no reason below.
 2. **Category**: the first of the policy's categories, in its order, one of whose tags the
@@ -18,14 +21,19 @@ Rules, in the order they are applied:
    and the smallest margin among them.
 3. **Margins**: per verdict, chaos.readiness.margins (relative to the bound, negative when
    broken); a scenario's margin is its smallest.
-4. **Capacity**: a sweep whose `vary` is the listener count (`listeners.count`, or a name with
-   `listeners` in it) is judged against `targets.listeners`; one whose `vary` names joins or a
-   rate (`join`, `rate`, `arrival` in it) against `targets.joins`; either falls back to the sweep's
-   own `target`. Required load = target x (1 + headroom); headroom at the target = capacity /
-   target - 1. A sweep whose steps never broke measured a lower bound (`at least`).
+4. **Capacity**: a sweep is judged against the policy's target of its declared `unit`
+   (`listeners`: `targets.listeners`; `joins/s`: `targets.joins`) with the policy's headroom;
+   without one, against the sweep's own `target` with its own `headroom` (the rule `deadair
+   capacity` exits by). Required load = target x (1 + headroom); headroom at the target =
+   capacity / target - 1. A sweep whose steps never broke measured a lower bound (`at least`).
+   A sweep with no known unit, or run with a `--target` other than its file's when no policy
+   target judges it, is `not run` (another version of the sweep).
 5. **Launch limits** (`slo:`): every verdict on the limit's measure, in every scenario with a
-   fresh result that is not waived (pass, fail or inconclusive), is checked: its judged value, or
-   with a statistic in the limit, that statistic of its distribution; a capacity sweep's step
+   fresh result that is not waived (pass, fail or inconclusive), is checked: a bare limit
+   (`dead_air: 2s`) against the worst listener (its distribution's `max`; a bare lower limit,
+   `join_success_ratio: ">= 0.99"`, against the measure's default statistic), a limit with a
+   statistic (`dead_air.p95: 2s`) against that statistic; a verdict that did not record it does
+   not count (and when none counts, the limit has no data); a capacity sweep's step
    verdicts count at loads up to the launch's target (up to its measured capacity without one):
    beyond it the sweep is finding where it breaks. The worst value and where it was are reported.
    A limit no verdict measured is not met (no data never passes).
@@ -38,7 +46,6 @@ Rules, in the order they are applied:
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +56,8 @@ from chaos.language.registry import resolve_measure
 from chaos.readiness.margins import bound_of, clean, is_absolute, margin, margin_text, value_text, verdict_value
 from chaos.readiness.policy import Limit, Policy, Targets, format_headroom
 from chaos.readiness.suite import Scenario
+
+MAX_FUTURE_S = 60.0  # a result dated later than this after now is no evidence (a clock ran ahead)
 
 PASS, FAIL, INCONCLUSIVE, NOT_RUN, STALE, WAIVED = "pass", "fail", "inconclusive", "not run", "stale", "waived"
 STATUSES = (PASS, FAIL, INCONCLUSIVE, NOT_RUN, STALE, WAIVED)
@@ -85,6 +94,7 @@ def decide(
     for stem in policy.required or ():
         if stem not in have:
             reasons.append(_reason("missing", stem, f"required scenario {stem!r} is not in the suite"))
+    categories = _categories(policy, rows)
     sweeps = [r["capacity"] for r in rows if r.get("capacity")]
     reasons += _capacity_reasons(rows, targets)
     limits = [_limit(lim, rows) for lim in policy.limits]
@@ -99,7 +109,7 @@ def decide(
         "reasons": reasons,
         "policy": _policy_json(policy, targets),
         "scenarios": rows,
-        "categories": _categories(policy, rows),
+        "categories": categories,
         "capacity": sweeps,
         "limits": limits,
     }
@@ -130,6 +140,8 @@ def _scenario(policy: Policy, targets: Targets, s: Scenario, ev: Evidence | str,
     }
     if isinstance(ev, str):
         row["note"] = ev
+    elif ev.started > now + MAX_FUTURE_S:
+        row["note"] = f"not run: its result is dated {ev.started - now:.0f} s in the future: not evidence"
     else:
         age = max(0.0, now - ev.started)
         row.update(
@@ -152,7 +164,9 @@ def _scenario(policy: Policy, targets: Targets, s: Scenario, ev: Evidence | str,
                 f" (it was {row['outcome']})" if row["outcome"] != NOT_RUN else ""
             )
             row["outcome"] = STALE
-    judged = [r["margin"] for r in row["slo"] if r.get("counts")]
+    # a verdict with no bound (a probe's tolerance) has no margin and is left out; a verdict with a
+    # bound and no number (never got there) is -inf
+    judged = [r["margin"] for r in row["slo"] if r.get("counts") and r.get("bound") is not None]
     if judged:
         row["margin"] = min((m if m is not None else -math.inf) for m in judged)
         row["margin_text"] = margin_text(row["margin"])
@@ -234,14 +248,12 @@ def _reason(kind: str, scenario: str, text: str) -> dict[str, str]:
 
 
 # -- capacity ---------------------------------------------------------------------------------
-def dimension(vary: str) -> str | None:
-    """Which of the policy's targets a sweep's `vary` measures (rule 4): listeners, joins, or None."""
-    v = vary.lower()
-    if re.search(r"join|rate|arrival", v):
-        return "joins"
-    if "listeners" in v:
-        return "listeners"
-    return None
+UNITS = {"listeners": "listeners", "joins/s": "joins"}  # a capacity section's unit -> the policy's target
+
+
+def dimension(unit: Any) -> str | None:
+    """Which of the policy's targets a sweep measures (rule 4): its declared unit's, or None."""
+    return UNITS.get(str(unit)) if unit is not None else None
 
 
 def _load(x: Any) -> float | None:
@@ -265,11 +277,15 @@ def _sweep(s: Scenario, ev: Evidence, targets: Targets, fresh: bool) -> dict[str
     """A capacity.json read against the launch's target (rule 4)."""
     data = ev.data
     vary = str(data.get("vary") or (s.capacity or {}).get("vary") or "")
-    dim = dimension(vary)
+    unit = data.get("unit") or (s.capacity or {}).get("unit")
+    dim = dimension(unit)
     policy_target = getattr(targets, dim) if dim else None
     target = policy_target if policy_target is not None else _load(data.get("target"))
+    headroom = targets.headroom if policy_target is not None else float(data.get("headroom_required") or 0.25)
     capacity, knee, breakpoint = _load(data.get("capacity")), _load(data.get("knee")), _load(data.get("breakpoint"))
-    required = target * (1 + targets.headroom) if target is not None else None
+    required = target * (1 + headroom) if target is not None else None
+    file_target = _load(data.get("file_target", (s.capacity or {}).get("target")))
+    other_target = policy_target is None and _load(data.get("target")) != file_target
     binding = data.get("binding") or {}
     out: dict[str, Any] = {
         "scenario": s.stem,
@@ -279,7 +295,8 @@ def _sweep(s: Scenario, ev: Evidence, targets: Targets, fresh: bool) -> dict[str
         "dimension": dim,
         "target": target,
         "target_from": "policy" if policy_target is not None else ("sweep" if target is not None else None),
-        "headroom_required": targets.headroom,
+        "unit": unit,
+        "headroom_required": headroom,
         "required_load": required,
         "capacity": capacity,
         "lower_bound": breakpoint is None and capacity is not None,
@@ -293,22 +310,35 @@ def _sweep(s: Scenario, ev: Evidence, targets: Targets, fresh: bool) -> dict[str
         "fresh": fresh,
     }
     at_least = "at least " if out["lower_bound"] else ""
-    if capacity is None:
+    if dim is None:
+        out["status"], out["note"] = (
+            NOT_RUN,
+            f"the sweep declares no known unit ({unit!r}; expected listeners or joins/s)",
+        )
+    elif other_target:
+        out["status"] = NOT_RUN
+        out["note"] = (
+            f"run with --target {_n(data.get('target'))} where the file says {_n(file_target)}: another version "
+            f"of the sweep (set the policy's {dim} target to judge it)"
+        )
+    elif capacity is None:
         out["status"], out["note"] = FAIL, "no step held its SLO: no capacity"
     elif required is None:
         out["status"], out["note"] = PASS, f"capacity {at_least}{capacity:g}; no target: measured, not judged"
     elif capacity >= required:
         out["status"] = PASS
         out["note"] = (
-            f"capacity {at_least}{capacity:g} >= {required:g} (target {target:g} + {format_headroom(targets.headroom)})"
+            f"capacity {at_least}{capacity:g} >= {required:g} (target {target:g} + {format_headroom(headroom)})"
         )
     else:
         out["status"] = FAIL
         out["note"] = (
-            f"capacity {at_least}{capacity:g} < {required:g} (target {target:g} + {format_headroom(targets.headroom)})"
+            f"capacity {at_least}{capacity:g} < {required:g} (target {target:g} + {format_headroom(headroom)})"
         )
     if out["status"] == FAIL:  # short of it, but was it the system? (chaos.capacity's exit 4, or a run that died)
-        if data.get("stopped") == "unknown" or (isinstance(binding, dict) and binding.get("load_generator")):
+        if data.get("stopped") == "unknown" or (
+            isinstance(binding, dict) and (binding.get("load_generator") or binding.get("other_work"))
+        ):
             out["status"] = INCONCLUSIVE
             why = data.get("verdict") or (binding.get("evidence") if isinstance(binding, dict) else "") or ""
             out["note"] += f"; the instrument bound it: {why}" if why else "; the instrument bound it"
@@ -332,11 +362,24 @@ def _sweep(s: Scenario, ev: Evidence, targets: Targets, fresh: bool) -> dict[str
                 "counts": counts,  # only steps up to the launch's load speak for the launch
                 "run_id": step.get("run_id"),
                 "load": load,
+                "distribution": (step.get("distributions") or {}).get(_name(str(v.get("measure") or ""))),
             }
             value = v.get("value")
             rows.append(_with_margin(row, math.inf if value is None else float(value), _expectation(v.get("expect"))))
     out["slo"] = rows
     return out
+
+
+def _n(x: Any) -> str:
+    return "none" if x is None else f"{x:g}" if isinstance(x, (int, float)) else str(x)
+
+
+def _name(measure: str) -> str:
+    """The registry's name of a measure (the key of a step's `distributions`)."""
+    try:
+        return resolve_measure(measure)[0].name
+    except KeyError:
+        return measure
 
 
 def _unit(measure: str) -> str | None:
@@ -387,6 +430,7 @@ def _capacity_reasons(rows: list[dict[str, Any]], targets: Targets) -> list[dict
 def _limit(lim: Limit, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Rule 5: the limit checked against every counted verdict on its measure."""
     checked: list[dict[str, Any]] = []
+    uncounted = 0
     for row in rows:
         if row["waived"] or row["outcome"] not in (PASS, FAIL, INCONCLUSIVE):
             continue
@@ -395,6 +439,7 @@ def _limit(lim: Limit, rows: list[dict[str, Any]]) -> dict[str, Any]:
                 continue
             value = _limit_value(v, lim)
             if value is None:
+                uncounted += 1
                 continue
             m = margin(value, lim.expect)
             checked.append(
@@ -417,8 +462,10 @@ def _limit(lim: Limit, rows: list[dict[str, Any]]) -> dict[str, Any]:
     broken = [c for c in checked if not c["held"]]
     worst = checked[0] if checked else None
     where = f"{worst['scenario']} {worst['verdict']}" if worst else ""
+    stat = _limit_stat(lim)
     if worst is None:
-        status, text = "no data", f"launch limit {lim.text}: no scenario measured {lim.measure} (no data never passes)"
+        why = f"{uncounted} verdict(s) on it recorded no {stat}" if uncounted else f"no scenario measured {lim.measure}"
+        status, text = "no data", f"launch limit {lim.text}: {why} (no data never passes)"
     elif broken:
         status = "exceeded"
         text = (
@@ -431,14 +478,29 @@ def _limit(lim: Limit, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "key": lim.key,
         "measure": lim.measure,
         "expect": lim.expect.text,
-        "stat": lim.stat,
+        "stat": stat,
         "status": status,
+        "not_counted": uncounted,
         "text": text,
         "where": worst["scenario"] if worst else "",
         "worst": worst,
         "checked": len(checked),
         "exceeded": broken,
     }
+
+
+def _limit_stat(lim: Limit) -> str:
+    """The statistic a limit checks: its own (`dead_air.p95: 2s`); a bare upper limit
+    (`dead_air: 2s`) the worst listener's, `max`; a bare lower limit (`join_success_ratio: >= 0.99`)
+    the measure's default statistic (a ratio over all joins has no worst listener)."""
+    if lim.stat:
+        return lim.stat
+    if lim.expect.op in ("<", "<="):
+        return "max"
+    try:
+        return str(getattr(resolve_measure(lim.measure)[0], "default_stat", "max"))
+    except KeyError:
+        return "max"
 
 
 def _same_measure(verdict_measure: str, measure: str) -> bool:
@@ -449,15 +511,17 @@ def _same_measure(verdict_measure: str, measure: str) -> bool:
 
 
 def _limit_value(v: dict[str, Any], lim: Limit) -> float | None:
-    """The verdict's judged value, or the limit's statistic of its distribution (None: the
-    verdict did not record it, so it is not comparable). A capacity step has only its value."""
-    if lim.stat is None or lim.stat == v.get("stat"):
+    """The limit's statistic of the verdict's distribution (None: the verdict did not record it, so
+    it does not count)."""
+    stat = _limit_stat(lim)
+    if stat == v.get("stat"):
         value = v.get("value")
         if value is None:
             return math.nan if v.get("value_text") == "no data" else math.inf
         return float(value)
-    if "distribution" in v:
-        return verdict_value({"stat": v.get("stat"), "value": v.get("value"), "summary": v["distribution"]}, lim.stat)
+    dist = v.get("distribution")
+    if isinstance(dist, dict):
+        return verdict_value({"stat": v.get("stat"), "value": v.get("value"), "summary": dist}, stat)
     return None
 
 

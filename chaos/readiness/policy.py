@@ -48,7 +48,7 @@ class PolicyError(ExperimentError):
 @dataclass(frozen=True)
 class Limit:
     """A launch limit on one measure: every verdict on that measure, in every scenario, must meet
-    it. `stat` None: each verdict's own judged statistic; else that statistic of its distribution."""
+    it. `stat` None: the worst listener's (the distribution's max); else that statistic of it."""
 
     key: str  # as the policy wrote it: dead_air, hold_music.onset.p95
     measure: str  # the measure it names (the registry's name): dead_air
@@ -301,8 +301,9 @@ class _Reader:
     def required(self, raw: Any) -> tuple[str, ...] | None:
         if raw == "all":
             return None
-        if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
-            self.add(("required",), f"required: {raw!r}; expected `all` or a list of scenario file stems")
+        if not isinstance(raw, list) or not raw or not all(isinstance(x, str) and x for x in raw):
+            # an empty list would require nothing: every failure would be GO
+            self.add(("required",), f"required: {raw!r}; expected `all` or a non-empty list of scenario file stems")
             return ()
         return tuple(raw)
 

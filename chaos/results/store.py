@@ -298,7 +298,8 @@ class ResultsStore:
 
 
 def started_of(summary: dict[str, Any]) -> float:
-    """The run's wall-clock start: `started` (UTC), else the date in its run id (local time)."""
+    """The run's wall-clock start: `started` (UTC), else the date in its run id (local time); an
+    undated run is dated the epoch (readiness: stale, never fresh)."""
     text = summary.get("started")
     if text:
         try:
@@ -308,7 +309,7 @@ def started_of(summary: dict[str, Any]) -> float:
     try:
         return time.mktime(time.strptime(str(summary.get("run_id", ""))[:15], "%Y%m%d-%H%M%S"))
     except ValueError:
-        return time.time()
+        return 0.0
 
 
 def check_summary(data: Any, where: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ run; a run that started nothing (bad input, no engine) leaves nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -66,6 +67,15 @@ def stack_fingerprint(stack: Stack) -> dict[str, Any]:
         return {"id": "unknown", "error": f"{type(exc).__name__}: {exc}"}
 
 
+def experiment_sha256(path: Path) -> str | None:
+    """The experiment file's content hash (None: unreadable); a result of another content is
+    another version of the experiment (chaos.readiness.versions)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def experiment_id(path: Path, title: str) -> str:
     """What the results store keys a run by: `<file>::<title>`, the file relative to the root of
     the repository that holds it (the nearest folder above it with a `.git`), else its absolute
@@ -98,6 +108,7 @@ def _write_journal_and_summary(result: RunResult, ctx: RunContext) -> None:
     result.journal = ctx.timeline.write_journal(folder / "journal.jsonl", header)
     summary = {
         **header,
+        "experiment_sha256": experiment_sha256(exp.path),  # readiness --from-results: the same file?
         "status": result.status,
         "exit_code": result.exit_code,
         "error": result.error,

@@ -99,12 +99,13 @@ def _read(path: Path) -> str:
     return path.read_text().strip()
 
 
-def _stat_field(path: Path, name: str) -> float:
+def _stat_field(path: Path, name: str, default: float | None = 0.0) -> float | None:
+    """A `key value` file's field; `default` when it is absent (None: a reading that failed)."""
     for line in path.read_text().splitlines():
         key, _, value = line.partition(" ")
         if key == name:
             return float(value)
-    return 0.0
+    return default
 
 
 def _cpus_in(spec: str) -> int:
@@ -145,14 +146,15 @@ def read_cgroup(target: _Target, cores: int, memory_total: float) -> ContainerRe
     r = ContainerReading()
     if target.cgroup_v2 is not None:
         d = target.cgroup_v2
-        r.cpu_seconds = _stat_field(d / "cpu.stat", "usage_usec") / 1e6
+        usec = _stat_field(d / "cpu.stat", "usage_usec", None)
+        r.cpu_seconds = usec / 1e6 if usec is not None else None  # no usage: no reading, never 0
         quota, _, period = (_read(d / "cpu.max") if (d / "cpu.max").exists() else "max").partition(" ")
         r.cpu_limit = float(quota) / float(period) if quota != "max" and period else None
         cpuset = d / "cpuset.cpus.effective"
         if r.cpu_limit is None and cpuset.exists() and _read(cpuset):
             r.cpu_limit = float(_cpus_in(_read(cpuset)))
         usage = float(_read(d / "memory.current"))
-        r.memory = max(0.0, usage - _stat_field(d / "memory.stat", "inactive_file"))
+        r.memory = max(0.0, usage - (_stat_field(d / "memory.stat", "inactive_file") or 0.0))
         limit = _read(d / "memory.max")
         r.memory_limit = min(float(limit), memory_total) if limit != "max" else memory_total
         pids = [int(p) for p in _read(d / "cgroup.procs").split()]
@@ -167,7 +169,7 @@ def read_cgroup(target: _Target, cores: int, memory_total: float) -> ContainerRe
             r.cpu_limit = float(_cpus_in(_read(v1["cpuset"] / "cpuset.cpus")))
         mem = v1["memory"]
         usage = float(_read(mem / "memory.usage_in_bytes"))
-        r.memory = max(0.0, usage - _stat_field(mem / "memory.stat", "total_inactive_file"))
+        r.memory = max(0.0, usage - (_stat_field(mem / "memory.stat", "total_inactive_file") or 0.0))
         r.memory_limit = min(float(_read(mem / "memory.limit_in_bytes")), memory_total)
         pids = [int(p) for p in _read(mem / "cgroup.procs").split()]
     r.cpu_limit = min(r.cpu_limit or cores, cores)
@@ -176,17 +178,20 @@ def read_cgroup(target: _Target, cores: int, memory_total: float) -> ContainerRe
 
 
 def read_api(client: Any, cid: str, cores: int, memory_total: float) -> ContainerReading:
-    """The fallback: the Docker API's one-shot stats (CPU and memory; no open files)."""
+    """The fallback: the Docker API's one-shot stats (CPU and memory; no open files). A field the
+    engine did not give (a container stopping gives empty stats) is None, never 0."""
     s = client.api.stats(cid, stream=False, one_shot=True)
     cpu = s.get("cpu_stats") or {}
     mem = s.get("memory_stats") or {}
     stats = mem.get("stats") or {}
     inactive = stats.get("total_inactive_file", stats.get("inactive_file", 0))
     online = cpu.get("online_cpus") or cores
+    total = (cpu.get("cpu_usage") or {}).get("total_usage")
+    usage = mem.get("usage")
     return ContainerReading(
-        cpu_seconds=float((cpu.get("cpu_usage") or {}).get("total_usage", 0)) / 1e9,
+        cpu_seconds=float(total) / 1e9 if total is not None else None,
         cpu_limit=float(min(online, cores)),
-        memory=max(0.0, float(mem.get("usage", 0)) - float(inactive)),
+        memory=max(0.0, float(usage) - float(inactive)) if usage is not None else None,
         memory_limit=min(float(mem.get("limit") or memory_total), memory_total),
     )
 
@@ -202,6 +207,7 @@ class ResourceSampler:
         self.errors: list[str] = []
         self.cores, self.memory_total = host_cores(), host_memory()
         self._targets: list[_Target] = []
+        self.services: list[str] = []  # every container found, read or not
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._found_at = 0.0
@@ -221,6 +227,7 @@ class ResourceSampler:
                     pass
             targets.append(t)
         self._targets = sorted(targets, key=lambda t: t.service)
+        self.services = sorted(set(self.services) | {t.service for t in targets})
         self._found_at = time.monotonic()
 
     def sample(self) -> Reading:
@@ -274,22 +281,38 @@ class ResourceSampler:
             self.errors.append(f"{type(exc).__name__}: {exc}")
 
 
-def summarise(readings: list[Reading], start: float, end: float, cores: int) -> dict[str, Any]:
-    """Use over [start, end] (time.monotonic()): each container's CPU (cores used between the first
-    and last reading of the window), its largest memory and open files, each against its limit;
-    the host's CPU against its cores. Empty when fewer than two readings fall in the window."""
+def summarise(
+    readings: list[Reading], start: float, end: float, cores: int, expected: list[str] | None = None
+) -> dict[str, Any]:
+    """Use over [start, end] (time.monotonic()): each container's CPU (cores used between its first
+    and last CPU reading of the window), its largest memory and open files, each against its limit;
+    the host's CPU against its cores. Empty when fewer than two readings fall in the window. A
+    reading that failed is None, never 0: a CPU counter that went backwards (the container
+    restarted) gives no CPU and `cpu_note` says so; `unread` lists the containers of `expected`
+    (the stack's) with no reading in the window."""
     inside = [r for r in readings if start - 0.6 <= r.t <= end + 0.6]
     if len(inside) < 2:
         return {}
     first, last = inside[0], inside[-1]
-    span = last.t - first.t
     out: dict[str, Any] = {"window": [first.t, last.t], "readings": len(inside), "containers": {}}
-    for name in sorted(last.containers):
-        a, b = first.containers.get(name), last.containers[name]
+    names = sorted({n for r in inside for n in r.containers})
+    unread = sorted(set(expected or ()) - set(names))
+    if unread:
+        out["unread"] = unread
+    for name in names:
+        cpu = [(r.t, r.containers[name]) for r in inside if name in r.containers]
+        cpu = [(t, x) for t, x in cpu if x.cpu_seconds is not None]
         c: dict[str, Any] = {}
-        if a is not None and a.cpu_seconds is not None and b.cpu_seconds is not None and span > 0:
-            used = max(0.0, (b.cpu_seconds - a.cpu_seconds) / span)
-            c.update(cpu_cores=round(used, 4), cpu_limit_cores=b.cpu_limit, cpu_util=_ratio(used, b.cpu_limit))
+        if len(cpu) >= 2 and cpu[-1][0] > cpu[0][0]:
+            (ta, a), (tb, b) = cpu[0], cpu[-1]
+            assert a.cpu_seconds is not None and b.cpu_seconds is not None
+            if any(y.cpu_seconds < x.cpu_seconds for (_, x), (_, y) in zip(cpu, cpu[1:])):  # type: ignore[operator]
+                c["cpu_note"] = "its CPU counter went backwards (the container restarted): no CPU figure"
+            else:
+                used = (b.cpu_seconds - a.cpu_seconds) / (tb - ta)
+                c.update(cpu_cores=round(used, 4), cpu_limit_cores=b.cpu_limit, cpu_util=_ratio(used, b.cpu_limit))
+        else:
+            c["cpu_note"] = "fewer than two CPU readings in the window"
         mems = [r.containers[name] for r in inside if name in r.containers and r.containers[name].memory is not None]
         if mems:
             top = max(mems, key=lambda m: m.memory or 0.0)

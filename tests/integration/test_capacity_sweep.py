@@ -40,12 +40,15 @@ def test_the_sweep_stops_at_the_first_breaking_step(stack: Stack, tmp_path: Path
                 "method": [{"at": "4s", "probe": "health", "http": {"url": "${links.entry-api}/health"}}],
                 "capacity": {
                     "vary": "n",
+                    "unit": "listeners",
                     "steps": [2, 6, 14, 30],
                     "slo": [
                         {"measure": "server.icecast_listeners", "expect": f"p50 < {BOUND}"},
                         {"measure": "dead_air.total", "expect": "p95 < 5s"},
+                        {"measure": "time_to_first_audio", "expect": "p95 < 20s"},  # required of a sweep
                     ],
                     "target": 6,
+                    "headroom": "0%",
                 },
             },
             sort_keys=False,
@@ -56,7 +59,7 @@ def test_the_sweep_stops_at_the_first_breaking_step(stack: Stack, tmp_path: Path
         "capacity", str(exp), "--out", str(out), "--journal-dir", str(runs), "--results", str(tmp_path / "r.sqlite")
     )
     print(proc.stdout, proc.stderr[-3000:])
-    assert proc.returncode == 0, proc.stderr[-3000:]  # capacity 6 >= target 6
+    assert proc.returncode == 0, proc.stderr[-3000:]  # capacity 6 >= target 6 x (1 + 0%)
     (path,) = out.glob("*/capacity.json")
     doc = json.loads(path.read_text())
     assert (path.parent / "capacity.html").stat().st_size > 1_000_000  # Plotly inlined: offline
@@ -71,7 +74,9 @@ def test_the_sweep_stops_at_the_first_breaking_step(stack: Stack, tmp_path: Path
         assert icecast["value"] == n + EDGES, icecast
     assert doc["capacity"] == 6 and doc["breakpoint"] == 14 and doc["knee"] == 6
     assert doc["broken_by"] == [f"server.icecast_listeners p50 < {BOUND}"]
-    assert doc["headroom"] == 0.0
+    assert doc["headroom"] == 0.0 and doc["unit"] == "listeners" and doc["required_load"] == 6
+    assert doc["experiment_sha256"] and doc["stack_fingerprint"]["id"]  # what readiness --from-results matches
+    assert [steps[n]["run_status"] for n in (2, 6, 14)] == ["passed", "passed", "passed"]
     u = next(e for e in steps[6]["slo"] if e["measure"] == "server.icecast_listeners")["used"]
     assert u == (6 + EDGES - (2 + EDGES)) / (BOUND - (2 + EDGES))
 

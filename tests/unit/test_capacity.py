@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from chaos.capacity import knee
-from chaos.capacity.binding import LOAD_GENERATOR, binding
+from chaos.capacity.binding import LOAD_GENERATOR, binding, candidates
 from chaos.capacity.knee import Point, StepPoints, analyse, exit_code, headroom, margin_used
 from chaos.capacity.steps import judge_slo, servers
 from chaos.capacity.sweep import sweep_steps
@@ -87,6 +87,20 @@ def test_an_unknown_step_decides_nothing_beyond_it():
     assert exit_code(a, 2, "unknown", False) == 4
 
 
+def test_a_first_step_on_its_bound_then_a_better_one_used_nothing():
+    """Review finding 15: step 1 exactly on `>= 0.9`, step 2 better: u = 0, not inf."""
+    assert margin_used(0.95, 0.9, 0.9, True, ">=") == 0.0 and margin_used(0.85, 0.9, 0.9, True, ">=") == math.inf
+    assert margin_used(0.5, 1.0, 1.0, True, "<=") == 0.0 and margin_used(1.5, 1.0, 1.0, True, "<=") == math.inf
+
+
+def test_the_target_holds_only_with_its_headroom():
+    """Review finding 8: capacity 1000 at a target of 1000 is no headroom: exit 1 under 25%."""
+    a = analyse([pts(1000, (0.1, 1.0, "<")), pts(2000, (2.0, 1.0, "<"))], 1000)
+    assert a.capacity == 1000 and a.headroom == 0.0
+    assert exit_code(a, 1000, None, False, 0.25) == 1 and exit_code(a, 800, None, False, 0.25) == 0
+    assert knee.holds(1000, 800, 0.25) and not knee.holds(999, 800, 0.25) and knee.holds(5, None, 0.25)
+
+
 def test_headroom_and_exit_codes():
     assert headroom(800, 1000) == pytest.approx(-0.2)
     assert headroom(1250, 1000) == pytest.approx(0.25)
@@ -157,7 +171,43 @@ def test_the_binding_resource_is_the_one_nearest_its_limit_with_its_numbers():
     b = binding(RES, 4000)
     assert b is not None and b["resource"] == "edge-1 open files" and not b["load_generator"]
     assert "1900" in b["evidence"] and "2000" in b["evidence"] and b["evidence"].startswith("at 4000")
-    assert [n["resource"] for n in b["next"]] == ["host CPU", "load generator CPU", "edge-1 CPU"]
+    # the load generator (0.5 of its core, 30 ms lag) is under its thresholds: not a candidate
+    assert [n["resource"] for n in b["next"]] == ["host CPU", "edge-1 CPU", "lb CPU"]
+    assert not b["other_work"] and b["other_work_cores"] == 0.0
+
+
+def test_no_resource_is_named_without_readings_of_the_stack():
+    """Review finding 4: no container read, the load generator at 8%: nothing "ran out first"."""
+    res = {"host": {"cpu_util": 0.5, "cpu_cores": 1.0, "cores": 2}, "load_generator": RES["load_generator"]}
+    b = binding({**res, "containers": {}, "unread": ["edge-1", "lb"]}, 1600)
+    assert b is not None and b["resource"] is None and not b["load_generator"]
+    assert b["evidence"] == "at 1600: no readings of the stack's resources; no readings of edge-1, lb"
+
+
+def test_a_single_threaded_container_without_a_limit_is_rated_against_one_core():
+    """Review finding 4: room-api's one event loop at 0.98 of a core is at its limit, not at 49%."""
+    res = {
+        "containers": {"room-api": {"cpu_cores": 0.98, "cpu_limit_cores": 2, "cpu_util": 0.49}},
+        "host": {"cpu_util": 0.8, "cpu_cores": 1.6, "cores": 2},
+        "load_generator": {"cpu_mean": 0.6, "cpu_max": 0.7, "cpu_util": 0.6, "lag_max": 0.05},
+    }
+    b = binding(res, 400)
+    assert b is not None and b["resource"] == "room-api CPU" and b["utilisation"] == 0.98
+    assert "one aiohttp event loop" in b["evidence"]
+
+
+def test_other_work_on_the_machine_bounds_the_sweep_not_the_stack():
+    """Review finding 12: the host 99% busy, the stack and deadair using 0.9 of its 2 cores."""
+    res = {
+        "containers": {"edge-1": {"cpu_cores": 0.5, "cpu_limit_cores": 2, "cpu_util": 0.25}},
+        "host": {"cpu_util": 0.99, "cpu_cores": 1.98, "cores": 2},
+        "load_generator": {"cpu_mean": 0.4, "cpu_max": 0.5, "cpu_util": 0.4, "lag_max": 0.05},
+    }
+    b = binding(res, 500)
+    assert b is not None and b["other_work"] and b["other_work_cores"] == pytest.approx(1.08)
+    assert "the machine, not the stack, bound it" in b["evidence"]
+    a = analyse([pts(500, (5.0, 3.0, "<"))], 2000)
+    assert exit_code(a, 2000, None, b["other_work"]) == 4
 
 
 def test_a_load_generator_that_binds_is_said_plainly():
@@ -166,6 +216,11 @@ def test_a_load_generator_that_binds_is_said_plainly():
     assert b is not None and b["resource"] == LOAD_GENERATOR and b["load_generator"]
     assert "measured deadair" in b["evidence"] and "400 ms" in b["evidence"]
     assert binding({}) is None
+    lagging = {**RES, "load_generator": {"cpu_mean": 0.3, "cpu_max": 0.4, "cpu_util": 0.97, "lag_max": 0.05}}
+    assert binding(lagging)["load_generator"]  # type: ignore[index]  # CPU over its threshold alone
+    lag_only = {**RES, "load_generator": {"cpu_mean": 0.3, "cpu_max": 0.4, "cpu_util": 0.3, "lag_max": 2.0}}
+    assert LOAD_GENERATOR in [c["resource"] for c in candidates(lag_only)]  # its lag over its threshold
+    assert LOAD_GENERATOR not in [c["resource"] for c in candidates(RES)]
 
 
 # -- a step judged from its recorded history -----------------------------------------------------------
@@ -200,11 +255,32 @@ def test_a_step_is_judged_over_the_run_after_warm_up_and_joins_from_the_first_jo
     assert status == "passed"
     ice, ttfa = entries
     assert ice["value"] == 6 and ice["bound"] == 10 and ice["margin"] == pytest.approx(0.4)
-    assert ice["window"] == [1.0, 10.0]  # after warm-up: the gate's start to the last phase's end
+    assert ice["window"] == [0.0, 10.0]  # from the first join (warm-up included) to the last phase's end
     assert ttfa["value"] == pytest.approx(0.5) and ttfa["window"] == [0.0, 10.0]  # joins are in the warm-up
     assert [p.outcome for p in points] == ["pass", "pass"]
     assert judge_slo(history(4, 12), SLO)[0] == "failed"
     assert servers(history(4, 6))["edge-1"]["listeners"] == {"min": 6.0, "mean": 6.0, "max": 6.0, "n": 10}
+
+
+def test_silence_during_the_warm_up_counts_against_a_step():
+    """Review finding 11: listeners that joined at 0 s and heard nothing until 55 s (the gate at
+    60 s): judged from the gate, with a dead-air SLO alone, the step passed. Every SLO now runs from
+    the first join, and a sweep must have a time_to_first_audio SLO (the language refuses one
+    without: test_a_bad_capacity_section_is_a_located_error), which this silence breaks
+    (dead_air.total counts from a listener's first audio: README Measures)."""
+    ev = [
+        Event(60.0, "run.phase", "runner", {"name": "before", "start": 60.0, "end": 65.0}),
+        Event(65.0, "run.method", "runner", {"start": 65.0, "length": 15.0}),
+        Event(65.0, "run.phase", "runner", {"name": "during", "start": 65.0, "end": 80.0}),
+        Event(80.0, "run.phase", "runner", {"name": "after", "start": 80.0, "end": 85.0}),
+        Event(85.5, "run.end", "runner"),
+    ]
+    for i in range(20):
+        ev += [Event(0.0, "listener.join", f"L{i}"), Event(55.0, "listener.first_audio", f"L{i}")]
+    slo = (Check(measure="dead_air.total", expect="p95 < 1s"), Check(measure="time_to_first_audio", expect="p95 < 3s"))
+    status, entries, _ = judge_slo(History(ev), slo)
+    assert [e["window"] for e in entries] == [[0.0, 85.0], [0.0, 85.0]]
+    assert status == "failed" and [e["outcome"] for e in entries] == ["pass", "fail"] and entries[1]["value"] == 55.0
 
 
 def test_a_verdict_within_the_swarms_lag_of_its_bound_makes_the_step_unknown():
@@ -262,6 +338,35 @@ def test_cgroup_v2_readings_and_their_summary(tmp_path, monkeypatch):
     assert resources.summarise(readings[:1], 100.0, 104.0, cores=2) == {}
 
 
+def test_failed_readings_are_none_never_zero():
+    """Review finding 9: a counter reset, empty Docker stats, no usage_usec, a container never read."""
+    C, R = resources.ContainerReading, resources.Reading
+    rs = [
+        R(0.0, {"edge-1": C(cpu_seconds=500.0, cpu_limit=2, memory=1e8, memory_limit=8e9)}, 0, 0),
+        R(5.0, {"edge-1": C(cpu_seconds=510.0, cpu_limit=2, memory=1e8, memory_limit=8e9)}, 10, 100),
+        R(10.0, {"edge-1": C(cpu_seconds=9.0, cpu_limit=2, memory=1e8, memory_limit=8e9)}, 20, 200),
+    ]
+    s = resources.summarise(rs, 0, 10, 2, expected=["edge-1", "room-api"])
+    edge = s["containers"]["edge-1"]
+    assert "cpu_util" not in edge and "went backwards" in edge["cpu_note"] and s["unread"] == ["room-api"]
+    b = binding(s, 1600)
+    assert b is not None and "no readings of room-api" in b["evidence"] and "no CPU figure for edge-1" in b["evidence"]
+
+    class API:
+        def stats(self, cid, stream, one_shot):
+            return {"cpu_stats": {}, "memory_stats": {}}
+
+    r = resources.read_api(type("D", (), {"api": API()})(), "x", 2, 8e9)
+    assert r.cpu_seconds is None and r.memory is None
+
+
+def test_a_cgroup_v2_cpu_stat_without_usage_is_no_reading(tmp_path, monkeypatch):
+    target = fake_v2(tmp_path, 4242, 0, 1)
+    (target.cgroup_v2 / "cpu.stat").write_text("user_usec 1\n")  # type: ignore[operator]
+    monkeypatch.setattr(resources, "PROC", tmp_path / "proc")
+    assert resources.read_cgroup(target, 2, 8e9).cpu_seconds is None
+
+
 def test_this_hosts_own_cpu_counters_read():
     busy, total = resources.host_cpu()
     assert 0 <= busy <= total and resources.host_cores() >= 1 and resources.host_memory() > 0
@@ -285,12 +390,14 @@ method:
   - {at: 5s, probe: health, http: {url: "${links.entry-api}/health"}}
 capacity:
 """  # the section's lines start at line 9
-SLO_LINE = '  slo: [{measure: dead_air.total, expect: "p95 < 1s"}]\n'
+SLO_LINE = (
+    '  slo: [{measure: dead_air.total, expect: "p95 < 1s"}, {measure: time_to_first_audio, expect: "p95 < 3s"}]\n'
+)
 
 
 def load(tmp_path: Path, section: str):
     f = tmp_path / "exp.yaml"
-    f.write_text(HEAD + section)
+    f.write_text(HEAD + section + ("" if "unit:" in section or "NO UNIT" in section else "  unit: listeners\n"))
     return load_experiment(f, check_stack=False)
 
 
@@ -298,7 +405,11 @@ def test_a_capacity_section_loads_and_a_plain_run_keeps_its_declared_values(tmp_
     exp = load(tmp_path, "  vary: listeners.count\n  steps: ${steps}\n" + SLO_LINE + "  target: 150\n")
     assert exp.capacity is not None
     assert (exp.capacity.vary, exp.capacity.steps, exp.capacity.target) == ("listeners.count", (100.0, 200.0), 150.0)
-    assert [c.measure for c in exp.capacity.slo] == ["dead_air.total"] and exp.capacity.knee_used == 0.5
+    assert [c.measure for c in exp.capacity.slo] == ["dead_air.total", "time_to_first_audio"]
+    assert exp.capacity.knee_used == 0.5
+    assert (exp.capacity.unit, exp.capacity.headroom) == ("listeners", 0.25)  # the default headroom
+    exp = load(tmp_path, "  vary: n\n  steps: [5, 10]\n" + SLO_LINE + "  unit: joins/s\n  headroom: 10%\n")
+    assert exp.capacity is not None and (exp.capacity.unit, exp.capacity.headroom) == ("joins/s", 0.1)
     assert exp.listeners.count == 20  # `deadair run` runs it once, at its declared values
     exp = load(tmp_path, "  vary: n\n  steps: [5, 10]\n" + SLO_LINE + "  knee: {used: 0.3}\n")
     assert exp.capacity is not None
@@ -336,6 +447,14 @@ def test_a_capacity_section_loads_and_a_plain_run_keeps_its_declared_values(tmp_
             "unknown key 'tagret' (did you mean 'target'?)",
         ),
         ("  steps: [1]\n" + SLO_LINE, "9:3", "capacity: 'vary' is required"),
+        (
+            '  vary: n\n  steps: [1]\n  slo: [{measure: dead_air.total, expect: "p95 < 1s"}]\n',
+            "11:8",
+            "capacity.slo needs a time_to_first_audio SLO",
+        ),
+        ("  vary: n\n  steps: [1]\n" + SLO_LINE + "  # NO UNIT\n", "9:3", "capacity: 'unit' is required"),
+        ("  vary: n\n  steps: [1]\n" + SLO_LINE + "  unit: joins\n", "12:9", "capacity.unit: 'joins' is not valid"),
+        ("  vary: n\n  steps: [1]\n" + SLO_LINE + "  headroom: -5%\n", "12:13", "capacity.headroom: '-5%' is not"),
     ],
 )
 def test_a_bad_capacity_section_is_a_located_error(tmp_path, section, where, message):
@@ -359,3 +478,27 @@ def test_the_rule_is_written_in_the_module_that_applies_it():
     doc = knee.__doc__ or ""
     assert "u_i = (value_i - value_1) / (bound - value_1)" in doc and "more than half its margin" in doc
     assert os.path.basename(knee.__file__) == "knee.py"
+
+
+@pytest.mark.parametrize("run_status", ["not_steady", "aborted", "failed"])
+def test_a_step_whose_run_failed_fails_whatever_its_slos_say(tmp_path, run_status):
+    """Review finding 1: the SLOs held (first audio at 0.5 s) but the run itself did not."""
+    from types import SimpleNamespace
+
+    from chaos.capacity.sweep import assess
+    from chaos.timeline import Timeline
+
+    tl = Timeline()
+    tl.events += [Event(1.0, "run.phase", "runner", {"name": "before", "start": 1.0, "end": 3.0})]
+    for i in range(20):
+        tl.events += [Event(0.0, "listener.join", f"L{i}"), Event(0.5, "listener.first_audio", f"L{i}")]
+    journal = tmp_path / "journal.jsonl"
+    tl.write_journal(journal)
+    cap = Capacity("listeners.count", (20.0,), (Check(measure="time_to_first_audio", expect="p95 < 3s"),), None)
+    sampler = SimpleNamespace(readings=[], cores=2, method="", errors=[])
+    res = SimpleNamespace(run_id="r", status=run_status, exit_code=1, journal=journal, error=None)
+    step, points = assess(res, cap, 20.0, sampler)  # type: ignore[arg-type]
+    assert step["slo"][0]["outcome"] == "pass" and step["status"] == "failed"
+    a = analyse([points], None)
+    assert a.capacity is None and a.breakpoint == 20.0 and a.knee == 20.0
+    assert a.broken_by == [f"run {run_status}"]

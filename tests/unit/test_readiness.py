@@ -30,19 +30,36 @@ def ran(stem: str, age: float = 60.0, **kw) -> Evidence:
     return Evidence("run", s["run_id"], NOW - age, s, f"/runs/run-{stem}/summary.json")
 
 
-def sweep(stem: str, capacity: float | None, age: float = 60.0, vary: str = "listeners.count", **extra) -> Evidence:
+def sweep(
+    stem: str,
+    capacity: float | None,
+    age: float = 60.0,
+    vary: str = "listeners.count",
+    unit: str = "listeners",
+    **extra,
+) -> Evidence:
     steps = []
     for load, dead in ((100, 0.1), (400, 0.4), (800, 0.9), (1600, 3.0)):
         slo = {"measure": "dead_air.total", "expect": "p95 < 1s", "value": dead, "bound": 1.0}
+        dist = {"dead_air.total": {"count": load, "missing": 0, "p95": dead, "max": dead}}
         steps.append(
-            {"load": load, "run_id": f"{stem}-{load}", "status": "passed", "slo": [{**slo, "outcome": "pass"}]}
+            {
+                "load": load,
+                "run_id": f"{stem}-{load}",
+                "status": "passed",
+                "slo": [{**slo, "outcome": "pass"}],
+                "distributions": dist,
+            }
         )
     data = {
         "kind": "capacity",
         "experiment": f"{stem}.yaml::{stem}",
         "sweep_id": f"sweep-{stem}",
         "vary": vary,
+        "unit": unit,
         "target": 1000,
+        "file_target": 1000,
+        "headroom_required": 0.25,
         "steps": steps,
         "capacity": capacity,
         "knee": 400,
@@ -170,6 +187,29 @@ def test_a_launch_limit_is_checked_against_every_verdict_on_its_measure_worst_fi
     assert "2 of 6 verdict(s) beyond it" in text  # during and after of a
 
 
+def test_a_bare_launch_limit_is_judged_on_the_worst_listener():
+    """Review finding 2: a verdict on the median (0.2 s) whose worst listener had 30 s of dead air
+    breaks `dead_air: 2s`; a verdict that recorded no max does not count (no data)."""
+    ev = ran("a")
+    ev.data["verdicts"] = [verdict("during", None, "dead_air", "p50", 0.2, expect="p50 < 5s", p95=12.0, max=30.0)]
+    card = decide(policy("slo: {dead_air: 2s}"), [scenario("a")], {"a": ev}, now=NOW)
+    [lim] = card["limits"]
+    assert lim["status"] == "exceeded" and lim["worst"]["value"] == 30.0 and card["decision"] == "NO-GO"
+    assert decide(policy("slo: {dead_air: 'p50 < 2s'}"), [scenario("a")], {"a": ev}, now=NOW)["decision"] == "GO"
+    del ev.data["verdicts"][0]["summary"]["max"]
+    card = decide(policy("slo: {dead_air: 2s}"), [scenario("a")], {"a": ev}, now=NOW)
+    assert card["limits"][0]["status"] == "no data" and card["decision"] == "NO-GO"
+    assert "1 verdict(s) on it recorded no max" in card["limits"][0]["text"]
+
+
+def test_a_verdict_without_a_bound_is_left_out_of_the_margin():
+    """Review finding 14: a passing probe's tolerance has no bound, so no margin: not -inf."""
+    ev = ran("a")
+    ev.data["verdicts"].append(verdict("during", 0, "probe.health", "value", 1.0, unit="count", expect="~ 200"))
+    r = row(decide(DEFAULT, [scenario("a")], {"a": ev}, now=NOW), "a")
+    assert r["margin_text"] != "-inf" and r["margin"] is not None
+
+
 def test_a_launch_limit_with_a_statistic_reads_the_verdicts_distribution():
     """`p99 < 1s`: each verdict's p99, not the p95 it judged."""
     ev = ran("a", onset=0.5)
@@ -198,7 +238,7 @@ def test_a_listener_that_never_got_there_exceeds_any_limit():
     ev = ran("a")
     onset = next(v for v in ev.data["verdicts"] if v["measure"] == "hold_music.onset")
     onset.update(value=None, outcome="fail")
-    onset["summary"].update(missing=2, p95=None)
+    onset["summary"].update(missing=2, p95=None, max=None)  # the worst listener never got there
     card = decide(policy("slo: {hold_music.onset: 3s}"), [scenario("a")], {"a": ev}, now=NOW)
     lim = card["limits"][0]
     assert lim["status"] == "exceeded" and lim["worst"]["value_text"] == "inf (never got there)"
@@ -337,12 +377,40 @@ def test_a_policy_target_that_no_fresh_sweep_measured_is_no_go():
 
 
 def test_join_rate_sweeps_are_judged_against_the_joins_target():
-    assert dimension("listeners.count") == "listeners" and dimension("join_rate") == "joins"
-    assert dimension("method.1.join.arrival.poisson") == "joins" and dimension("edges") is None
+    assert dimension("listeners") == "listeners" and dimension("joins/s") == "joins" and dimension("edges") is None
     pol = policy("targets: {joins: 50/s, headroom: 0%}")
     s = scenario("storm", capacity={"vary": "join_rate"})
-    card = decide(pol, [s], {"storm": sweep("storm", 40, vary="join_rate")}, now=NOW)
+    card = decide(pol, [s], {"storm": sweep("storm", 40, vary="join_rate", unit="joins/s")}, now=NOW)
     assert card["capacity"][0]["target"] == 50 and "capacity 40 < 50" in reasons(card, "capacity")[0]
+
+
+def test_a_sweep_is_judged_by_its_declared_unit_not_its_vary():
+    """Review finding 6: a join step's count is a number of joiners (unit listeners), not a rate."""
+    pol = policy("targets: {joins: 50/s, listeners: 2000, headroom: 0%}")
+    s = scenario("crowd", capacity={"vary": "method.1.join.count"})
+    card = decide(pol, [s], {"crowd": sweep("crowd", 2000, vary="method.1.join.count")}, now=NOW)
+    cap = card["capacity"][0]
+    assert cap["dimension"] == "listeners" and cap["target"] == 2000 and cap["status"] == "pass"
+    card = decide(pol, [s], {"crowd": sweep("crowd", 2000, unit="joiners")}, now=NOW)
+    assert row(card, "crowd")["status"] == "not run" and "no known unit" in row(card, "crowd")["note"]
+
+
+def test_a_sweep_without_a_policy_target_is_judged_by_its_own_target_and_headroom():
+    """Review findings 7 and 8: the sweep's file target and headroom (deadair capacity's rule);
+    a sweep run with another --target is another version unless the policy's target judges it."""
+    s = scenario("cap", capacity={"vary": "listeners.count", "target": 1000})
+    card = decide(DEFAULT, [s], {"cap": sweep("cap", 1000)}, now=NOW)  # 1000 < 1000 x 1.25
+    assert (
+        row(card, "cap")["status"] == "fail" and "capacity 1000 < 1250 (target 1000 + 25%)" in row(card, "cap")["note"]
+    )
+    given = sweep("cap", 20, target=10)  # `deadair capacity --target 10`; the file says 1000
+    card = decide(DEFAULT, [s], {"cap": given}, now=NOW)
+    assert (
+        row(card, "cap")["status"] == "not run"
+        and "run with --target 10 where the file says 1000" in row(card, "cap")["note"]
+    )
+    card = decide(policy("targets: {listeners: 16, headroom: 25%}"), [s], {"cap": given}, now=NOW)
+    assert row(card, "cap")["status"] == "pass"  # the policy's target judges it: 20 >= 16 x 1.25
 
 
 def test_only_sweep_steps_up_to_the_target_speak_for_the_launch_limits():
@@ -444,7 +512,12 @@ def test_the_default_policy():
             "policy.yaml:1:21:",
             "targets.headroom '-5%'; expected a percentage such as 25%",
         ),
-        ("required: some\n", "policy.yaml:1:11:", "required: 'some'; expected `all` or a list of scenario file stems"),
+        ("required: some\n", "policy.yaml:1:11:", "required: 'some'; expected `all` or a non-empty list of scenario"),
+        (
+            "required: []\n",
+            "policy.yaml:1:11:",
+            "required: []; expected `all` or a non-empty list",
+        ),  # review finding 13
         ("waive:\n  rolling-restart: ''\n", "policy.yaml:2:20:", "waive.rolling-restart: a waiver needs its reason"),
         ("categories: {mic: mic}\n", "policy.yaml:1:19:", "categories.mic: 'mic'; expected a list of tags"),
         ("- targets\n", "policy.yaml:1:1:", "a policy is a mapping; expected keys among: targets, slo"),
