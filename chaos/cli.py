@@ -24,16 +24,9 @@ def _say(msg: str) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    from chaos.language.variables import parse_var
+    from chaos.language.variables import parse_var_options
 
-    out = {}
-    for text in getattr(args, "var", None) or []:
-        try:
-            key, value = parse_var(text)
-        except ValueError as exc:
-            raise ExperimentError([Problem("--var", 0, 0, str(exc))]) from None
-        out[key] = value
-    return out
+    return parse_var_options(getattr(args, "var", None))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -32,16 +32,10 @@ def add_command(sub: Any) -> None:
 def cmd_capacity(args: argparse.Namespace) -> int:
     from chaos.capacity.sweep import SweepOptions, run_sweep
     from chaos.capacity.text import render
-    from chaos.language.variables import parse_var
+    from chaos.language.variables import parse_var_options
     from chaos.runner.operator import holding_kill_signal
 
-    overrides = {}
-    for text in args.var or []:
-        try:
-            key, value = parse_var(text)
-        except ValueError as exc:
-            raise ExperimentError([Problem("--var", 0, 0, str(exc))]) from None
-        overrides[key] = value
+    overrides = parse_var_options(args.var)
     if args.target is not None and not args.target > 0:
         raise ExperimentError([Problem("--target", 0, 0, f"{args.target:g}: expected a positive number")])
     opt = SweepOptions(

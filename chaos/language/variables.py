@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from chaos.errors import Problem
+from chaos.errors import ExperimentError, Problem
 from chaos.language.positions import Path_, Positions
 from chaos.language.schema import schema
 
@@ -120,3 +120,15 @@ def parse_var(text: str) -> tuple[str, str]:
             f"--var {text!r}: expected NAME=VALUE (a variable, or a dotted key such as listeners.count=500)"
         )
     return key.strip(), value
+
+
+def parse_var_options(texts: list[str] | None) -> dict[str, str]:
+    """Every `--var NAME=VALUE` of a command line; a bad one is an ExperimentError (exit 2) naming it."""
+    out = {}
+    for text in texts or []:
+        try:
+            key, value = parse_var(text)
+        except ValueError as exc:
+            raise ExperimentError([Problem("--var", 0, 0, str(exc))]) from None
+        out[key] = value
+    return out

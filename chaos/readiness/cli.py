@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaos.errors import ExperimentError, Problem
-
 EXIT_GO, EXIT_NO_GO, EXIT_ENVIRONMENT = 0, 1, 3
 
 
@@ -56,20 +54,14 @@ def add_command(sub: Any) -> None:
 
 
 def cmd_readiness(args: argparse.Namespace) -> int:
-    from chaos.language.variables import parse_var
+    from chaos.language.variables import parse_var_options
     from chaos.readiness import render
     from chaos.readiness.decision import decide
     from chaos.readiness.policy import load_policy, parse_target_option
     from chaos.readiness.suite import load_suite
     from chaos.results.store import store_path
 
-    overrides = {}
-    for text in args.var or []:
-        try:
-            key, value = parse_var(text)
-        except ValueError as exc:
-            raise ExperimentError([Problem("--var", 0, 0, str(exc))]) from None
-        overrides[key] = value
+    overrides = parse_var_options(args.var)
     policy = load_policy(args.policy)
     targets = parse_target_option(args.target, policy.targets) if args.target else policy.targets
     scenarios = load_suite(args.suite, overrides, policy)  # every problem before anything runs (exit 2)
