@@ -1,8 +1,10 @@
 """The pytest plugin (entry point `pytest11`): experiment YAML files become test items.
 
 As Tavern does for API tests, each experiment file under the folders named by the ini
-option `deadair_paths` (default: `experiments`) is collected as one item; an invalid
-file is a collection error with `file:line:column`. Experiment tags become markers, and
+option `deadair_paths` (default: `experiments`) is collected as one item, and so is a file
+named on the command line wherever it is (`pytest /tmp/my-exp.yaml`): `deadair_paths` only
+decides what a directory walk collects. An invalid file is a collection error with
+`file:line:column`. Experiment tags become markers, and
 every item carries the `deadair` marker, so `pytest -m "deadair and smoke"` works.
 
 Stacks are shared by the session: the first item (or the `deadair_stack` fixture) that
@@ -154,7 +156,8 @@ def _is_experiment_path(path: Path, config: pytest.Config) -> bool:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if _is_experiment_path(file_path, parent.config):
+    named = file_path.suffix in (".yaml", ".yml", ".json") and parent.session.isinitpath(file_path)
+    if named or _is_experiment_path(file_path, parent.config):  # named on the command line: wherever it is
         return ExperimentFile.from_parent(parent, path=file_path)
     return None
 

@@ -20,6 +20,17 @@ from pathlib import Path
 from typing import Any
 
 
+def method_time(t: float, method_start: float | None) -> str:
+    """A time as a user reads it, on the method's clock: the experiment's `at: 2s` is `t+2.00s`
+    here and in the progress lines, so a failure's time lines up with the step that caused it
+    (before the method: `t-1.50s`). The journal keeps the run's clock; only what is printed moves.
+    A run that never reached its method has no method clock: the run's is named instead."""
+    if method_start is None:
+        return f"{t:.2f}s into the run (before the method)"
+    d = round(t - method_start, 2)
+    return f"t{'-' if d < 0 else '+'}{abs(d):.2f}s"
+
+
 class Clock:
     """Monotonic seconds since an origin; the only clock deadair measures with."""
 

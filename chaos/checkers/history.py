@@ -139,6 +139,7 @@ class History:
         self.health: list[Event] = []  # swarm.health: the load generator's own timing error
         self.harness: list[Event] = []  # harness.*: deadair itself disturbed the stack
         self.phases: dict[str, Window] = {}
+        self.method_start: float | None = None  # run.method: where the method's clock (t+) starts
         starts: dict[str, Event] = {}
         self.faults: dict[str, FaultSpan] = {}
         joins: list[Event] = []  # step.join: a crowd joining during the method
@@ -158,6 +159,8 @@ class History:
                 self.health.append(ev)
             elif ev.kind.startswith("harness."):
                 self.harness.append(ev)
+            elif ev.kind == "run.method":
+                self.method_start = float(ev.data.get("start", ev.t))
             elif ev.kind == "run.phase":
                 self.phases[ev.data["name"]] = Window(float(ev.data["start"]), float(ev.data["end"]))
             elif ev.kind == "fault.start":

@@ -15,6 +15,7 @@ from chaos.checkers.measures import Measure, resolve_measure
 from chaos.language.expectations import Expectation, parse_expectation
 from chaos.language.probes import within_tolerance
 from chaos.language.units import format_duration
+from chaos.timeline import method_time
 
 
 @dataclass
@@ -250,7 +251,7 @@ def check_probe(h: History, name: str, tolerance, window: Window, phase: str) ->
     elif failed:
         bad = next(e for e, good in zip(samples, ok) if not good)
         detail = bad.data.get("error") or _short_output(bad.data.get("output"))
-        note = f"{failed} of {len(samples)} samples outside tolerance; first at t={bad.t:.2f}s: {detail}"
+        note = f"{failed} of {len(samples)} samples outside tolerance; first at {method_time(bad.t, h.method_start)}: {detail}"
     import json as _json
 
     return Verdict(

@@ -135,10 +135,11 @@ class Fault:
         """Problems with a target, checked against the stack's compose file before anything starts."""
         if target is None:
             return [f"fault {cls.name} needs a target ({cls.target_kind})"]
+        note = default_note(cls, target)
         if cls.target_kind == "link" and target not in stack_def.links:
-            return [f"{target!r} is not a link of stack {stack_def.name}; links: {', '.join(stack_def.links)}"]
+            return [f"{target!r} is not a link of stack {stack_def.name}{note}; links: {', '.join(stack_def.links)}"]
         if cls.target_kind == "node" and target not in stack_def.nodes:
-            return [f"{target!r} is not a node of stack {stack_def.name}; nodes: {', '.join(stack_def.nodes)}"]
+            return [f"{target!r} is not a node of stack {stack_def.name}{note}; nodes: {', '.join(stack_def.nodes)}"]
         return []
 
     @classmethod
@@ -230,6 +231,14 @@ class Fault:
 
     def apply(self) -> None:
         raise NotImplementedError
+
+
+def default_note(cls: type[Fault], target: str | None) -> str:
+    """Why a target nobody wrote is missing: the fault's default is a name of the audio-room stack
+    (its entry links, its microphone link), which another stack need not have."""
+    if target is not None and target == cls.default_target:
+        return f" ({cls.name} aims at it when no target is given: a name of the audio-room stack)"
+    return ""
 
 
 def make_fault(

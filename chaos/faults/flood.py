@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from chaos.faults import flooder as floods
-from chaos.faults.base import Fault, Param
+from chaos.faults.base import Fault, Param, default_note
 from chaos.faults.ledger import state_dir
 from chaos.language.registry import register_fault
 from chaos.stack.addresses import GuardError, guard, guard_url, stack_addresses
@@ -40,7 +40,7 @@ class Flood(Fault):
         if target is None or target in stack_def.links or target in stack_def.nodes:
             return []
         return [
-            f"{target!r} is neither a link nor a node of stack {stack_def.name}; "
+            f"{target!r} is neither a link nor a node of stack {stack_def.name}{default_note(cls, target)}; "
             f"links: {', '.join(stack_def.links)}; nodes: {', '.join(stack_def.nodes)}"
         ]
 

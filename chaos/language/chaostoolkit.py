@@ -3,6 +3,8 @@
 Supported (anything else is an error at its line and column, never silently ignored):
   - title, description, tags; `configuration` values, literal or `{type: env, key, default}`;
     an env key named DEADAIR_LINK_<NAME>_URL becomes the link's host URL at run time;
+    `--var KEY=VALUE` or `--var KEY:TYPE=VALUE` (int, float, bytes) sets a configuration value,
+    as `chaos run --var` does (chaos.language.chaostoolkit.split_overrides);
   - steady-state-hypothesis probes with `http` and `process` providers and every tolerance form
     but `probe` (a Python function); `runtime.hypothesis.strategy` default, before-method-only,
     after-method-only, during-method-only and continuously;
@@ -71,24 +73,70 @@ def looks_like(data: Any) -> bool:
     return isinstance(method, list) and any(isinstance(a, dict) and ("provider" in a or "ref" in a) for a in method)
 
 
+_VAR_TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "bytes": str, "str": str}
+
+
+def split_overrides(ctk: dict, overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(deadair overrides, configuration overrides) of a Chaos Toolkit experiment's `--var`s.
+
+    As `chaos run --var` does, `KEY=VALUE` or `KEY:TYPE=VALUE` sets the configuration value KEY:
+    any key of the experiment's `configuration`, any typed one, and any bare name that is no key
+    of a deadair experiment. Dotted paths (`listeners.count=5`) and deadair's top-level keys
+    (`stack=...`) stay deadair overrides of the translated experiment."""
+    from chaos.language.schema import schema
+
+    given = ctk.get("configuration")
+    declared: dict[str, Any] = given if isinstance(given, dict) else {}
+    top = set(schema()["properties"])
+    rest, config = {}, {}
+    for key, value in overrides.items():
+        name, typed, _ = key.partition(":")
+        if name in declared or typed or ("." not in key and key not in top):
+            config[key] = value
+        else:
+            rest[key] = value
+    return rest, config
+
+
 class _Translator:
-    def __init__(self, ctk: dict, pos: Positions, file: str):
+    def __init__(self, ctk: dict, pos: Positions, file: str, overrides: dict[str, str] | None = None):
         self.ctk, self.src, self.file = ctk, pos, file
+        self.overrides = overrides or {}
         self.pos = Positions()
         self.problems: list[Problem] = []
         self.config: dict[str, Any] = {}
         self.defined: dict[str, tuple[dict, tuple]] = {}
 
     def problem(self, path: tuple, message: str) -> None:
-        self.problems.append(Problem(self.file, *self.src.of(path), f"Chaos Toolkit: {message}"))
+        found = Problem(self.file, *self.src.of(path), f"Chaos Toolkit: {message}")
+        if found not in self.problems:  # an activity used twice (a `ref`) is wrong once
+            self.problems.append(found)
+
+    def var_overrides(self) -> None:
+        """`--var KEY[:TYPE]=VALUE`: set after the file's own values, so they win."""
+        for key, raw in self.overrides.items():
+            name, _, typ = key.partition(":")
+            self.config[name] = raw  # a bad one is reported once, here, not again where it is used
+            if typ and typ not in _VAR_TYPES:
+                self.problems.append(
+                    Problem(f"--var {key}={raw}", 0, 0, f"unknown type {typ!r}; expected int, float or bytes")
+                )
+                continue
+            try:
+                self.config[name] = _VAR_TYPES[typ or "str"](raw)
+            except ValueError:
+                self.problems.append(Problem(f"--var {key}={raw}", 0, 0, f"{raw!r} is not {typ}"))
 
     def place(self, new: tuple, old: tuple) -> None:
         self.pos.values[new] = self.src.of(old)
 
     # -- values ------------------------------------------------------------------------------------
     def configuration(self) -> None:
+        given = {key.partition(":")[0] for key in self.overrides}
         for key, value in (self.ctk.get("configuration") or {}).items():
             path = ("configuration", key)
+            if key in given:  # --var: the file's value (an env key that is not set, say) is not needed
+                continue
             if isinstance(value, dict):
                 if value.get("type") != "env":
                     self.problem(path, f"configuration {key!r}: only literal values and {{type: env}} are supported")
@@ -176,6 +224,7 @@ class _Translator:
         if ctk.get("controls"):
             self.problem(("controls",), "controls are not supported")
         self.configuration()
+        self.var_overrides()
         out: dict[str, Any] = {
             "title": str(ctk.get("title") or "Chaos Toolkit experiment"),
             "description": str(ctk.get("description") or ""),
@@ -385,8 +434,9 @@ def _toxic_params(func: str, args: dict) -> tuple[str, dict] | str:
     return f"{TOXIC_ACTIONS}.{func} is not supported; supported: {', '.join(simple)}, create_toxic, delete_toxic"
 
 
-def translate(ctk: dict, pos, file: str):
-    """The deadair experiment data for a Chaos Toolkit experiment, its positions, and problems."""
-    tr = _Translator(ctk, pos, file)
+def translate(ctk: dict, pos, file: str, overrides: dict[str, str] | None = None):
+    """The deadair experiment data for a Chaos Toolkit experiment, its positions, and problems.
+    `overrides`: configuration values from `--var` (split_overrides says which are)."""
+    tr = _Translator(ctk, pos, file, overrides)
     out = tr.translate()
     return out, tr.pos, tr.problems

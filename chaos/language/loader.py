@@ -9,6 +9,14 @@ Loading is a series of passes, each reporting `file:line:column: what is wrong, 
   4. meaning (chaos.language.meaning): durations, expectations, fault and measure names
      through the registries, probes, and targets against the stack's compose file, so that a
      bad target is refused before anything starts.
+Every pass runs on what the ones before it did not reject, so that one pass over a file reports
+all of its problems, each once (a problem a pass reports marks the value rejected: later passes
+skip it). Only what needs a whole valid document waits for one: the checks that combine sections
+(listeners against the measures and the stack), and the capacity section.
+
+The limits of chaos.language.limits hold throughout, each a located problem: the file's size is
+checked before it is read, nesting and aliases while its YAML is composed, variables before they
+are substituted, the number of steps before the schema, repeats and the run's length by meaning.
 """
 
 from __future__ import annotations
@@ -20,9 +28,10 @@ from chaos.errors import EnvironmentNotReady, ExperimentError, Problem
 from chaos.language import chaostoolkit
 from chaos.language.arrival import arrival_problem, parse_arrival
 from chaos.language.capacity import parse_capacity
+from chaos.language.limits import MAX_FILE_BYTES, MAX_STEPS
 from chaos.language.meaning import Meaning
-from chaos.language.model import DEFAULT_BACKOFF, Experiment, ListenersSpec, Windows
-from chaos.language.positions import load_yaml
+from chaos.language.model import DEFAULT_BACKOFF, DEFAULT_LISTENERS, Experiment, ListenersSpec, Windows
+from chaos.language.positions import Positions, load_yaml, too_large
 from chaos.language.registry import resolve_measure
 from chaos.language.schema import schema_problems
 from chaos.language.units import parse_duration
@@ -35,7 +44,12 @@ def load_experiment(path: str | Path, check_stack: bool = True, overrides: dict[
     p = Path(path)
     file = str(path)
     try:
-        text = p.read_text()
+        with p.open("rb") as f:  # never more than the limit: a 2 GB file or /dev/zero is refused as fast
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            size = p.stat().st_size
+            raise ExperimentError([Problem(file, 0, 0, too_large(size if size > MAX_FILE_BYTES else len(raw)))])
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text() reads it
     except FileNotFoundError:
         raise ExperimentError([Problem(file, 0, 0, "no such file")]) from None
     except IsADirectoryError:
@@ -50,56 +64,82 @@ def parse_experiment(
 ) -> Experiment:
     file = str(path)
     data, pos, problems = load_yaml(text, file)
-    if problems:
+    if data is None and problems:
         raise ExperimentError(problems)
     if not isinstance(data, dict):
-        raise ExperimentError([Problem(file, 1, 1, "expected an experiment: a mapping with title and method")])
+        what = Problem(file, 1, 1, "expected an experiment: a mapping with title and method")
+        raise ExperimentError(_unique([*problems, what]))
+    if problems and chaostoolkit.looks_like(data):  # its translation needs every value
+        raise ExperimentError(problems)
     source = "deadair"
     if chaostoolkit.looks_like(data):
-        data, pos, problems = chaostoolkit.translate(data, pos, file)
+        overrides, configuration = chaostoolkit.split_overrides(data, overrides or {})  # --var: its configuration
+        data, pos, problems = chaostoolkit.translate(data, pos, file, configuration)
         source = "chaostoolkit"
         if problems:
             raise ExperimentError(problems)
     problems += apply_overrides(data, overrides or {}, pos)
     problems += interpolate(data, pos, file)
-    if problems:
-        raise ExperimentError(problems)
+    if (many := _too_many_steps(data, pos, file)) is not None:  # before the schema, whose time grows with them
+        raise ExperimentError(_unique([*problems, many]))
     problems += schema_problems(data, pos, file)
-    if problems:
-        raise ExperimentError(problems)
+    whole = not problems  # every value accepted so far: the checks that combine sections can run
 
     stack_def = None
     stack_name = data.get("stack", "audio-room")
-    if check_stack:
+    if check_stack and isinstance(stack_name, str) and not pos.is_rejected(("stack",)):
         try:
             stack_def = find_stack(stack_name, near=path.resolve().parent)
         except EnvironmentNotReady as exc:
             problems.append(Problem(file, *pos.of(("stack",)), str(exc)))
     m = Meaning(data, pos, file, stack_def)
-    steady = [
-        c for i, item in enumerate(data.get("steady_state") or []) if (c := m.steady_check(item, ("steady_state", i)))
-    ]
+    steady = [c for i, item in enumerate(m.items("steady_state")) if (c := m.steady_check(item, ("steady_state", i)))]
     guards = [
-        c
-        for i, item in enumerate(data.get("abort_when") or [])
-        if (c := m.measure_check(item, ("abort_when", i), "steady"))
+        c for i, item in enumerate(m.items("abort_when")) if (c := m.measure_check(item, ("abort_when", i), "steady"))
     ]
-    steps = [s for i, raw in enumerate(data.get("method") or []) if (s := m.step(i, raw))]
-    rollbacks = [
-        r
-        for i, raw in enumerate(data.get("rollbacks") or [])
-        if (r := m.probe_spec(raw, ("rollbacks", i), raw["action"]))
-    ]
-    capacity = parse_capacity(data, m, text)  # the sweep's section (chaos.capacity); a plain run ignores it
+    steps = [s for i, raw in enumerate(m.items("method")) if (s := m.step(i, raw))]
+    rollbacks = [r for i, raw in enumerate(m.items("rollbacks")) if (r := m.rollback(raw, ("rollbacks", i)))]
+    m.windows()
+    # the sweep's section (chaos.capacity; a plain run ignores it) tries the whole file at each step
+    capacity = parse_capacity(data, m, text) if whole else None
     problems += m.problems
+    if not whole:  # what follows combines sections, and needs every one of them valid
+        raise ExperimentError(_unique(problems))
 
     lst = data.get("listeners") or {}
-    join = lst.get("join", "room-api")
+    given = stack_def.listeners if stack_def is not None else _labels_if_found(stack_name, path)
+    join, via, stream_path = _way_in(lst, given)
+    count = lst.get("count", DEFAULT_LISTENERS if (given or lst) else 0)
+    join_steps = [s for s in steps if s.join is not None]
+    swept = capacity is not None and capacity.vary == "listeners.count" and any(v > 0 for v in capacity.steps)
+    if via is None and stack_def is not None and (count or join_steps or swept):
+        if join_steps and not lst:
+            where: tuple = ("method", join_steps[0].index)
+        elif swept and not lst:
+            where = ("capacity", "vary")
+        else:  # the section, or the --var that set it
+            where = (
+                ("listeners", "join") if "join" in lst else ("listeners", "count") if "count" in lst else ("listeners",)
+            )
+        said = (
+            f"its listeners join {given['join']} and it names no link for listeners that join {join} "
+            "(label deadair.listeners.stream)"
+            if given
+            else "it has no deadair.listeners.* labels (no audio)"
+        )
+        problems.append(
+            pos.problem(
+                file,
+                where,
+                f"no link for listeners that join {join} on stack {stack_name}: {said}; "
+                "expected listeners.via, the link they use (and listeners.join, listeners.path)",
+            )
+        )
     listeners = ListenersSpec(
-        count=lst.get("count", 20),
+        count=count,
         join=join,
-        via=lst.get("via", "entry-api" if join == "room-api" else "entry-lb"),
-        path=lst.get("path", "/live"),
+        via=via or "",
+        path=stream_path,
         backoff=tuple(parse_duration(b) for b in lst["backoff"]) if "backoff" in lst else DEFAULT_BACKOFF,
         read_timeout=parse_duration(lst["read_timeout"]) if "read_timeout" in lst else 10.0,
         response_timeout=parse_duration(lst["response_timeout"]) if "response_timeout" in lst else 8.0,
@@ -119,7 +159,7 @@ def parse_experiment(
                 f"listeners.ears ({listeners.ears}) is more than listeners.count ({listeners.count})",
             )
         )
-    if stack_def is not None and (listeners.count or joins) and listeners.via not in stack_def.links:
+    if stack_def is not None and (listeners.count or joins) and via and listeners.via not in stack_def.links:
         problems.append(
             Problem(
                 file,
@@ -133,13 +173,17 @@ def parse_experiment(
         if c.measure and not c.measure.startswith("server.")
     ]
     if listeners.count == 0 and not joins and uses_listeners:
-        problems.append(
-            Problem(
-                file,
-                *pos.of(("listeners", "count")),
-                f"listeners.count is 0 but {uses_listeners[0].measure} is measured from listeners",
+        if "count" in lst:
+            why = f"listeners.count is 0 but {uses_listeners[0].measure} is measured from listeners"
+            where = pos.of(("listeners", "count"))
+        else:  # a stack without audio, and the experiment did not ask for listeners
+            why = (
+                f"{uses_listeners[0].measure} is measured from listeners, but there are none: stack {stack_name} "
+                "has no deadair.listeners.* labels (no audio) and the experiment has no listeners section; "
+                "expected probes or server.* measures, or listeners: {count, join, via}"
             )
-        )
+            where = (uses_listeners[0].line, uses_listeners[0].column)
+        problems.append(Problem(file, *where, why))
     if listeners.count == 0 and joins:  # nobody listens before the method: the gate would judge no one
         for i, item in enumerate(data.get("steady_state") or []):
             name = item.get("measure") if isinstance(item, dict) else None
@@ -178,7 +222,7 @@ def parse_experiment(
         )
     windows = Windows(**{k: parse_duration(v) for k, v in (data.get("windows") or {}).items()})
     if problems:
-        raise ExperimentError(problems)
+        raise ExperimentError(_unique(problems))
     return Experiment(
         path=path,
         title=data["title"],
@@ -198,6 +242,48 @@ def parse_experiment(
     )
 
 
+def _way_in(lst: dict[str, Any], given: dict[str, str]) -> tuple[str, str | None, str]:
+    """How listeners join, through which link, and the path a direct one streams: what the
+    experiment says, else what the stack's labels say (chaos.stack.definition). A stack that
+    says nothing has no audio; an experiment that wants listeners on it names the link."""
+    join = lst.get("join") or given.get("join") or "direct"
+    if "via" in lst:
+        via = lst["via"]
+    elif join == given.get("join"):
+        via = given.get("via")
+    elif join == "direct" and given.get("join") == "room-api":  # past room-api, straight to the stream
+        via = given.get("stream")
+    else:
+        via = None
+    return join, via, lst.get("path") or given.get("path") or "/"
+
+
+def _labels_if_found(stack_name: str, path: Path) -> dict[str, str]:
+    """The stack's listener labels when its compose file is at hand, though the caller asked not
+    to check targets against it (check_stack=False): the defaults are the stack's either way."""
+    try:
+        return find_stack(stack_name, near=path.resolve().parent).listeners
+    except EnvironmentNotReady:
+        return {}
+
+
 def _arrival(value: Any) -> dict[str, Any]:
     a = parse_arrival(value)
     return {"arrival": a.kind, "arrival_over": a.over, "arrival_rate": a.rate, "arrival_rate_to": a.rate_to}
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    """Each problem once (two passes may find the same thing at the same place)."""
+    return list(dict.fromkeys(problems))
+
+
+def _too_many_steps(data: dict[str, Any], pos: Positions, file: str) -> Problem | None:
+    """More steps written than MAX_STEPS (repeats are counted by meaning, once the steps are read)."""
+    method = data.get("method")
+    if not isinstance(method, list) or len(method) <= MAX_STEPS:
+        return None
+    return pos.problem(
+        file,
+        ("method", MAX_STEPS),
+        f"the method has {len(method):,} steps, more than the limit of {MAX_STEPS:,}; expected fewer steps",
+    )

@@ -80,12 +80,19 @@ class Step:
         return self.at + (self.duration or 0.0)
 
 
+DEFAULT_LISTENERS = 20  # listeners of a stack that has audio, when the experiment does not say
+
+
 @dataclass(frozen=True)
 class ListenersSpec:
-    count: int = 20
-    join: str = "room-api"  # join through room-api, then stream the URL it returns; or "direct"
-    via: str = "entry-api"  # the link joins go through (room-api) or streams come from (direct)
-    path: str = "/live"  # direct only
+    """The simulated listeners. Where they get in is the stack's fact (its deadair.listeners.*
+    labels) unless the experiment says; the neutral defaults here are those of a stack without
+    audio: nobody listens."""
+
+    count: int = 0
+    join: str = "direct"  # "room-api": join through room-api, then stream the URL it returns
+    via: str = ""  # the link joins go through (room-api) or streams come from (direct)
+    path: str = "/"  # direct only
     backoff: tuple[float, ...] = DEFAULT_BACKOFF
     read_timeout: float = 10.0
     response_timeout: float = 8.0  # request sent -> response head (ExoPlayer's default read timeout)

@@ -1,7 +1,10 @@
 """Pass 1 of loading: YAML (or JSON) with the line and column of every value and key kept.
 
 Every later problem is reported at `file:line:column`; duplicate keys, which PyYAML would
-silently overwrite, are problems here.
+silently overwrite, are problems here. So are the limits (chaos.language.limits) that YAML itself
+can be used to cross: the file's size, checked before parsing, and nesting and aliases, checked
+while the YAML is composed, before a single alias is expanded (a "billion laughs" is refused in
+milliseconds, and 5,000 nested brackets never reach Python's recursion limit).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 import yaml
 
 from chaos.errors import Problem
+from chaos.language.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES
 
 Path_ = tuple[Any, ...]
 
@@ -22,6 +26,16 @@ class Positions:
         self.values: dict[Path_, tuple[int, int]] = {}
         self.keys: dict[Path_, tuple[int, int]] = {}
         self.overridden: dict[Path_, str] = {}  # path -> "--var KEY=VALUE" that set it
+        self.rejected: set[Path_] = set()  # values a pass has reported: later passes skip them
+
+    def reject(self, path: Path_) -> None:
+        """A pass reported this value: later passes neither judge it nor report it again."""
+        self.rejected.add(tuple(path))
+
+    def is_rejected(self, path: Path_) -> bool:
+        """Whether this value, or one that contains it, has been reported already."""
+        p = tuple(path)
+        return any(p[:i] in self.rejected for i in range(len(p) + 1))
 
     def origin(self, path: Path_, file: str) -> tuple[str, int, int] | None:
         """(label, 0, 0) when a --var override set this path or one of its parents."""
@@ -48,12 +62,153 @@ class Positions:
         return self.values.get((), (1, 1))
 
 
+class LimitExceeded(yaml.MarkedYAMLError):
+    """A limit of chaos.language.limits crossed while composing, at the node that crosses it."""
+
+    def __init__(self, problem: str, problem_mark: Any) -> None:
+        super().__init__(problem=problem, problem_mark=problem_mark)
+
+
+class _Limits:
+    """A composer's compose_node, refusing while it composes (before anything is expanded):
+    nesting deeper than MAX_DEPTH, an alias inside the value it names (a recursive structure),
+    and more than MAX_VALUES values once aliases are expanded. An alias costs the size of what it
+    names, known because that value was composed before it."""
+
+    anchors: dict[Any, yaml.Node]
+    peek_event: Any
+
+    def _start_limits(self) -> None:
+        self._depth = 0
+        self._values = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> its values, aliases expanded
+
+    def _count(self, n: int, mark: Any, what: str) -> None:
+        self._values += n
+        if self._values > MAX_VALUES:
+            raise LimitExceeded(
+                problem=f"{what} makes the document more than {MAX_VALUES:,} values "
+                "(each alias counts as a copy of what it names); expected a smaller experiment",
+                problem_mark=mark,
+            )
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event: Any = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                size = self._sizes.get(id(target))
+                if size is None:
+                    raise LimitExceeded(
+                        problem=f"the alias *{event.anchor} is inside the value &{event.anchor} names: "
+                        "a recursive structure; expected an alias to a value defined before it",
+                        problem_mark=event.start_mark,
+                    )
+                self._count(size, event.start_mark, f"the alias *{event.anchor}")
+            return super().compose_node(parent, index)  # type: ignore[misc]
+        if self._depth >= MAX_DEPTH:
+            raise LimitExceeded(
+                problem=f"nested more than {MAX_DEPTH} levels deep (mappings and lists within each other); "
+                "expected a flatter document",
+                problem_mark=event.start_mark,
+            )
+        self._count(1, event.start_mark, "this value")
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)  # type: ignore[misc]
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.MappingNode):
+            children = [c for pair in node.value for c in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        self._sizes[id(node)] = 1 + sum(self._sizes.get(id(c), 1) for c in children)
+        return node
+
+
+class _PythonLoader(_Limits, yaml.SafeLoader):
+    """PyYAML's own parser: its messages for broken YAML are the clearer ones."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.SafeLoader.__init__(self, stream)
+        self._start_limits()
+
+
+_CParser: Any = getattr(getattr(yaml, "_yaml", None), "CParser", None)  # libyaml, when PyYAML has it
+
+
+def _compose(text: str) -> Any:
+    """The document's node graph, within the limits. libyaml's parser (ten times faster: a file
+    at MAX_FILE_BYTES takes 0.3 s, not 3 s) with Python's composer, so that the limits hold the
+    same; PyYAML's own parser when there is no libyaml, and when libyaml finds the text broken
+    (PyYAML then decides, and says what is wrong as it always has)."""
+    if _CParser is not None:
+        fast = _LibyamlLoader(text)
+        try:
+            return fast.get_single_node()
+        except LimitExceeded:
+            raise
+        except yaml.YAMLError:
+            pass
+        finally:
+            fast.dispose()
+    loader = _PythonLoader(text)  # its reader refuses control characters already
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+if _CParser is not None:
+
+    class _LibyamlLoader(
+        _Limits, _CParser, yaml.composer.Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver
+    ):
+        """libyaml's events, composed in Python (where the limits are)."""
+
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+            self._start_limits()
+
+        def get_single_node(self) -> Any:
+            return yaml.composer.Composer.get_single_node(self)
+
+
+def size_problem(text: str, file: str) -> Problem | None:
+    """The file is larger than MAX_FILE_BYTES (checked before anything parses it)."""
+    if len(text) <= MAX_FILE_BYTES // 4 or len(text.encode("utf-8", "surrogatepass")) <= MAX_FILE_BYTES:
+        return None
+    return Problem(file, 0, 0, too_large(len(text.encode("utf-8", "surrogatepass"))))
+
+
+def too_large(size: int) -> str:
+    return (
+        f"the file is {size:,} bytes, more than the limit of {MAX_FILE_BYTES:,} "
+        "(an experiment is a few KB); expected a smaller experiment file"
+    )
+
+
 def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
     """Parse YAML (or JSON), keeping the position of every node; duplicate keys are problems."""
     pos = Positions()
     problems: list[Problem] = []
+    if (big := size_problem(text, file)) is not None:
+        return None, pos, [big]
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
+    except LimitExceeded as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problems.append(Problem(file, line, col, str(exc.problem)))
+        return None, pos, problems
+    except RecursionError:  # not reached within MAX_DEPTH; kept so that no traceback can escape
+        problems.append(Problem(file, 1, 1, f"nested too deeply; expected at most {MAX_DEPTH} levels"))
+        return None, pos, problems
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -89,6 +244,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
             return scalar_loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
             problems.append(Problem(file, *pos.values[path], f"bad value: {exc}"))
+            pos.reject(path)
             return None
 
     try:

@@ -53,6 +53,27 @@ def run_probe(spec: ProbeSpec, links: dict[str, str]) -> dict[str, Any]:
     return _run_process(spec, links)
 
 
+def _root_cause(exc: BaseException) -> str:
+    """What went wrong underneath requests' and urllib3's wrappers, in the system's words
+    (`connection refused`, `connection reset by peer`): the reason a user needs to tell a dead
+    node from a reset link."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        nxt = cur.__cause__ or cur.__context__
+        if nxt is None and cur.args and isinstance(cur.args[0], BaseException):
+            nxt = cur.args[0]
+        reason = getattr(cur, "reason", None)
+        if nxt is None and isinstance(reason, BaseException):
+            nxt = reason
+        cur = nxt
+    for e in reversed(seen):
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror.lower()
+    return str(seen[-1])[:200] or type(seen[-1]).__name__
+
+
 def _run_http(spec: ProbeSpec, links: dict[str, str]) -> dict[str, Any]:
     url = interpolate_links(spec.http["url"], links)
     check_loopback_url(url)
@@ -67,7 +88,7 @@ def _run_http(spec: ProbeSpec, links: dict[str, str]) -> dict[str, Any]:
     except requests.Timeout:
         raise ProbeError(f"{method} {url}: no answer within {spec.timeout:g}s") from None
     except requests.RequestException as exc:
-        raise ProbeError(f"{method} {url}: {type(exc).__name__}") from None
+        raise ProbeError(f"{method} {url}: {type(exc).__name__}: {_root_cause(exc)}") from None
     content: Any = r.text[:BODY_LIMIT]
     if r.headers.get("Content-Type", "").startswith("application/json"):
         try:

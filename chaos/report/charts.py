@@ -1,5 +1,7 @@
-"""The report's timeline, as one Plotly figure: rows that share the run's clock, so zooming one
-zooms all (Plotly's own zoom, pan and hover; nothing drawn by hand).
+"""The report's timeline, as one Plotly figure: rows that share one x axis, so zooming one
+zooms all (Plotly's own zoom, pan and hover; nothing drawn by hand). The x axis is the method's
+clock (chaos.report.clock: the experiment's `at: 2s` is x=2, the gate before it negative); the
+run's clock only for a run that never reached its method.
 
     listeners      per-second listener state, stacked (chaos.checkers.states)
     lanes          a chosen few listeners, stretch by stretch
@@ -21,6 +23,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from chaos.checkers.states import STATES
+from chaos.report.clock import ReportClock
 from chaos.report.misses import Lane
 from chaos.report.runfiles import RunRecord
 from chaos.report.story import fault_words
@@ -64,6 +67,7 @@ def _rows(rec: RunRecord, lanes: list[Lane]) -> list[tuple[str, str, float]]:
 
 def timeline_figure(rec: RunRecord, lanes: list[Lane]) -> go.Figure:
     rows = _rows(rec, lanes)
+    clock = ReportClock.of(rec.history)
     index = {key: i + 1 for i, (key, _, _) in enumerate(rows)}
     total = sum(h for _, _, h in rows)
     fig = make_subplots(
@@ -74,15 +78,15 @@ def timeline_figure(rec: RunRecord, lanes: list[Lane]) -> go.Figure:
         row_heights=[h / total for _, _, h in rows],
         subplot_titles=[title for _, title, _ in rows],
     )
-    _states(fig, rec)
+    _states(fig, rec, clock)
     if "lanes" in index:
-        _lanes(fig, rec, lanes, index["lanes"])
+        _lanes(fig, rec, lanes, index["lanes"], clock)
     if "probes" in index:
-        _probes(fig, rec, index["probes"])
+        _probes(fig, rec, index["probes"], clock)
     for key in ("icecast", "haproxy", "room-api"):
         if key in index:
-            _servers(fig, rec, key, index[key])
-    _faults_and_phases(fig, rec)
+            _servers(fig, rec, key, index[key], clock)
+    _faults_and_phases(fig, rec, clock)
     fig.update_layout(
         height=int(260 + 130 * total),
         barmode="overlay",
@@ -92,15 +96,17 @@ def timeline_figure(rec: RunRecord, lanes: list[Lane]) -> go.Figure:
         template="plotly_white",
     )
     fig.update_xaxes(showticklabels=True, ticksuffix=" s")
-    fig.update_xaxes(title_text="seconds since the run began", row=len(rows), col=1)
+    fig.update_xaxes(title_text=clock.axis_title, row=len(rows), col=1)
     fig.update_yaxes(title_text="listeners", rangemode="tozero", row=1, col=1)
     return fig
 
 
-def _states(fig: go.Figure, rec: RunRecord) -> None:
+def _states(fig: go.Figure, rec: RunRecord, clock: ReportClock) -> None:
     counts = rec.states.counts()
     n = rec.states.seconds
-    xs = list(range(n + 1))  # a step per second: the last value held to the end of its second
+    # a step per second of the run's clock (the last value held to the end of its second), drawn
+    # where that second falls on the report's clock
+    xs = [clock.x(float(i)) for i in range(n + 1)]
     for state in STATES:
         ys = counts[state] + counts[state][-1:] if n else []
         fig.add_trace(
@@ -112,7 +118,7 @@ def _states(fig: go.Figure, rec: RunRecord) -> None:
                 stackgroup="states",
                 line={"shape": "hv", "width": 0.5, "color": COLORS[state]},
                 fillcolor=COLORS[state],
-                hovertemplate=f"%{{y}} listeners {LABELS[state]} in second %{{x}}<extra></extra>",
+                hovertemplate=f"%{{y}} listeners {LABELS[state]} in the second from {clock.hover_x}<extra></extra>",
                 meta={"deadair": "states", "state": state},
             ),
             row=1,
@@ -120,7 +126,7 @@ def _states(fig: go.Figure, rec: RunRecord) -> None:
         )
 
 
-def _lanes(fig: go.Figure, rec: RunRecord, lanes: list[Lane], row: int) -> None:
+def _lanes(fig: go.Figure, rec: RunRecord, lanes: list[Lane], row: int, clock: ReportClock) -> None:
     names = {}
     for lane in lanes:
         server = rec.history.served_by(lane.listener)
@@ -130,9 +136,9 @@ def _lanes(fig: go.Figure, rec: RunRecord, lanes: list[Lane], row: int) -> None:
         for st in rec.states.stretches.get(lane.listener, ()):
             d = by_state[st.state]
             d["y"].append(names[lane.listener])
-            d["base"].append(st.start)
-            d["x"].append(st.end - st.start)
-            d["text"].append(f"{lane.listener}: {LABELS[st.state]} {st.start:.2f}-{st.end:.2f} s ({lane.why})")
+            d["base"].append(clock.x(st.start))
+            d["x"].append(st.end - st.start)  # a duration: no clock
+            d["text"].append(f"{lane.listener}: {LABELS[st.state]} {clock.span(st.start, st.end)} ({lane.why})")
     for state in STATES:
         if state not in by_state:
             continue
@@ -159,17 +165,17 @@ def _lanes(fig: go.Figure, rec: RunRecord, lanes: list[Lane], row: int) -> None:
     )
 
 
-def _probes(fig: go.Figure, rec: RunRecord, row: int) -> None:
+def _probes(fig: go.Figure, rec: RunRecord, row: int, clock: ReportClock) -> None:
     for name, samples in sorted(rec.history.probes.items()):
         ok = ["error" not in e.data for e in samples]
         fig.add_trace(
             go.Scatter(
-                x=[e.t for e in samples],
+                x=[clock.x(e.t) for e in samples],
                 y=[float(e.data.get("elapsed", 0.0)) for e in samples],
                 mode="markers",
                 name=f"probe {name}",
                 marker={"symbol": ["circle" if good else "x" for good in ok], "size": 9},
-                hovertext=[_probe_text(name, e.data) for e in samples],
+                hovertext=[f"{_probe_text(name, e.data)}, at {clock.at(e.t)}" for e in samples],
                 hoverinfo="text",
                 meta={"deadair": "probe", "probe": name},
             ),
@@ -191,14 +197,14 @@ SERVER_FIELDS = {"icecast": ("listeners",), "haproxy": ("up",), "room-api": ("re
 COUNTERS = {"requests", "errors_5xx"}  # cumulative: drawn as a rate per second
 
 
-def _servers(fig: go.Figure, rec: RunRecord, kind: str, row: int) -> None:
+def _servers(fig: go.Figure, rec: RunRecord, kind: str, row: int, clock: ReportClock) -> None:
     series: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for e in rec.history.server:
         if e.data.get("probe") != kind:
             continue
         for name in SERVER_FIELDS[kind]:
             if isinstance(e.data.get(name), (int, float)):
-                series[(e.src, name)].append((e.t, float(e.data[name])))
+                series[(e.src, name)].append((clock.x(e.t), float(e.data[name])))
     for (node, name), points in sorted(series.items()):
         if name in COUNTERS:  # a rate between consecutive samples, at the later one
             points = [
@@ -212,7 +218,7 @@ def _servers(fig: go.Figure, rec: RunRecord, kind: str, row: int) -> None:
                 mode="lines",
                 line={"shape": "hv" if kind == "haproxy" else "linear", "width": 1.5},
                 name=label,
-                hovertemplate=f"{label}: %{{y:.4g}} at %{{x:.1f}} s<extra></extra>",
+                hovertemplate=f"{label}: %{{y:.4g}} at {clock.hover_x}<extra></extra>",
                 meta={"deadair": "server", "probe": kind, "node": node, "field": name},
             ),
             row=row,
@@ -221,14 +227,14 @@ def _servers(fig: go.Figure, rec: RunRecord, kind: str, row: int) -> None:
     fig.update_yaxes(rangemode="tozero", row=row, col=1)
 
 
-def _faults_and_phases(fig: go.Figure, rec: RunRecord) -> None:
+def _faults_and_phases(fig: go.Figure, rec: RunRecord, clock: ReportClock) -> None:
     for f in sorted(rec.history.faults.values(), key=lambda f: f.start):
         end = max(f.end, f.start + 0.1)  # an instant fault still shows
         skipped = getattr(f, "skipped", "")  # a dry run's or a skipped step's would-be window
         label = f"{f.fault} {f.target or ''}".strip() + (f" (not injected: {skipped})" if skipped else "")
         fig.add_vrect(
-            x0=f.start,
-            x1=end,
+            x0=clock.x(f.start),
+            x1=clock.x(end),
             row="all",
             col=1,
             fillcolor="rgba(0, 0, 0, 0)" if skipped else FAULT_COLOR,
@@ -237,7 +243,7 @@ def _faults_and_phases(fig: go.Figure, rec: RunRecord) -> None:
             name=f"{'skipped' if skipped else 'fault'} {f.occurrence} {label}",
         )
         fig.add_annotation(
-            x=(f.start + end) / 2,
+            x=clock.x((f.start + end) / 2),
             y=0.9,
             xref="x",
             yref="y domain",
@@ -246,7 +252,7 @@ def _faults_and_phases(fig: go.Figure, rec: RunRecord) -> None:
             yanchor="top",
             bgcolor="rgba(255, 255, 255, 0.8)",
             font={"size": 11},
-            hovertext=f"{fault_words(f)}: {f.start:.2f}-{f.end:.2f} s (occurrence {f.occurrence})",
+            hovertext=f"{fault_words(f)} {clock.span(f.start, f.end)} (occurrence {f.occurrence})",
         )
     for key, ev in sorted(rec.history.join_events.items(), key=lambda kv: kv[1].t):
         # a join step's crowd: a band over its arrivals (first to last), like a fault window
@@ -256,8 +262,8 @@ def _faults_and_phases(fig: go.Figure, rec: RunRecord) -> None:
         if cut is not None:
             label += f" ({cut.data.get('cancelled')} never joined)"
         fig.add_vrect(
-            x0=ev.t,
-            x1=end,
+            x0=clock.x(ev.t),
+            x1=clock.x(end),
             row="all",
             col=1,
             fillcolor=JOIN_COLOR,
@@ -266,7 +272,7 @@ def _faults_and_phases(fig: go.Figure, rec: RunRecord) -> None:
             name=f"join {key} {label}",
         )
         fig.add_annotation(
-            x=(ev.t + end) / 2,
+            x=clock.x((ev.t + end) / 2),
             y=0.8,
             xref="x",
             yref="y domain",
@@ -275,15 +281,27 @@ def _faults_and_phases(fig: go.Figure, rec: RunRecord) -> None:
             yanchor="top",
             bgcolor="rgba(255, 255, 255, 0.8)",
             font={"size": 11},
-            hovertext=f"a crowd joining: {label}, {ev.t:.2f}-{end:.2f} s (occurrence {key})",
+            hovertext=f"a crowd joining: {label}, {clock.span(ev.t, end)} (occurrence {key})",
         )
     for name, what in (("before", "gate"), ("during", "method"), ("after", "recovery")):
         w = rec.history.phases.get(name)
         if w is None:
             continue
         fig.add_vline(
-            x=w.start, line={"dash": "dot", "width": 1, "color": "#616161"}, row="all", col=1, name=f"phase {name}"
+            x=clock.x(w.start),
+            line={"dash": "dot", "width": 1, "color": "#616161"},
+            row="all",
+            col=1,
+            name=f"phase {name}",
         )
         fig.add_annotation(
-            x=w.start, y=0.98, xref="x", yref="y domain", text=what, showarrow=False, xanchor="left", font={"size": 10}
+            x=clock.x(w.start),
+            y=0.98,
+            xref="x",
+            yref="y domain",
+            text=what,
+            showarrow=False,
+            xanchor="left",
+            font={"size": 10},
+            hovertext=f"{what} (phase {name}) {clock.span(w.start, w.end)}",
         )

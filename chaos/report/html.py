@@ -19,6 +19,7 @@ from typing import Any
 from chaos import __version__
 from chaos.errors import DeadairError
 from chaos.report.charts import timeline_figure
+from chaos.report.clock import ReportClock
 from chaos.report.misses import Miss, choose_lanes, misses
 from chaos.report.repeats_html import repeat_section, series_banner
 from chaos.report.runfiles import REPORT, RunRecord, find_run, load_run
@@ -152,11 +153,12 @@ def rollback_section(rec: RunRecord) -> str:
             items.append(f'<li class="fail">ledger kept at {_e(r["ledger"])}: run <code>deadair sweep</code></li>')
         if not items:
             items.append("<li>nothing to revert</li>")
+    clock = ReportClock.of(rec.history)
     for e in rec.of_kind("rollback.action"):
         out = e.data.get("output")
         status = out.get("status") if isinstance(out, dict) else out
         res = f"error: {e.data['error']}" if "error" in e.data else f"status {status}"
-        items.append(f"<li>rollback action {_e(e.src)} at {e.t:.2f} s: {_e(res)}</li>")
+        items.append(f"<li>rollback action {_e(e.src)} at {_e(clock.at(e.t))}: {_e(res)}</li>")
     return f'<ul id="rollback-ledger">{"".join(items)}</ul>'
 
 
@@ -169,6 +171,23 @@ def _dry_banner(rec: RunRecord) -> str:
         f'<p class="unknown" id="dry-run">DRY RUN (--dry {_e(dry)}): no fault was '
         f"injected; {skipped} verdict(s) over the faults' would-be windows are shown but not counted.</p>"
     )
+
+
+def _length(rec: RunRecord, clock: ReportClock) -> str:
+    """How long the run took (a duration), and where the method's clock starts in it."""
+    took = f"{rec.history.end:.1f} s in all"
+    if clock.method_start is None:
+        return f"{took}; the run stopped before its method"
+    return f"{took}; the method (t+0) began {clock.method_start:.2f} s in"
+
+
+def _clock_hint(clock: ReportClock) -> str:
+    if clock.on_method:
+        return (
+            "Times are on the method's clock, as the experiment's at: and the progress lines count them "
+            "(t+2.00s: 2 s after the method began; the gate before it is negative)."
+        )
+    return "This run stopped before its method: times are seconds since the run began."
 
 
 def render_html(rec: RunRecord) -> str:
@@ -191,6 +210,7 @@ def render_html(rec: RunRecord) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in (rec.header.get("versions") or {}).items())
     lane_items = "".join(f"<li><b>{_e(lane.listener)}</b>: {_e(lane.why)}</li>" for lane in lanes)
     error = (rec.summary or {}).get("error")
+    clock = ReportClock.of(rec.history)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -199,7 +219,7 @@ def render_html(rec: RunRecord) -> str:
 <style>{CSS}</style></head>
 <body>
 <h1>{_e(rec.title)}<span class="badge" id="status" style="background:{_BADGE.get(status, "#c62828")}">{_e(status.upper().replace("_", " "))}</span></h1>
-<div class="meta">run {_e(rec.run_id)} &middot; started {_e(started)} &middot; {rec.history.end:.1f} s on the run's clock
+<div class="meta">run {_e(rec.run_id)} &middot; started {_e(started)} &middot; {_e(_length(rec, clock))}
 &middot; exit {_e((rec.summary or {}).get("exit_code", "?"))} &middot; seed {_e(rec.header.get("seed"))}
 &middot; {_e(rec.header.get("experiment", ""))}<br>{_e(versions)}</div>
 <h2>In plain words</h2>
@@ -207,8 +227,9 @@ def render_html(rec: RunRecord) -> str:
 {f'<p class="fail">error: {_e(error)}</p>' if error else ""}
 {series_banner(rec.repeat)}{_dry_banner(rec)}
 <h2>Timeline</h2>
-<p class="hint">Fault windows are the shaded bands. Drag across any row to zoom (every row follows), double-click
-to zoom out; hover for details. A listener's state in a second is the worst it was in during any part of it.</p>
+<p class="hint" id="clock-hint">{_e(_clock_hint(clock))} Fault windows are the shaded bands. Drag across any row to
+zoom (every row follows), double-click to zoom out; hover for details. A listener's state in a second is the worst it
+was in during any part of it.</p>
 {chart}
 <h3>Lanes</h3>
 <ul class="lanes" id="lanes">{lane_items or "<li>no listeners</li>"}</ul>

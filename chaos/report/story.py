@@ -265,6 +265,15 @@ def _audience(rec: RunRecord) -> str:
     return f"{n} simulated listeners joined the room{extra}."
 
 
+def when_words(t: float, method_start: float | None) -> str:
+    """A moment in plain words, on the method's clock as the chart's x axis (`5.00 s after the
+    method began` is x=5, `t+5.00s`); a run that never reached its method counts from its start."""
+    if method_start is None:
+        return f"{seconds(t)} into the run"
+    d = round(t - method_start, 2)
+    return f"{seconds(abs(d))} {'before' if d < 0 else 'after'} the method began"
+
+
 def _faults(rec: RunRecord) -> str:
     faults = sorted(rec.history.faults.values(), key=lambda f: f.start)
     if not faults:
@@ -274,7 +283,7 @@ def _faults(rec: RunRecord) -> str:
         how_long = f" for {seconds(f.end - f.start)}" if f.end - f.start >= 0.05 else ""
         skipped = getattr(f, "skipped", "")
         not_done = f" (planned, but NOT injected: {skipped})" if skipped else ""
-        parts.append(f"{fault_words(f)}{how_long}, {seconds(f.start)} into the run{not_done}")
+        parts.append(f"{fault_words(f)}{how_long}, {when_words(f.start, rec.history.method_start)}{not_done}")
     more = f", and {len(faults) - 4} more fault(s)" if len(faults) > 4 else ""
     if all(getattr(f, "skipped", "") for f in faults):
         return "No fault was actually injected: the plan was to " + "; ".join(parts) + more + "."

@@ -89,12 +89,18 @@ def render(result: RunResult, with_error: bool = True) -> str:
 
 
 def stopped_line(stopped: dict) -> str:
-    """`stopped by alice (key k) at t=41.2s, during the live phases: everything rolled back at once`."""
+    """`stopped by alice (key k) at t+11.2s, during the live phases: everything rolled back at once`."""
     how = "key " + str(stopped.get("key", "k")) if stopped.get("how") == "key" else str(stopped.get("signal", "signal"))
     if stopped.get("pid"):
         how += f" from pid {stopped['pid']}" + (f" ({stopped['command']})" if stopped.get("command") else "")
     where = {"startup": "while the stack started", "live": "during the live phases"}.get(str(stopped.get("stage")), "")
-    t = f" at t={float(stopped['t']):.1f}s" if stopped.get("t") is not None else ""
+    if stopped.get("method_t") is not None:  # the method's clock, as the progress lines
+        d = round(float(stopped["method_t"]), 1)  # the sign of what is printed: never "t-0.0s"
+        t = f" at t{'-' if d < 0 else '+'}{abs(d):.1f}s"
+    elif stopped.get("t") is not None:
+        t = f" {float(stopped['t']):.1f}s into the run (before the method)"
+    else:
+        t = ""
     return f"stopped by {stopped.get('by')} ({how}){t}{', ' + where if where else ''}: everything rolled back at once"
 
 
@@ -115,6 +121,8 @@ def render_plan(exp: Experiment) -> str:
             else f"stream {exp.listeners.path} from {exp.listeners.via}"
         )
         lines.append(f"  listeners  {exp.listeners.count}, {how}; warm-up until all hear audio (at most {w.warmup:g}s)")
+    elif not any(s.join for s in exp.method):
+        lines.append(f"  listeners  none (stack {exp.stack} has no audio, or the experiment asks for none)")
     lines.append(f"  gate       {w.gate:g}s: steady state must hold, else no fault is injected")
     for c in exp.steady_state:
         lines.append(f"             {c.name} {c.bound}  [{', '.join(c.when)}]")
@@ -130,7 +138,10 @@ def render_plan(exp: Experiment) -> str:
     for r in exp.rollbacks:
         lines.append(f"  rollback   {r.name}: {r.describe()}")
     total = w.gate + length + w.recovery
-    lines.append(f"  about {total:g}s after the listeners hear audio (plus stack start and warm-up)")
+    if exp.listeners.count:
+        lines.append(f"  about {total:g}s after the listeners hear audio (plus stack start and warm-up)")
+    else:
+        lines.append(f"  about {total:g}s after the stack is up")
     return "\n".join(lines)
 
 

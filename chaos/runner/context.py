@@ -75,6 +75,7 @@ class RunContext:
         self.live_task: asyncio.Task[Any] | None = None
         self.method_work: asyncio.Future[Any] | None = None  # the method's occurrences, while they run
         self.stopped: dict[str, Any] | None = None  # who pulled the kill switch, how, when
+        self.method_start: float | None = None  # the run's clock when the method started (t+0)
         self.kill_signal = KillSignal(self.request_kill, self.act_on_kill)
         self._kill_lock = threading.Lock()
 
@@ -149,6 +150,8 @@ class RunContext:
                 return
             t = self.timeline.clock.now()
             self.stopped = {**who, "t": round(t, 6), "stage": self.stage}
+            if self.method_start is not None:  # what the user reads is on the method's clock
+                self.stopped["method_t"] = round(t - self.method_start, 6)
             stage, loop = self.stage, self.loop
         self.timeline.record("run.stopped", "operator", t=t, **who, stage=stage)
         self.say(f"\n  kill switch pulled by {who.get('by')} ({describe_how(who)}): stopping, rolling everything back")

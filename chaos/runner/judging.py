@@ -24,6 +24,7 @@ from chaos.runner.model import (
     EXIT_TERMINATED,
     RunResult,
 )
+from chaos.timeline import method_time
 
 
 def judge(experiment: Experiment, history: History) -> list[Verdict]:
@@ -118,9 +119,10 @@ def _name_harness_disruptions(verdicts: list[Verdict], history: History) -> None
         for v in verdicts:
             if v.window.start <= ev.t <= v.window.end + 1e-9:
                 what = (
-                    f"at t={ev.t:.2f}s deadair restarted Toxiproxy ({ev.data.get('effect', 'links reset')})"
+                    f"at {method_time(ev.t, history.method_start)} deadair restarted Toxiproxy "
+                    f"({ev.data.get('effect', 'links reset')})"
                     if ev.kind == "harness.toxiproxy_restart"
-                    else f"at t={ev.t:.2f}s {ev.kind}"
+                    else f"at {method_time(ev.t, history.method_start)} {ev.kind}"
                 )
                 # a failure that already holds before the restart is the system's; else it may be the harness's
                 already = (

@@ -96,6 +96,7 @@ async def run_method(ctx: RunContext, faults: dict[str, Fault]) -> None:
     m0 = clock.now()
     mclock = MethodClock(ctx, m0)
     tl.record("run.method", "runner", start=m0, length=ctx.method_len)
+    ctx.method_start = m0
     end_sampled = asyncio.Event()
     # in step mode the method may last longer than planned: its samplers run until its end sample
     sampling_end = float("inf") if ctx.opt.step else m0 + ctx.method_len

@@ -7,13 +7,17 @@ the `deadair.toxiproxy` label, one label per link:
 
 so a user's own compose file is described the same way, without Python constants. Reading a
 definition needs no engine: the language checks an experiment's targets against it.
+
+Where simulated listeners get in is a fact about the stack too, so it is a label on the same
+service (`deadair.listeners.join`, `.via`, `.path`); a stack without them has no audio, and an
+experiment on it has no listeners unless it says how they join.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ from chaos.errors import EnvironmentNotReady
 
 COMPOSE_FILE_NAMES = ("docker-compose.yml", "compose.yaml", "compose.yml", "docker-compose.yaml")
 _LINK_LABEL = re.compile(r"^deadair\.link\.([a-z0-9][a-z0-9_.-]*)$")
+_LISTENERS_LABEL = re.compile(r"^deadair\.listeners\.([a-z]+)$")
+LISTENER_KEYS = ("join", "via", "stream", "path")  # what a stack may say about its listeners
 _LINK_SPEC = re.compile(r"^\s*(\S+:\d+)\s*->\s*(\S+:\d+)\s*$")
 
 
@@ -57,6 +63,7 @@ class StackDefinition:
     toxiproxy_service: str
     toxiproxy_api_port: int
     links: dict[str, Link]
+    listeners: dict[str, str] = field(default_factory=dict)  # the stack's deadair.listeners.* labels; {}: no audio
 
     @property
     def nodes(self) -> list[str]:
@@ -76,14 +83,22 @@ class StackDefinition:
         services = (doc or {}).get("services") or {}
         if not isinstance(services, dict) or not services:
             raise StackError(f"{compose_file}: no services")
-        tox_service, api_port, links = None, 8474, {}
+        tox_service, api_port, links, listeners = None, 8474, {}, {}
         for svc, spec in services.items():
             labels = labels_of(spec)
+            if "deadair.toxiproxy" not in labels:
+                misplaced = [k for k in labels if k.startswith(("deadair.link", "deadair.listener"))]
+                if misplaced:  # read nowhere else: ignored, a stack with audio would silently have none
+                    raise StackError(
+                        f"{compose_file}: service {svc} carries {misplaced[0]}, which belongs on the service "
+                        "with the deadair.toxiproxy label (links and listeners are declared there)"
+                    )
             if "deadair.toxiproxy" in labels:
                 tox_service = svc
                 api_port = int(labels["deadair.toxiproxy"] or 8474)
                 try:
                     links = links_from_labels(labels)
+                    listeners = listeners_from_labels(labels)
                 except ValueError as exc:
                     raise StackError(f"{compose_file}: {exc}") from None
         if tox_service is None:
@@ -91,7 +106,13 @@ class StackDefinition:
         for link in links.values():
             if link.upstream_node not in services:
                 raise StackError(f"{compose_file}: link {link.name} goes to {link.upstream_node}, not a service")
-        return cls(name or compose_file.parent.name, compose_file, services, tox_service, api_port, links)
+        for key in ("via", "stream"):
+            if key in listeners and listeners[key] not in links:
+                raise StackError(
+                    f"{compose_file}: deadair.listeners.{key} names {listeners[key]!r}, not a link; "
+                    f"links: {', '.join(links)}"
+                )
+        return cls(name or compose_file.parent.name, compose_file, services, tox_service, api_port, links, listeners)
 
 
 def links_from_labels(labels: dict[str, str]) -> dict[str, Link]:
@@ -109,6 +130,30 @@ def links_from_labels(labels: dict[str, str]) -> dict[str, Link]:
             raise ValueError(f"label {key}={value!r} is not 'LISTEN_HOST:PORT -> SERVICE:PORT'")
         links[m.group(1)] = Link(m.group(1), spec_m.group(1), spec_m.group(2))
     return links
+
+
+def listeners_from_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Where the stack's listeners get in (`deadair.listeners.join: room-api|direct`, `.via: LINK`
+    for that way in, `.stream: LINK` where a listener told `join: direct` streams from when the
+    stack's own way is room-api, `.path: /live`); {} when the stack says nothing, which means it
+    has no audio to listen to."""
+    found = {}
+    for key, value in labels.items():
+        if not key.startswith("deadair.listener"):
+            continue
+        m = _LISTENERS_LABEL.match(key)
+        if not m or m.group(1) not in LISTENER_KEYS:  # a misspelt label would silently mean "no audio"
+            raise ValueError(f"label {key}: unknown; expected one of deadair.listeners.{{{','.join(LISTENER_KEYS)}}}")
+        found[m.group(1)] = str(value).strip()
+    if not found.get("path", "/").startswith("/"):
+        raise ValueError(f"label deadair.listeners.path={found['path']!r}: expected a path such as /live")
+    if found:
+        found.setdefault("join", "direct")
+    if found and "via" not in found:
+        raise ValueError("deadair.listeners.* labels need deadair.listeners.via (the link listeners use)")
+    if found.get("join", "direct") not in ("room-api", "direct"):
+        raise ValueError(f"label deadair.listeners.join={found['join']!r}: expected room-api or direct")
+    return found
 
 
 def port_env(service: str, container_port: int) -> str:
@@ -136,6 +181,14 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def _is_file(path: Path) -> bool:
+    """Path.is_file(), but a name the file system cannot hold (ENAMETOOLONG) is simply not there."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def find_stack(name_or_path: str, near: Path | None = None) -> StackDefinition:
     """Resolve `audio-room` (a folder under some compose/) or a path to a compose file or folder."""
     candidates: list[Path] = []
@@ -149,10 +202,10 @@ def find_stack(name_or_path: str, near: Path | None = None) -> StackDefinition:
             for parent in [start.resolve(), *start.resolve().parents]:
                 candidates.append(parent / "compose" / name_or_path)
     for cand in candidates:
-        if cand.is_file():
+        if _is_file(cand):
             return StackDefinition.load(cand, name_or_path if not cand.suffix else cand.parent.name)
         for fname in COMPOSE_FILE_NAMES:
-            if (cand / fname).is_file():
+            if _is_file(cand / fname):
                 return StackDefinition.load(cand / fname, cand.name)
     raise StackError(
         f"no stack named {name_or_path!r}: looked for compose/{name_or_path}/docker-compose.yml "

@@ -128,3 +128,83 @@ def test_import_writes_deadair_yaml_that_loads(tmp_path, capsys):
     assert exp.source == "deadair" and exp.method[0].fault == "link.latency"
     assert main(["import", str(ROOT / "experiments" / "mic-cut-hold-music.yaml")]) == 2
     assert "not a Chaos Toolkit experiment" in capsys.readouterr().err
+
+
+OWN_STACK = """services:
+  toxiproxy:
+    image: deadair/toxiproxy:2.12.0
+    labels:
+      deadair.toxiproxy: "8474"
+      deadair.link.web-db: "0.0.0.0:8001 -> db:6379"
+      deadair.link.entry-web: "0.0.0.0:8100 -> web:8080"
+  web: {image: deadair/audio-room:latest}
+  db: {image: deadair/audio-room:latest}
+"""
+
+
+def _own_stack_ctk(tmp_path: Path) -> Path:
+    """A Chaos Toolkit experiment for a stack of the user's own (links web-db and entry-web)."""
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "docker-compose.yml").write_text(OWN_STACK)
+    doc = json.loads(CTK.read_text())
+    doc["configuration"] = {
+        "web_url": {"type": "env", "key": "DEADAIR_LINK_ENTRY_WEB_URL"},
+        "delay_ms": {"type": "env", "key": "CLI16_UNSET_DELAY"},  # no default: only --var can set it
+    }
+    text = (
+        json.dumps(doc, indent=2).replace("${room_api_url}", "${web_url}").replace("${redis_delay_ms}", "${delay_ms}")
+    )
+    f = tmp_path / "ctk.json"
+    f.write_text(text.replace('"api-redis"', '"web-db"'))
+    return f
+
+
+def test_import_checks_against_the_named_stack_and_writes_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CLI16_UNSET_DELAY", raising=False)
+    f = _own_stack_ctk(tmp_path)
+    out = tmp_path / "out" / "imported.yaml"
+    out.parent.mkdir()
+    assert main(["import", str(f), "-o", str(out), "--var", "delay_ms:int=300"]) == 2  # against audio-room
+    err = capsys.readouterr().err
+    assert "'web-db' is not a link of stack audio-room" in err and not out.exists()
+    monkeypatch.chdir(tmp_path)
+    assert main(["import", str(f), "-o", str(out), "--stack", "shop", "--var", "delay_ms:int=300"]) == 2  # a name
+    assert "no stack named 'shop'" in capsys.readouterr().err and not out.exists()
+    args = ["import", str(f), "-o", str(out), "--stack", "shop/docker-compose.yml", "--var", "delay_ms:int=300"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert "stack: ../shop/docker-compose.yml" in out.read_text()  # relative to the output, where it is loaded
+    monkeypatch.chdir(ROOT)
+    exp = load_experiment(out)
+    assert exp.stack == "../shop/docker-compose.yml" and exp.method[0].target == "web-db"
+    assert exp.method[0].params["latency"] == 300  # the --var, typed as `chaos run --var KEY:int=VALUE` types it
+
+
+def test_var_sets_configuration_values_as_chaos_run_does(tmp_path, monkeypatch):
+    monkeypatch.delenv("CLI16_UNSET_DELAY", raising=False)
+    f = _own_stack_ctk(tmp_path)
+    stack = {"stack": str(tmp_path / "shop")}
+    with pytest.raises(ExperimentError) as info:  # an env key that is not set, without default: an error ...
+        load_experiment(f, overrides=stack)
+    assert "CLI16_UNSET_DELAY is not set" in str(info.value)
+    exp = load_experiment(f, overrides={**stack, "delay_ms": "250", "listeners.count": "0"})  # ... unless --var sets it
+    assert exp.method[0].params["latency"] == 250 and exp.listeners.count == 0
+    monkeypatch.setenv("CLI16_UNSET_DELAY", "100")
+    exp = load_experiment(f, overrides={**stack, "delay_ms:float": "75"})  # --var wins over the environment
+    assert exp.method[0].params["latency"] == 75
+    with pytest.raises(ExperimentError) as info:
+        load_experiment(f, overrides={**stack, "delay_ms:int": "slow", "delay_ms:complex": "1"})
+    assert sorted(str(p) for p in info.value.problems) == [
+        "--var delay_ms:complex=1: unknown type 'complex'; expected int, float or bytes",
+        "--var delay_ms:int=slow: 'slow' is not int",
+    ]
+
+
+def test_import_prints_each_error_once(tmp_path, capsys):
+    doc = json.loads(CTK.read_text())
+    doc["steady-state-hypothesis"]["probes"][0]["provider"]["url"] = "${nope}/health"
+    doc["method"].append({"ref": "room-api-is-healthy"})  # the same probe again: the same error, not twice
+    f = tmp_path / "ctk.json"
+    f.write_text(json.dumps(doc, indent=1))
+    assert main(["import", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("${nope} is not in the experiment's configuration") == 1, err

@@ -80,9 +80,10 @@ def test_every_problem_is_reported_not_only_the_first(tmp_path):
         .replace('expect: "< 1.5s"', 'expect: "<< 1.5s"')
     )
     out = problems(text, tmp_path)
-    assert len(out) == 2  # schema pass: `at` and `count` (the expectation is checked once the shape is right)
+    assert len(out) == 3  # one pass: `at` and `count` (schema) and the expectation (meaning)
     assert out[0].startswith("F:3:20: listeners.count: -3 is not valid")
-    assert out[1].startswith("F:7:9: method[0].at: 'soon' is not valid")
+    assert out[1].startswith("F:5:37: '<< 1.5s' is not an expectation")
+    assert out[2].startswith("F:7:9: method[0].at: 'soon' is not valid")
 
 
 def test_meaning_problems_are_all_reported(tmp_path):

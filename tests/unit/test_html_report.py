@@ -100,7 +100,9 @@ def test_the_chart_holds_the_fault_windows_and_the_per_second_listener_states(fl
     fig = timeline_figure(rec, choose_lanes(rec.history, rec.states, {}))
     (fault,) = rec.history.faults.values()
     bands = {(s.name, s.x0, s.x1) for s in fig.layout.shapes if s.name and s.name.startswith("fault ")}
-    assert bands == {("fault 0.0 mic.cut mic", fault.start, fault.end)}
+    m0 = rec.history.method_start  # drawn on the method's clock (tests/unit/test_report_clock.py)
+    assert m0 is not None
+    assert bands == {("fault 0.0 mic.cut mic", fault.start - m0, fault.end - m0)}
     counts = rec.states.counts()
     series = {t.meta["state"]: list(t.y) for t in fig.data if t.meta and t.meta.get("deadair") == "states"}
     assert set(series) == set(counts)
@@ -272,7 +274,7 @@ def test_probe_samples_are_drawn_and_rollback_actions_listed(tmp_path):
     assert list(probe.x) == [3.0, 7.0] and list(probe.marker.symbol) == ["circle", "x"]
     assert "api health (during): timed out after 2s" in probe.hovertext[1]
     page = render_html(rec)
-    assert "rollback action notify at 12.50 s: status 0" in page
+    assert "rollback action notify at 12.50s into the run: status 0" in page  # no run.method: the run's clock
 
 
 def test_a_dry_runs_story_never_says_the_fault_goals_were_met(flagship):

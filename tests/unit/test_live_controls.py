@@ -425,14 +425,15 @@ def test_a_stopped_run_ends_stopped_and_says_who_stopped_it(tmp_path):
     exp = load_experiment(FLAGSHIP)
     ctx = _context(tmp_path)
     ctx.timeline.events = _journal()
-    ctx.stopped = {"by": "alice", "how": "key", "key": "k", "t": 12.5, "stage": "live"}
+    ctx.stopped = {"by": "alice", "how": "key", "key": "k", "t": 12.5, "method_t": 2.5, "stage": "live"}
     result = RunResult(exp, "r1", "error", 3, stopped=ctx.stopped)
     conclude(ctx, result)
     assert (result.status, result.exit_code) == ("stopped", EXIT_STOPPED)
     assert result.verdicts  # what listeners heard until then, shown
     text = render(result)
     assert text.splitlines()[0].startswith(f"{exp.title}: STOPPED (exit 5)")
-    assert "stopped by alice (key k) at t=12.5s, during the live phases: everything rolled back at once" in text
+    # on the method's clock, as the progress lines ("t+  2.5s ...") and the experiment's `at:`
+    assert "stopped by alice (key k) at t+2.5s, during the live phases: everything rolled back at once" in text
 
 
 def test_login_user_names_someone():

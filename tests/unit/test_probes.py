@@ -73,3 +73,32 @@ def test_process_probe_output_and_timeout():
 def test_http_probe_to_a_closed_port_is_a_failed_sample():
     with pytest.raises(ProbeError, match="GET http://127.0.0.1:9/"):
         run_probe(ProbeSpec("p", "http", {"url": "http://127.0.0.1:9/"}, timeout=1), {})
+
+
+def test_a_failed_connection_says_why_in_the_systems_words():
+    """A dead node refuses, a cut link resets: the sample says which (it said only ConnectionError)."""
+    import socket
+    import struct
+    import threading
+
+    with pytest.raises(ProbeError, match="ConnectionError: connection refused"):
+        run_probe(ProbeSpec("p", "http", {"url": "http://127.0.0.1:9/"}, timeout=1), {})
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def reset_the_first() -> None:
+        conn, _ = srv.accept()
+        conn.recv(1024)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+        conn.close()
+
+    t = threading.Thread(target=reset_the_first, daemon=True)
+    t.start()
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}/"
+    try:
+        with pytest.raises(ProbeError, match="connection reset by peer"):
+            run_probe(ProbeSpec("p", "http", {"url": url}, timeout=5), {})
+    finally:
+        t.join(5)
+        srv.close()

@@ -68,3 +68,20 @@ def test_an_inconclusive_run_is_measured_again_and_a_failed_one_is_not(pytester,
     calls = _scripted_runs(monkeypatch, [4])
     assert pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "--deadair-inconclusive-retries", "0").ret == 1
     assert calls == [4]
+
+
+def test_a_file_named_on_the_command_line_is_collected_outside_deadair_paths(pytester):
+    pytester.makeini("[pytest]\ndeadair_paths = experiments\n")
+    elsewhere = pytester.mkdir("elsewhere")
+    (elsewhere / "mine.yaml").write_text(VALID)
+    (elsewhere / "bad.yaml").write_text(VALID.replace("for: 8s", "for: eight"))
+    walked = pytester.runpytest("--collect-only", "-q", "elsewhere")  # a directory walk: deadair_paths decides
+    assert walked.ret == 5 and "mine.yaml" not in walked.stdout.str()
+    named = pytester.runpytest("--collect-only", "-q", "elsewhere/mine.yaml")
+    named.stdout.fnmatch_lines(["elsewhere/mine.yaml::Hold music covers a microphone-path cut"])
+    assert named.ret == 0
+    bad = pytester.runpytest("--collect-only", "-q", str(elsewhere / "bad.yaml"))  # absolute, invalid
+    bad.stdout.fnmatch_lines(
+        ["*invalid deadair experiment*", "*bad.yaml:17:10: method[[]0[]].for: 'eight' is not valid*"]
+    )
+    assert bad.ret == 2

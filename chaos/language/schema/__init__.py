@@ -28,10 +28,26 @@ def schema() -> dict[str, Any]:
 
 
 def schema_problems(data: Any, pos: Positions, file: str) -> list[Problem]:
+    """Every value the schema refuses, located. A value an earlier pass reported (a bad YAML scalar,
+    an undefined variable) is not reported again; each refused value is marked rejected in `pos`
+    (a missing required key at the key it lacks), so that the semantic pass judges everything else
+    and only that: a file's problems are all found in one pass, each once."""
     validator = jsonschema.Draft202012Validator(schema())
     problems = []
     for err in validator.iter_errors(data):
         path = tuple(err.absolute_path)
+        if pos.is_rejected(path):
+            continue
+        if err.validator == "required" and isinstance(err.instance, dict):
+            for key in err.validator_value:
+                if key not in err.instance:
+                    pos.reject(path + (key,))
+        elif err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            for key in err.instance:
+                if key not in err.schema.get("properties", {}):
+                    pos.reject(path + (key,))
+        else:
+            pos.reject(path)
         if err.validator == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
             extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
@@ -64,7 +80,7 @@ def schema_problems(data: Any, pos: Positions, file: str) -> list[Problem]:
             expected = "one of " + ", ".join(map(str, err.schema["enum"]))
         value = err.instance
         shown = (
-            repr(value)
+            _shown(value)
             if not isinstance(value, (dict, list))
             else ("a mapping" if isinstance(value, dict) else "a list")
         )
@@ -81,3 +97,9 @@ def _where(path: Path_) -> str:
     for p in path:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out + ": "
+
+
+def _shown(value: Any) -> str:
+    """A value as a problem quotes it: a long one cut (a 5,000-character name is not repeated)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(str(value)):,} characters)"

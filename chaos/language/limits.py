@@ -1,0 +1,56 @@
+"""The limits of an experiment file, in one place (the README quotes them).
+
+Each is far beyond any experiment a person writes (the largest in this repository is under 4 KB,
+6 levels deep, with a dozen steps and a method of a few minutes) and low enough that a hostile or
+broken file is refused within seconds and a few tens of MB by `deadair validate`, before anything
+costly is done: the file's size before it is read, nesting and aliases while YAML is composed
+(before anything is expanded), variables before they are substituted, steps and the run's length
+before the method is planned. Crossing one is a located problem (exit 2) like any other.
+"""
+
+from __future__ import annotations
+
+MAX_FILE_BYTES = 256 * 1024
+"""An experiment file's size. 256 KiB is some 70 times the largest experiment here (or 9,000
+steps written out). The time to validate grows with it: a file at the limit full of valid steps
+takes ~3 s on a busy 2-core machine (composing and the JSON Schema, in Python); at 1 MB it would be
+~12 s, no longer "within seconds"."""
+
+MAX_DEPTH = 64
+"""How deeply mappings and lists may nest. An experiment nests 6 levels; an HTTP probe's JSON
+body may add a dozen. 64 keeps every later pass (which walks the document recursively) far from
+Python's recursion limit (1000 frames)."""
+
+MAX_VALUES = 100_000
+"""Values (scalars, mappings and lists) in the document once every YAML alias (*name) is
+expanded. A 10,000-step method written out in full has about 50,000; the "billion laughs" (nine
+levels of nine aliases) would expand to 387 million, and is refused while it is composed, before
+anything is expanded."""
+
+MAX_STACK_NAME = 255
+"""The characters of `stack:` (a folder under compose/, or a path to a compose file): 255 is the
+longest file name Linux and macOS allow; a longer one could only fail as an OSError."""
+
+MAX_VARIABLE_CHARS = 65_536
+"""The characters of a variable's value once the variables it uses are substituted (`vars: {a:
+"${b}${b}", b: "${c}${c}", ...}` doubles at every level). 64 KiB holds any URL, argument or body."""
+
+MAX_EXPANDED_CHARS = 1024 * 1024
+"""Characters that substituting `${name}` may add to the whole document: 1 MiB, four times the
+largest file, so that many uses of a long variable cannot make a document no file could be."""
+
+MAX_STEPS = 10_000
+"""Occurrences in the method once repeating steps (`every` with `times` or `until`) are expanded:
+a fault every second for 2.7 hours. The plan, the journal and the report hold one entry each."""
+
+MAX_RUN_SECONDS = 24 * 3600.0
+"""The end of the method (its last occurrence's `at` plus its `for`, a repeat's `until`, a join's
+arrivals) and each of `windows`: 24 hours. A soak test lasts hours; an experiment that would run
+for days is a typo (`until: 100h` for `100s`)."""
+
+
+def describe(seconds: float) -> str:
+    """24h, 1.5h, 90s: a time as an experiment would write it (to 3 significant digits)."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g}h"
+    return f"{seconds:.3g}s"

@@ -1,0 +1,601 @@
+"""`deadair init`: a stack definition for a user's own compose file, which is never modified.
+
+deadair reads one compose file per stack (StackDefinition.load) and compose v1 has no `include:`,
+so the overlay is a whole file: `DIR/compose/<name>/docker-compose.yml` holds the user's services
+plus a Toxiproxy service whose `deadair.link.*` labels declare the chosen links. A client reaches
+a dependency through its link only if its address says `toxiproxy:LISTEN`, so the addresses in
+the services' `environment` are rewritten in the generated file (`db:6379`, `redis://db`, a
+`DB_HOST`/`DB_PORT` pair); what cannot be rewritten (a bare host name alone, an address in a
+command, a config file or the code) is listed for the user to change by hand. Relative paths
+(build contexts, bind mounts, env files) are rewritten to stay valid from the new folder.
+
+Nothing here touches the engine; chaos.cli writes the files and validates the experiment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chaos.errors import ExperimentError, Problem
+from chaos.stack.definition import COMPOSE_FILE_NAMES, labels_of, port_env
+
+TOXIPROXY_IMAGE = "deadair/toxiproxy:2.12.0"
+API_PORT = 8474
+FIRST_LINK_PORT = 8001  # dependency links: 8001, 8002, ...
+FIRST_ENTRY_PORT = 8100  # host -> service links, published on the host
+_SERVICE_PORT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*):(\d{1,5})(/\S*)?$")
+# a URL's default port, for `redis://db` (no port): rewritten only when it is the linked port
+DEFAULT_PORTS = {
+    "http": 80,
+    "https": 443,
+    "ws": 80,
+    "redis": 6379,
+    "rediss": 6379,
+    "postgres": 5432,
+    "postgresql": 5432,
+    "mysql": 3306,
+    "mariadb": 3306,
+    "mongodb": 27017,
+    "amqp": 5672,
+    "nats": 4222,
+    "memcached": 11211,
+}
+# extension fields compose v1 reads only from version 2.1 on (healthcheck, sysctls)
+_OLD_VERSIONS = ("1", "2", "2.0")
+
+
+class ScaffoldError(ExperimentError):
+    """Bad input to `deadair init`: located problems, exit 2, nothing written."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """SERVICE:PORT on the command line (`--link db:6379`, `--entry web:8080/health`)."""
+
+    service: str
+    port: int
+    path: str = "/"
+    given: str = ""
+
+    @classmethod
+    def parse(cls, text: str, option: str, with_path: bool = False) -> Target:
+        m = _SERVICE_PORT.match(text.strip())
+        if not m or not 0 < int(m.group(2)) < 65536 or (m.group(3) and not with_path):
+            shape = "SERVICE:PORT[/PATH]" if with_path else "SERVICE:PORT"
+            raise ScaffoldError([Problem(f"{option} {text}", 0, 0, f"expected {shape}, such as db:6379")])
+        return cls(m.group(1), int(m.group(2)), m.group(3) or "/", f"{option} {text}")
+
+
+@dataclass(frozen=True)
+class PlannedLink:
+    name: str
+    listen_port: int
+    service: str
+    port: int
+
+    @property
+    def label(self) -> str:
+        return f"0.0.0.0:{self.listen_port} -> {self.service}:{self.port}"
+
+
+@dataclass
+class Scaffold:
+    """What `deadair init` writes (file -> text) and what it tells the user."""
+
+    name: str
+    files: dict[Path, str]
+    links: list[PlannedLink]
+    entry: PlannedLink
+    rewritten: list[str] = field(default_factory=list)  # "web: REDIS_URL redis://db:6379 -> redis://toxiproxy:8001"
+    by_hand: list[str] = field(default_factory=list)  # what the user must change themselves
+    notes: list[str] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)  # links some address was rewritten to
+    compose_out: Path = Path()
+    experiment_out: Path = Path()
+
+
+def find_compose_file(folder: Path) -> Path:
+    for fname in COMPOSE_FILE_NAMES:
+        if (folder / fname).is_file():
+            return folder / fname
+    raise ScaffoldError(
+        [Problem(str(folder), 0, 0, f"no compose file ({', '.join(COMPOSE_FILE_NAMES)}); expected --compose FILE")]
+    )
+
+
+def read_compose(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The user's compose file, and its node tree (for the line and column of what is wrong)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScaffoldError([Problem(str(path), 0, 0, f"cannot read the compose file: {exc}")]) from None
+    if len(text) > 1_000_000:
+        raise ScaffoldError([Problem(str(path), 0, 0, "a compose file of more than 1 MB; expected a compose file")])
+    try:
+        doc = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        raise ScaffoldError(
+            [Problem(str(path), line, col, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
+        ) from None
+    services = doc.get("services") if isinstance(doc, dict) else None
+    if not isinstance(services, dict) or not services or not all(isinstance(s, dict) for s in services.values()):
+        raise ScaffoldError([Problem(str(path), 1, 1, "no services; expected a compose file with a services mapping")])
+    return doc, node
+
+
+def _where(node: yaml.Node | None, *keys: str) -> tuple[int, int]:
+    """Line and column of services.KEY... in the compose file (1, 1 when not found)."""
+    found = (1, 1)
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for k, v in node.value:
+            if k.value == key:
+                found, node = (k.start_mark.line + 1, k.start_mark.column + 1), v
+                break
+        else:
+            break
+    return found
+
+
+def known_ports(doc: dict[str, Any]) -> dict[str, set[int]]:
+    """The ports each service is known to listen on: its `ports` (container side), its `expose`,
+    and the `svc:port` or `scheme://svc` addresses other services' environments name."""
+    services: dict[str, dict[str, Any]] = doc["services"]
+    out: dict[str, set[int]] = {svc: set() for svc in services}
+    for svc, spec in services.items():
+        for entry in spec.get("ports") or []:
+            target = entry.get("target") if isinstance(entry, dict) else str(entry).rsplit(":", 1)[-1]
+            digits = str(target).split("/")[0]
+            if digits.isdigit():
+                out[svc].add(int(digits))
+        for entry in spec.get("expose") or []:
+            digits = str(entry).split("/")[0]
+            if digits.isdigit():
+                out[svc].add(int(digits))
+    for spec in services.values():
+        env = environment_of(spec)
+        for key, value in env.items():
+            for other in services:
+                for port in _ports_named(str(value), other):
+                    out[other].add(port)
+                port_key = _port_key(key, env) if value == other else None
+                if port_key is not None and env[port_key].isdigit():  # DB_HOST=db beside DB_PORT=5432
+                    out[other].add(int(env[port_key]))
+    return out
+
+
+def _port_key(host_key: str, env: dict[str, str]) -> str | None:
+    """DB_PORT for DB_HOST (REDIS_PORT for REDIS_ADDR, ...), when the environment has it."""
+    prefix = re.sub(r"(HOST|HOSTNAME|ADDR|SERVER)$", "", host_key)
+    if prefix == host_key:
+        return None
+    return next((k for k in (f"{prefix}PORT", f"{prefix}_PORT") if k in env), None)
+
+
+def _ports_named(value: str, host: str) -> list[int]:
+    h = re.escape(host)
+    ports = [int(p) for p in re.findall(rf"(?<![\w.-]){h}:(\d{{1,5}})(?!\d)", value)]
+    for scheme in re.findall(rf"([a-z][a-z0-9+.-]*)://(?:[^/@\s]*@)?{h}(?![\w.:-])", value):
+        if scheme in DEFAULT_PORTS:
+            ports.append(DEFAULT_PORTS[scheme])
+    return ports
+
+
+def environment_of(spec: dict[str, Any]) -> dict[str, str]:
+    env = spec.get("environment") or {}
+    if isinstance(env, list):
+        pairs = (str(item).partition("=") for item in env)
+        return {k: v for k, sep, v in pairs if sep}
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def _rewrite_value(value: str, link: PlannedLink, proxy: str) -> str:
+    """`db:6379`, `redis://db` (when 6379 is redis's default) -> the link's address."""
+    h = re.escape(link.service)
+    value = re.sub(rf"(?<![\w.-]){h}:{link.port}(?!\d)", f"{proxy}:{link.listen_port}", value)
+
+    def url(m: re.Match) -> str:
+        if DEFAULT_PORTS.get(m.group(1)) != link.port:
+            return m.group(0)
+        return f"{m.group(1)}://{m.group(2) or ''}{proxy}:{link.listen_port}"
+
+    return re.sub(rf"([a-z][a-z0-9+.-]*)://([^/@\s]*@)?{h}(?![\w.:-])", url, value)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_") or "mystack"
+
+
+def plan(
+    compose_file: Path,
+    out_dir: Path,
+    links: list[Target],
+    entry: Target | None,
+    name: str | None = None,
+) -> Scaffold:
+    """Everything `deadair init` writes, or a ScaffoldError naming every bad input."""
+    doc, node = read_compose(compose_file)
+    services: dict[str, dict[str, Any]] = doc["services"]
+    src = str(compose_file)
+    problems: list[Problem] = []
+    tox_labelled = [s for s, spec in services.items() if "deadair.toxiproxy" in labels_of(spec)]
+    if tox_labelled:
+        problems.append(
+            Problem(
+                src,
+                *_where(node, "services", tox_labelled[0], "labels"),
+                f"service {tox_labelled[0]} already carries deadair.toxiproxy: this file is a deadair stack "
+                "already; expected a compose file with no deadair labels",
+            )
+        )
+    ports = known_ports(doc)
+    if entry is None:
+        published = [(s, p) for s, spec in services.items() for p in sorted(_published_ports(spec))]
+        if len(published) != 1:
+            found = ", ".join(f"{s}:{p}" for s, p in published) or "none"
+            problems.append(
+                Problem(
+                    "--entry",
+                    0,
+                    0,
+                    "which service:port do probes reach from the host? expected --entry SERVICE:PORT[/PATH] "
+                    f"(published ports in {src}: {found})",
+                )
+            )
+        else:
+            entry = Target(*published[0], "/", "--entry")
+    for t in [*links, *([entry] if entry else [])]:
+        if t.service not in services:
+            problems.append(
+                Problem(t.given, 0, 0, f"no service {t.service!r} in {src}; services: {', '.join(services)}")
+            )
+        elif t.port not in ports[t.service]:
+            known = ", ".join(str(p) for p in sorted(ports[t.service])) or "none"
+            problems.append(
+                Problem(
+                    t.given,
+                    0,
+                    0,
+                    f"service {t.service} has no port {t.port} in {src} (its ports, expose, or an address such as "
+                    f"{t.service}:{t.port} in another service's environment; known: {known}); expected one of "
+                    f'those, or add `expose: ["{t.port}"]` to {t.service}',
+                )
+            )
+    if not links:
+        problems.append(Problem("--link", 0, 0, "expected at least one --link SERVICE:PORT: a dependency to fault"))
+    if len({(t.service, t.port) for t in links}) != len(links):
+        problems.append(Problem("--link", 0, 0, "the same SERVICE:PORT given twice"))
+    if problems:
+        raise ScaffoldError(problems)
+    assert entry is not None
+    stack_name = _safe_name(name or compose_file.resolve().parent.name)
+    proxy = "toxiproxy" if "toxiproxy" not in services else "deadair-toxiproxy"
+    planned = _name_links(links)
+    entry_link = PlannedLink(
+        _unique(f"entry-{_safe_name(entry.service)}", planned), FIRST_ENTRY_PORT, entry.service, entry.port
+    )
+    compose_out = out_dir / "compose" / stack_name / "docker-compose.yml"
+    sc = Scaffold(stack_name, {}, planned, entry_link, compose_out=compose_out)
+    new_services = {proxy: _toxiproxy_service(proxy, planned, entry_link, doc)}
+    for svc, spec in services.items():
+        new_services[svc] = _service(svc, dict(spec), planned, proxy, compose_file, compose_out.parent, sc)
+    for link in planned:
+        if link.name not in sc.used:
+            sc.by_hand.append(
+                f"no service's environment names {link.service}:{link.port}: point its clients at "
+                f"{proxy}:{link.listen_port} (link {link.name}) by hand, or their traffic bypasses the link"
+            )
+    out_doc = {k: v for k, v in doc.items() if k != "services"}
+    out_doc["services"] = new_services
+    out_doc = _relocate_top(out_doc, compose_file, compose_out.parent)
+    if (compose_file.parent / ".env").is_file():
+        sc.notes.append(
+            f"{compose_file.parent / '.env'} sets variables for your compose file; compose reads .env from the "
+            f"compose file's folder: copy it to {compose_out.parent}"
+        )
+    sc.files[compose_out] = _compose_text(out_doc, compose_file, sc)
+    sc.experiment_out = out_dir / "experiments" / f"{stack_name}-first.yaml"
+    sc.files[sc.experiment_out] = experiment_text(sc, entry, compose_file)
+    return sc
+
+
+def _published_ports(spec: dict[str, Any]) -> set[int]:
+    out = set()
+    for entry in spec.get("ports") or []:
+        target = entry.get("target") if isinstance(entry, dict) else str(entry).rsplit(":", 1)[-1]
+        digits = str(target).split("/")[0]
+        if digits.isdigit() and not str(target).endswith("/udp"):
+            out.add(int(digits))
+    return out
+
+
+def _unique(name: str, taken: list[PlannedLink]) -> str:
+    names = {link.name for link in taken}
+    if name not in names:
+        return name
+    n = 2
+    while f"{name}-{n}" in names:
+        n += 1
+    return f"{name}-{n}"
+
+
+def _name_links(links: list[Target]) -> list[PlannedLink]:
+    """A link per dependency, named after it (`db`, or `db-6380` when it has several)."""
+    per_service: dict[str, int] = {}
+    for t in links:
+        per_service[t.service] = per_service.get(t.service, 0) + 1
+    out: list[PlannedLink] = []
+    for i, t in enumerate(links):
+        base = _safe_name(t.service) + (f"-{t.port}" if per_service[t.service] > 1 else "")
+        out.append(PlannedLink(_unique(base, out), FIRST_LINK_PORT + i, t.service, t.port))
+    return out
+
+
+def _toxiproxy_service(name: str, links: list[PlannedLink], entry: PlannedLink, doc: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "image": TOXIPROXY_IMAGE,
+        "command": ["-host=0.0.0.0", f"-port={API_PORT}"],
+        "ports": [
+            f"127.0.0.1:${{{port_env(name, API_PORT)}:-}}:{API_PORT}",
+            f"127.0.0.1:${{{port_env(name, entry.listen_port)}:-}}:{entry.listen_port}",
+        ],
+    }
+    modern = str(doc.get("version", "3")) not in _OLD_VERSIONS
+    if modern:  # a dead upstream refuses within ~2 s, not after the kernel's ~72 s (see the README)
+        spec["sysctls"] = {
+            "net.ipv4.neigh.eth0.base_reachable_time_ms": "200",
+            "net.ipv4.neigh.eth0.delay_first_probe_time": "0",
+            "net.ipv4.neigh.eth0.ucast_solicit": "1",
+            "net.ipv4.neigh.eth0.mcast_solicit": "1",
+            "net.ipv4.neigh.eth0.retrans_time_ms": "200",
+        }
+    labels = {"deadair.toxiproxy": str(API_PORT), f"deadair.link.{entry.name}": entry.label}
+    labels.update({f"deadair.link.{link.name}": link.label for link in links})
+    spec["labels"] = labels
+    networks = _networks_for(doc, [entry.service, *(link.service for link in links)])
+    if networks:
+        spec["networks"] = networks
+    if modern:
+        spec["healthcheck"] = {
+            "test": ["CMD", "/toxiproxy-cli", "list"],
+            "interval": "1s",
+            "timeout": "2s",
+            "retries": 3,
+            "start_period": "15s",
+        }
+    return spec
+
+
+def _networks_for(doc: dict[str, Any], services: list[str]) -> list[str]:
+    """The networks Toxiproxy must join to reach these services (none: the default network)."""
+    out: list[str] = []
+    for svc in services:
+        nets = doc["services"][svc].get("networks")
+        for net in nets or []:
+            if net not in out:
+                out.append(str(net))
+        if not nets and "default" not in out and any(s.get("networks") for s in doc["services"].values()):
+            out.append("default")
+    return out
+
+
+def _service(
+    svc: str,
+    spec: dict[str, Any],
+    links: list[PlannedLink],
+    proxy: str,
+    compose_file: Path,
+    new_dir: Path,
+    sc: Scaffold,
+) -> dict[str, Any]:
+    """One of the user's services as the generated file has it."""
+    old_dir = compose_file.resolve().parent
+    if spec.get("network_mode"):
+        sc.by_hand.append(f"{svc}: network_mode {spec['network_mode']}: Toxiproxy cannot sit between it and others")
+    if "container_name" in spec:
+        sc.notes.append(
+            f"{svc}: container_name {spec.pop('container_name')!r} dropped (it would clash with your own stack)"
+        )
+    if spec.get("environment"):
+        spec["environment"] = _environment(svc, spec, links, proxy, sc)
+    for key in ("command", "entrypoint", "healthcheck"):
+        text = str(spec.get(key) or "")
+        for link in links:
+            if link.service != svc and re.search(rf"(?<![\w.-]){re.escape(link.service)}(?![\w-])", text):
+                sc.by_hand.append(
+                    f"{svc}: its {key} names {link.service}: point it at {proxy}:{link.listen_port} (link {link.name}) by hand"
+                )
+    if "ports" in spec:
+        spec["ports"] = [_port(svc, entry, sc) for entry in spec["ports"]]
+    build = spec.get("build")
+    if isinstance(build, str):
+        spec["build"] = _relocate(build, old_dir, new_dir)
+    elif isinstance(build, dict) and "context" in build:
+        spec["build"] = {**build, "context": _relocate(str(build["context"]), old_dir, new_dir)}
+    elif isinstance(build, dict):
+        spec["build"] = {"context": _relocate(".", old_dir, new_dir), **build}
+    if build is not None and "image" not in spec:
+        sc.notes.append(
+            f"{svc} is built from source: deadair starts stacks with --no-build; build it first: "
+            f"`docker-compose -p deadair-{sc.name} -f {sc.compose_out} build {svc}` (or docker compose)"
+        )
+    env_file = spec.get("env_file")
+    if isinstance(env_file, str):
+        spec["env_file"] = _relocate(env_file, old_dir, new_dir)
+    elif isinstance(env_file, list):
+        spec["env_file"] = [_relocate(str(f), old_dir, new_dir) if isinstance(f, str) else f for f in env_file]
+    if spec.get("volumes"):
+        spec["volumes"] = [_volume(v, old_dir, new_dir) for v in spec["volumes"]]
+    if isinstance(spec.get("extends"), dict) and "file" in spec["extends"]:
+        spec["extends"] = {**spec["extends"], "file": _relocate(str(spec["extends"]["file"]), old_dir, new_dir)}
+    return spec
+
+
+def _environment(svc: str, spec: dict[str, Any], links: list[PlannedLink], proxy: str, sc: Scaffold) -> Any:
+    env = environment_of(spec)
+    new = dict(env)
+    for key, value in env.items():
+        changed, through = value, []
+        for link in links:
+            if link.service != svc and (after := _rewrite_value(changed, link, proxy)) != changed:
+                changed = after
+                through.append(link)
+                sc.used.add(link.name)
+        if through:
+            new[key] = changed
+            names = ", ".join(f"link {link.name} -> {link.service}:{link.port}" for link in through)
+            sc.rewritten.append(f"{svc}: {key}={value} -> {changed} ({names})")
+    for key, value in env.items():  # a host alone: DB_HOST=db (with DB_PORT=6379 beside it, or not)
+        for link in links:
+            if link.service == svc or value != link.service:
+                continue
+            port_key = _port_key(key, env)
+            if port_key is not None and env[port_key] == str(link.port):
+                new[key], new[port_key] = proxy, str(link.listen_port)
+                sc.used.add(link.name)
+                sc.rewritten.append(
+                    f"{svc}: {key}={value} {port_key}={env[port_key]} -> {key}={proxy} {port_key}={link.listen_port} "
+                    f"(link {link.name} -> {link.service}:{link.port})"
+                )
+            else:
+                sc.by_hand.append(
+                    f"{svc}: {key}={value} names {link.service} without its port: point it at "
+                    f"{proxy}:{link.listen_port} (link {link.name}) by hand"
+                )
+    if isinstance(spec.get("environment"), list):
+        return [f"{k}={v}" for k, v in new.items()] + [item for item in spec["environment"] if "=" not in str(item)]
+    return new
+
+
+def _port(svc: str, entry: Any, sc: Scaffold) -> Any:
+    """`8080`, `8080:8080`, `127.0.0.1:8080:8080` -> a loopback port deadair picks and keeps."""
+    text = str(entry)
+    if isinstance(entry, dict) or "/udp" in text or "-" in text.rsplit(":", 1)[-1]:
+        return entry
+    target = text.rsplit(":", 1)[-1].split("/")[0]
+    if not target.isdigit():
+        return entry
+    return f"127.0.0.1:${{{port_env(svc, int(target))}:-}}:{target}"
+
+
+def _relocate(path: str, old_dir: Path, new_dir: Path) -> str:
+    """A path relative to the user's compose file, made relative to the generated one."""
+    if not path or path.startswith(("/", "~", "$")) or re.match(r"^[a-z]+://", path) or path.startswith("git@"):
+        return path
+    absolute = (old_dir / path).resolve()
+    new_abs = new_dir.resolve()
+    if os.path.commonpath([absolute, new_abs]) == absolute.anchor:
+        return str(absolute)
+    return os.path.relpath(absolute, new_abs)
+
+
+def _volume(entry: Any, old_dir: Path, new_dir: Path) -> Any:
+    if isinstance(entry, dict):
+        if entry.get("type") == "bind" and "source" in entry:
+            return {**entry, "source": _relocate(str(entry["source"]), old_dir, new_dir)}
+        return entry
+    source, sep, rest = str(entry).partition(":")
+    if sep and source.startswith("."):  # ./data:/data (a named volume has no dot or slash)
+        return f"{_relocate(source, old_dir, new_dir)}:{rest}"
+    return entry
+
+
+def _relocate_top(doc: dict[str, Any], compose_file: Path, new_dir: Path) -> dict[str, Any]:
+    """Top-level configs and secrets with a `file:` relative to the user's compose file."""
+    old_dir = compose_file.resolve().parent
+    for key in ("configs", "secrets"):
+        section = doc.get(key)
+        if isinstance(section, dict):
+            for item in section.values():
+                if isinstance(item, dict) and isinstance(item.get("file"), str):
+                    item["file"] = _relocate(item["file"], old_dir, new_dir)
+    return doc
+
+
+def _compose_text(doc: dict[str, Any], compose_file: Path, sc: Scaffold) -> str:
+    source = os.path.relpath(compose_file.resolve(), sc.compose_out.parent.resolve())
+    head = [
+        f"# Written by `deadair init` from {source}, which it did not change.",
+        "# Your services, plus Toxiproxy: deadair creates the links below (labels deadair.link.*) before",
+        "# it starts the other services. Regenerate with `deadair init --force`, or edit this file.",
+        "#",
+    ]
+    for link in [sc.entry, *sc.links]:
+        head.append(f"#   link {link.name}: {link.label}")
+    if sc.rewritten:
+        head.append("# Addresses rewritten to go through the links:")
+        head += [f"#   {line}" for line in sc.rewritten]
+    if sc.by_hand:
+        head.append("# NOT rewritten (change by hand, or the traffic bypasses the link):")
+        head += [f"#   {line}" for line in sc.by_hand]
+    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+    return "\n".join(head) + "\n" + body
+
+
+def experiment_text(sc: Scaffold, entry: Target, compose_file: Path) -> str:
+    """A first experiment: the entry answers 200 before, during and after a little latency on the
+    first link. Small on purpose: it should pass on a healthy stack, and is a model to copy."""
+    first = sc.links[0]
+    others = "".join(
+        f"  #   link.latency on {link.name}, node.kill on {link.service}, link.down on {link.name}\n"
+        for link in sc.links[1:]
+    )
+    return f"""title: {sc.name} answers through {sc.entry.name} while {first.service} is a little slow
+description: >
+  Written by `deadair init` from {compose_file}: a first experiment to run and then edit.
+  A probe asks {entry.service} for {entry.path} through the link {sc.entry.name} (the host's way in) every
+  second; during the method every reply from {first.service} is 50 ms late (link {first.name}).
+tags: [smoke]
+stack: {sc.name}
+windows: {{gate: 2s, recovery: 2s}}
+steady_state:
+  - probe: {entry.service} answers
+    http: {{url: "${{links.{sc.entry.name}}}{entry.path}", timeout: 2s}}
+    tolerance: 200
+    every: 1s
+method:
+  - at: 0s
+    fault: link.latency
+    target: {first.name}
+    for: 4s
+    with: {{latency: 50ms}}
+  # More to try (`deadair list --faults`):
+  #   - {{at: 0s, fault: node.kill, target: {first.service}, for: 4s}}
+  #   - {{at: 0s, fault: link.down, target: {first.name}, for: 4s}}
+{others}"""
+
+
+PYTEST_INI = """[pytest]
+# deadair's pytest plugin collects experiment files under these folders (`pytest` runs them);
+# a file named on the command line is collected wherever it is.
+deadair_paths = experiments
+"""
+
+
+def pytest_config(out_dir: Path) -> tuple[Path | None, str]:
+    """(pytest.ini to write, or None when the folder has a pytest configuration already; the snippet)."""
+    for name, marker in (
+        ("pytest.ini", ""),
+        ("pyproject.toml", "[tool.pytest.ini_options]"),
+        ("tox.ini", "[pytest]"),
+        ("setup.cfg", "[tool:pytest]"),
+    ):
+        f = out_dir / name
+        try:
+            text = f.read_text() if f.is_file() else None
+        except (OSError, UnicodeDecodeError):
+            text = None
+        if text is not None and marker in text:
+            snippet = 'deadair_paths = ["experiments"]' if name == "pyproject.toml" else "deadair_paths = experiments"
+            return None, f"{f} configures pytest already: add `{snippet}` under {marker or '[pytest]'}"
+    return out_dir / "pytest.ini", PYTEST_INI

@@ -1,0 +1,58 @@
+"""CLI output piped into `head`, `grep -q` or a pager closed early ends quietly, with the command's own code."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from chaos.cli import main
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+@pytest.mark.parametrize("argv", [["list", "--faults"], ["list", "--measures"]])
+def test_a_reader_gone_before_the_output_is_no_traceback(argv, unbuffered):
+    """The reader closes its end before deadair writes a byte: buffered output meets the closed
+    pipe at the last flush (PYTHONUNBUFFERED unset), unbuffered output at the first print."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chaos", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err and err == ""
+
+
+def test_head_reads_the_first_line_and_the_rest_is_dropped_quietly():
+    """A real `| head -1` through the shell: the first line arrives, nothing on stderr."""
+    cmd = f"{sys.executable} -m chaos list --measures | head -1"
+    done = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 1 and done.stderr == ""
+
+
+def test_the_command_keeps_its_own_exit_code_after_the_pipe_closed(tmp_path, capsys):
+    """Exit 2 for an invalid file stays 2 even though stdout is gone (pipefail keeps its meaning)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("title: x\nmethod: 3\n")
+
+    class Gone:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            raise ValueError("no descriptor")
+
+    saved = sys.stdout
+    sys.stdout = Gone()
+    try:
+        assert main(["list", str(bad), str(bad)]) == 2
+    finally:
+        sys.stdout = saved
+    assert "Traceback" not in capsys.readouterr().err
