@@ -10,15 +10,16 @@ the repeats disagreed), 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import signal
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from chaos import __version__
-from chaos.errors import DeadairError, ExperimentError, Problem
+from chaos.errors import DeadairError, ExperimentError
+from chaos.onboarding.import_cli import cmd_import
+from chaos.onboarding.init_cli import cmd_init
+from chaos.pipes import ClosedPipeTolerant
 
 
 def _say(msg: str) -> None:
@@ -148,138 +149,6 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{str(f):<48} INVALID: {len(exc.problems)} problem(s); `deadair validate {f}`")
             code = 2
     return code
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    """Translate a Chaos Toolkit experiment to deadair YAML (to read, edit and keep), checked
-    against the stack it will run on (--stack) with its configuration set by --var as `chaos run`
-    sets it."""
-    import yaml as _yaml
-
-    from chaos.language import chaostoolkit
-    from chaos.language.loader import load_experiment
-    from chaos.language.positions import Positions, load_yaml
-    from chaos.language.variables import apply_overrides
-
-    text = Path(args.file).read_text() if Path(args.file).is_file() else None
-    if text is None:
-        raise ExperimentError([Problem(args.file, 0, 0, "no such file")])
-    data, pos, problems = load_yaml(text, args.file)
-    if problems:
-        raise ExperimentError(problems)
-    if not chaostoolkit.looks_like(data):
-        raise ExperimentError(
-            [
-                Problem(
-                    args.file,
-                    1,
-                    1,
-                    "not a Chaos Toolkit experiment (no steady-state-hypothesis, no activities with a provider)",
-                )
-            ]
-        )
-    overrides = _overrides(args)
-    checked_stack, written_stack = _import_stack(args.stack, args.output)
-    if checked_stack is not None:
-        overrides["stack"] = checked_stack
-    load_experiment(args.file, overrides=overrides)  # every problem, located in the original file, once
-    rest, configuration = chaostoolkit.split_overrides(data, overrides)
-    rest.pop("stack", None)
-    out, _, _ = chaostoolkit.translate(data, pos, args.file, configuration)
-    apply_overrides(out, rest, Positions())  # dotted keys (listeners.count=5): checked by the load above
-    if written_stack is not None:
-        out = {**{k: out[k] for k in ("title", "description", "tags") if k in out}, "stack": written_stack, **out}
-    rendered = f"# translated from the Chaos Toolkit experiment {args.file} by `deadair import`\n" + _yaml.safe_dump(
-        out, sort_keys=False, allow_unicode=True
-    )
-    if args.output:
-        try:
-            Path(args.output).write_text(rendered)
-        except OSError as exc:
-            raise ExperimentError([Problem(args.output, 0, 0, f"cannot write the output: {exc.strerror}")]) from None
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        print(rendered, end="")
-    return 0
-
-
-def _import_stack(given: str | None, output: str | None) -> tuple[str | None, str | None]:
-    """(what the check loads, what the imported file says) for `deadair import --stack`: a name
-    stays a name; a path (taken from the current directory) is checked as an absolute path and
-    written relative to the output file's folder, where the loader looks for it."""
-    import os
-
-    if given is None:
-        return None, None
-    if not (os.sep in given or given.endswith((".yml", ".yaml")) or Path(given).is_absolute()):
-        return given, given
-    absolute = Path(given).resolve()
-    folder = Path(output).resolve().parent if output else Path.cwd()
-    if os.path.commonpath([absolute, folder]) == absolute.anchor:  # nothing in common but the root
-        return str(absolute), str(absolute)
-    relative = os.path.relpath(absolute, folder)
-    return str(absolute), relative if os.sep in relative else f".{os.sep}{relative}"
-
-
-def cmd_init(args: argparse.Namespace) -> int:
-    """A starter deadair setup for an existing compose file (chaos.stack.scaffold): the compose
-    file with Toxiproxy and links, a first experiment, a pytest configuration; then validated."""
-    from chaos.language.loader import load_experiment
-    from chaos.stack import scaffold
-
-    out_dir = Path(args.dir)
-    if args.compose:
-        compose_file = Path(args.compose)
-        if not compose_file.is_file():
-            raise scaffold.ScaffoldError([Problem(args.compose, 0, 0, "no such compose file; expected --compose FILE")])
-    else:
-        compose_file = scaffold.find_compose_file(out_dir)
-    texts = list(args.link or [])
-    if not texts and sys.stdin.isatty() and sys.stdout.isatty():
-        texts = _ask_links(compose_file)
-    links = [scaffold.Target.parse(t, "--link") for t in texts]
-    entry = scaffold.Target.parse(args.entry, "--entry", with_path=True) if args.entry else None
-    sc = scaffold.plan(compose_file, out_dir, links, entry, args.name)
-    ini, ini_text = scaffold.pytest_config(out_dir)
-    files = dict(sc.files)
-    if ini is not None:
-        files[ini] = ini_text
-    existing = [f for f in files if f.exists()]
-    if existing and not args.force:
-        raise scaffold.ScaffoldError(
-            [Problem(str(f), 0, 0, "exists already; expected --force to overwrite it") for f in existing]
-        )
-    for f, text in files.items():
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(text)
-        print(f"wrote {f}")
-    print(f"\nstack {sc.name}: {compose_file} + Toxiproxy; links (deadair.link.* labels):")
-    for link in [sc.entry, *sc.links]:
-        print(f"  {link.name:<16} {link.label}")
-    if sc.rewritten:
-        print("addresses rewritten to go through the links (in the generated file only):")
-        print("\n".join(f"  {line}" for line in sc.rewritten))
-    if sc.by_hand:
-        print("NOT rewritten: change these by hand in the generated file, or the traffic bypasses the link:")
-        print("\n".join(f"  {line}" for line in sc.by_hand))
-    for note in [*sc.notes, *([] if ini is not None else [ini_text])]:
-        print(f"note: {note}")
-    exp = load_experiment(sc.experiment_out)  # what init wrote must pass `deadair validate`
-    print(f"\n{sc.experiment_out}: ok ({exp.title})")
-    print(f"next: deadair run {sc.experiment_out}   (or: pytest {sc.experiment_out})")
-    return 0
-
-
-def _ask_links(compose_file: Path) -> list[str]:
-    """At a terminal with no --link: which dependencies go behind links."""
-    from chaos.stack import scaffold
-
-    doc, _ = scaffold.read_compose(compose_file)
-    ports = scaffold.known_ports(doc)
-    known = [f"{svc}:{p}" for svc, found in ports.items() for p in sorted(found)]
-    print(f"services of {compose_file} and the ports they are known to listen on: {', '.join(known) or 'none'}")
-    answer = input("dependencies to put behind links (SERVICE:PORT, separated by spaces): ")
-    return answer.replace(",", " ").split()
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -464,62 +333,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _ClosedPipeTolerant(io.TextIOBase):
-    """stdout that survives its reader leaving (`| head -2`, `| grep -q`, a pager closed early).
-
-    The first write or flush that meets a closed pipe points stdout at /dev/null and the command
-    goes on: a run still reverts its faults and stores its results, and the exit code stays the
-    command's own (a verdict, `stack status`'s health), so `set -o pipefail` still means something.
-    Exiting 141 (as if killed by SIGPIPE) would hide that and skip the command's own cleanup."""
-
-    def __init__(self, stream: TextIO):
-        self._stream = stream
-        self._closed_pipe = False
-
-    def _lost(self) -> None:
-        import os
-
-        self._closed_pipe = True
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
-        except (OSError, ValueError):  # no descriptor to redirect: drop what is written from now on
-            pass
-
-    def write(self, text: str) -> int:
-        if not self._closed_pipe:
-            try:
-                return self._stream.write(text)
-            except BrokenPipeError:
-                self._lost()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self._closed_pipe:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self._lost()
-
-    def fileno(self) -> int:
-        return self._stream.fileno()
-
-    def isatty(self) -> bool:
-        return self._stream.isatty()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return self._stream.encoding
-
-
 def main(argv: list[str] | None = None) -> int:
-    given = sys.stdout
-    if given is not None and not isinstance(given, _ClosedPipeTolerant):
-        sys.stdout = _ClosedPipeTolerant(given)
+    """Both output streams survive their reader leaving: `deadair run x.yaml 2>&1 | head -1` still
+    rolls back, stores its results and exits with its verdict. stdout or stderr may be closed
+    before deadair starts (`>&-`, as under cron): Python then makes it None."""
+    given_out, given_err = sys.stdout, sys.stderr
+    if given_out is not None and not isinstance(given_out, ClosedPipeTolerant):
+        sys.stdout = ClosedPipeTolerant(given_out)
+    if given_err is not None and not isinstance(given_err, ClosedPipeTolerant):
+        sys.stderr = ClosedPipeTolerant(given_err)
+    code = 1
     try:
-        return _main(argv)
+        code = _main(argv)
+    except BrokenPipeError:  # written past the wrappers (to a descriptor): the command's code is lost
+        code = 1
     finally:
-        sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at interpreter exit
-        sys.stdout = given
+        for stream in (sys.stdout, sys.stderr):  # what is still buffered meets a closed pipe here, not at exit
+            if stream is not None:
+                try:
+                    stream.flush()
+                except (BrokenPipeError, ValueError):
+                    pass
+        sys.stdout, sys.stderr = given_out, given_err
+    return code
 
 
 def _main(argv: list[str] | None) -> int:

@@ -2,9 +2,12 @@
 
 As Tavern does for API tests, each experiment file under the folders named by the ini
 option `deadair_paths` (default: `experiments`) is collected as one item, and so is a file
-named on the command line wherever it is (`pytest /tmp/my-exp.yaml`): `deadair_paths` only
-decides what a directory walk collects. An invalid file is a collection error with
-`file:line:column`. Experiment tags become markers, and
+named on the command line wherever it is (`pytest /tmp/my-exp.yaml`) if it is an experiment
+(a top-level `method`, `steady_state` or `steady-state-hypothesis`: another plugin's YAML, such
+as Tavern's, stays that plugin's). `deadair_paths` alone decides what a directory walk collects,
+a directory named on the command line too (`pytest elsewhere/` outside it collects nothing of
+deadair's: add the folder to `deadair_paths`). A file named twice, or by its path and through a
+symlink, is one item. An invalid file is a collection error with `file:line:column`. Experiment tags become markers, and
 every item carries the `deadair` marker, so `pytest -m "deadair and smoke"` works.
 
 Stacks are shared by the session: the first item (or the `deadair_stack` fixture) that
@@ -16,6 +19,8 @@ first, as a run does, so a session that is killed leaves a ledger that the next 
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,8 @@ import pytest
 
 from chaos.errors import DeadairError, ExperimentError
 from chaos.faults.ledger import Ledger
+from chaos.language import chaostoolkit
+from chaos.language.limits import MAX_FILE_BYTES
 from chaos.language.loader import load_experiment
 from chaos.language.model import Experiment
 from chaos.runner.run import RunOptions, RunResult, run
@@ -155,11 +162,55 @@ def _is_experiment_path(path: Path, config: pytest.Config) -> bool:
     return False
 
 
+_TOP_KEY = re.compile(r"^(?:method|steady_state|steady-state-hypothesis)\s*:", re.MULTILINE)
+
+
+def _looks_like_experiment(path: Path) -> bool:
+    """A file named on the command line is claimed only if it is an experiment (deadair or Chaos
+    Toolkit): a top-level `method`, `steady_state` or `steady-state-hypothesis`. Another plugin's
+    YAML (Tavern's `test_api.tavern.yaml`) stays that plugin's."""
+    try:
+        with path.open("rb") as f:
+            text = f.read(MAX_FILE_BYTES + 1).decode("utf-8", errors="replace")
+    except OSError:
+        return True  # let the loader say what is wrong with it
+    if path.suffix != ".json":
+        return bool(_TOP_KEY.search(text))
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return bool(re.search(r'"(?:method|steady_state|steady-state-hypothesis)"\s*:', text))
+    return isinstance(data, dict) and ("method" in data or "steady_state" in data or chaostoolkit.looks_like(data))
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    named = file_path.suffix in (".yaml", ".yml", ".json") and parent.session.isinitpath(file_path)
-    if named or _is_experiment_path(file_path, parent.config):  # named on the command line: wherever it is
-        return ExperimentFile.from_parent(parent, path=file_path)
-    return None
+    if file_path.suffix not in (".yaml", ".yml", ".json"):
+        return None
+    walked = _is_experiment_path(file_path, parent.config)
+    named = not walked and parent.session.isinitpath(file_path) and _looks_like_experiment(file_path)
+    if not (walked or named):  # named on the command line: wherever it is, if it is an experiment
+        return None
+    return ExperimentFile.from_parent(parent, path=file_path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The same experiment file by two paths (its own and a symlink's): one item, the first."""
+    seen: set[str] = set()
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        if isinstance(item, ExperimentItem):
+            real = os.path.realpath(item.path)
+            if real in seen:
+                dropped.append(item)
+                continue
+            seen.add(real)
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 class ExperimentFile(pytest.File):

@@ -106,6 +106,7 @@ class _Translator:
         self.problems: list[Problem] = []
         self.config: dict[str, Any] = {}
         self.defined: dict[str, tuple[dict, tuple]] = {}
+        self.unset: set[str] = set()  # configuration keys whose env variable is not set (reported once)
 
     def problem(self, path: tuple, message: str) -> None:
         found = Problem(self.file, *self.src.of(path), f"Chaos Toolkit: {message}")
@@ -117,6 +118,17 @@ class _Translator:
         for key, raw in self.overrides.items():
             name, _, typ = key.partition(":")
             self.config[name] = raw  # a bad one is reported once, here, not again where it is used
+            if typ and "." in name:
+                self.problems.append(
+                    Problem(
+                        f"--var {key}={raw}",
+                        0,
+                        0,
+                        f"a dotted key sets a key of the deadair experiment, which has its own types; "
+                        f"expected {name}={raw}",
+                    )
+                )
+                continue
             if typ and typ not in _VAR_TYPES:
                 self.problems.append(
                     Problem(f"--var {key}={raw}", 0, 0, f"unknown type {typ!r}; expected int, float or bytes")
@@ -153,6 +165,7 @@ class _Translator:
                     self.problem(
                         path, f"configuration {key!r}: environment variable {env} is not set and has no default"
                     )
+                    self.unset.add(key)  # reported here; its uses are not "not in the configuration"
             else:
                 self.config[key] = value
 
@@ -170,6 +183,8 @@ class _Translator:
         def one(m: re.Match) -> str:
             if m.group(1) in self.config:
                 return str(self.config[m.group(1)])
+            if m.group(1) in self.unset:
+                return m.group(0)
             self.problem(path, f"${{{m.group(1)}}} is not in the experiment's configuration")
             return m.group(0)
 

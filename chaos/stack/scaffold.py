@@ -14,6 +14,7 @@ Nothing here touches the engine; chaos.cli writes the files and validates the ex
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,7 +30,12 @@ TOXIPROXY_IMAGE = "deadair/toxiproxy:2.12.0"
 API_PORT = 8474
 FIRST_LINK_PORT = 8001  # dependency links: 8001, 8002, ...
 FIRST_ENTRY_PORT = 8100  # host -> service links, published on the host
-_SERVICE_PORT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*):(\d{1,5})(/\S*)?$")
+_SERVICE_PORT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*):(\d{1,5})(/[^\s$]*)?$")
+MAX_COMPOSE_BYTES = 1_000_000
+MAX_VALUES = 200_000  # values once every alias is expanded: a compose file of 500 services has ~20,000
+MAX_DEPTH = 64
+MAX_SERVICES = 500
+MAX_NAME = 64  # a stack name: a folder name and part of compose project and container names
 # a URL's default port, for `redis://db` (no port): rewritten only when it is the linked port
 DEFAULT_PORTS = {
     "http": 80,
@@ -109,26 +115,121 @@ def find_compose_file(folder: Path) -> Path:
     )
 
 
+class _Compose12Loader(yaml.SafeLoader):
+    """Scalars as Compose v2 reads them (YAML 1.2 core schema): only true/false are booleans, no
+    base-60 (`22:22` stays a string), no `yes`/`on`, no dates, `0o17` is octal, `017` decimal, and a
+    null stays null. PyYAML's SafeLoader is YAML 1.1 and would change such values."""
+
+
+_Compose12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag == "tag:yaml.org,2002:merge"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Compose12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Compose12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_Compose12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+_Compose12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+
+
+def _int12(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    return int(text, 0) if text.startswith(("0o", "0x")) else int(text, 10)
+
+
+_Compose12Loader.add_constructor("tag:yaml.org,2002:int", _int12)
+_Compose12Loader.add_constructor("tag:yaml.org,2002:bool", lambda loader, node: node.value.lower() == "true")
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """(values once every alias is expanded, depth) of a node tree, without expanding it: an
+    alias is the same node object, so each node's size is counted once (the "billion laughs")."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for kv in node.value for n in kv]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if done or not children:
+            size[id(node)] = 1 + sum(size.get(id(c), 0) for c in children)
+            depth[id(node)] = 1 + max((depth.get(id(c), 0) for c in children), default=0)
+            if size[id(node)] > MAX_VALUES or depth[id(node)] > MAX_DEPTH:
+                return size[id(node)], depth[id(node)]
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+    return size[id(root)], depth[id(root)]
+
+
 def read_compose(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
-    """The user's compose file, and its node tree (for the line and column of what is wrong)."""
+    """The user's compose file read as Compose reads it (YAML 1.2 scalars), and its node tree (for
+    the line and column of what is wrong). Bounded: size, nesting, aliases, services."""
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            raw = f.read(MAX_COMPOSE_BYTES + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScaffoldError([Problem(str(path), 0, 0, f"cannot read the compose file: {exc}")]) from None
-    if len(text) > 1_000_000:
+    if len(raw) > MAX_COMPOSE_BYTES:
         raise ScaffoldError([Problem(str(path), 0, 0, "a compose file of more than 1 MB; expected a compose file")])
+    loader = _Compose12Loader(text)
     try:
-        doc = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+        if node is not None:
+            values, depth = _expanded_size(node)
+            if values > MAX_VALUES or depth > MAX_DEPTH:
+                raise ScaffoldError(
+                    [
+                        Problem(
+                            str(path),
+                            1,
+                            1,
+                            f"more than {MAX_VALUES:,} values once its aliases are expanded, or nested more than "
+                            f"{MAX_DEPTH} levels deep; expected a compose file",
+                        )
+                    ]
+                )
+        doc = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
         raise ScaffoldError(
             [Problem(str(path), line, col, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
         ) from None
+    except RecursionError:
+        raise ScaffoldError(
+            [Problem(str(path), 1, 1, f"nested more than {MAX_DEPTH} levels deep; expected a compose file")]
+        ) from None
+    finally:
+        loader.dispose()
     services = doc.get("services") if isinstance(doc, dict) else None
-    if not isinstance(services, dict) or not services or not all(isinstance(s, dict) for s in services.values()):
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(services, dict)
+        or not services
+        or not all(isinstance(s, dict) for s in services.values())
+    ):
         raise ScaffoldError([Problem(str(path), 1, 1, "no services; expected a compose file with a services mapping")])
+    if len(services) > MAX_SERVICES:
+        raise ScaffoldError([Problem(str(path), 1, 1, f"{len(services)} services; expected at most {MAX_SERVICES}")])
+    doc["services"] = {str(k): v for k, v in services.items()}  # `123:` is a service named "123"
     return doc, node
 
 
@@ -162,15 +263,22 @@ def known_ports(doc: dict[str, Any]) -> dict[str, set[int]]:
             digits = str(entry).split("/")[0]
             if digits.isdigit():
                 out[svc].add(int(digits))
+    if not services:
+        return out
+    names = "|".join(re.escape(svc) for svc in sorted(services, key=len, reverse=True))
+    host_port = re.compile(rf"(?<![\w.-])({names}):(\d{{1,5}})(?!\d)")  # one pattern for every service
+    url = re.compile(rf"([a-z][a-z0-9+.-]*)://(?:[^/@\s]*@)?({names})(?![\w.:-])")
     for spec in services.values():
         env = environment_of(spec)
         for key, value in env.items():
-            for other in services:
-                for port in _ports_named(str(value), other):
-                    out[other].add(port)
-                port_key = _port_key(key, env) if value == other else None
-                if port_key is not None and env[port_key].isdigit():  # DB_HOST=db beside DB_PORT=5432
-                    out[other].add(int(env[port_key]))
+            for host, port in host_port.findall(value):
+                out[host].add(int(port))
+            for scheme, host in url.findall(value):
+                if scheme in DEFAULT_PORTS:
+                    out[host].add(DEFAULT_PORTS[scheme])
+            port_key = _port_key(key, env) if value in services else None
+            if port_key is not None and env[port_key].isdigit():  # DB_HOST=db beside DB_PORT=5432
+                out[value].add(int(env[port_key]))
     return out
 
 
@@ -182,13 +290,11 @@ def _port_key(host_key: str, env: dict[str, str]) -> str | None:
     return next((k for k in (f"{prefix}PORT", f"{prefix}_PORT") if k in env), None)
 
 
-def _ports_named(value: str, host: str) -> list[int]:
-    h = re.escape(host)
-    ports = [int(p) for p in re.findall(rf"(?<![\w.-]){h}:(\d{{1,5}})(?!\d)", value)]
-    for scheme in re.findall(rf"([a-z][a-z0-9+.-]*)://(?:[^/@\s]*@)?{h}(?![\w.:-])", value):
-        if scheme in DEFAULT_PORTS:
-            ports.append(DEFAULT_PORTS[scheme])
-    return ports
+def _text(value: Any) -> str:
+    """An environment value as the container sees it (true, not Python's True; null: empty)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def environment_of(spec: dict[str, Any]) -> dict[str, str]:
@@ -196,7 +302,9 @@ def environment_of(spec: dict[str, Any]) -> dict[str, str]:
     if isinstance(env, list):
         pairs = (str(item).partition("=") for item in env)
         return {k: v for k, sep, v in pairs if sep}
-    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+    if not isinstance(env, dict):
+        return {}
+    return {str(k): _text(v) for k, v in env.items()}
 
 
 def _rewrite_value(value: str, link: PlannedLink, proxy: str) -> str:
@@ -279,7 +387,21 @@ def plan(
         raise ScaffoldError(problems)
     assert entry is not None
     stack_name = _safe_name(name or compose_file.resolve().parent.name)
-    proxy = "toxiproxy" if "toxiproxy" not in services else "deadair-toxiproxy"
+    if len(stack_name) > MAX_NAME:
+        raise ScaffoldError(
+            [
+                Problem(
+                    "--name" if name else src,
+                    0,
+                    0,
+                    f"a stack name of {len(stack_name)} characters; expected at most {MAX_NAME}",
+                )
+            ]
+        )
+    proxy, n = "toxiproxy", 1
+    while proxy in services:  # the user's own toxiproxy (or deadair-toxiproxy) stays theirs
+        n += 1
+        proxy = "deadair-toxiproxy" if n == 2 else f"deadair-toxiproxy-{n - 1}"
     planned = _name_links(links)
     entry_link = PlannedLink(
         _unique(f"entry-{_safe_name(entry.service)}", planned), FIRST_ENTRY_PORT, entry.service, entry.port
@@ -287,8 +409,15 @@ def plan(
     compose_out = out_dir / "compose" / stack_name / "docker-compose.yml"
     sc = Scaffold(stack_name, {}, planned, entry_link, compose_out=compose_out)
     new_services = {proxy: _toxiproxy_service(proxy, planned, entry_link, doc)}
+    needed = {entry.service, *(t.service for t in links)}
     for svc, spec in services.items():
-        new_services[svc] = _service(svc, dict(spec), planned, proxy, compose_file, compose_out.parent, sc)
+        spec = dict(spec)
+        if svc in needed and spec.get("profiles"):  # compose starts it only with --profile; deadair starts defaults
+            sc.notes.append(
+                f"{svc}: profiles {spec.pop('profiles')} dropped in the generated file: compose starts a service "
+                "with profiles only when one is asked for, and the experiment needs it"
+            )
+        new_services[svc] = _service(svc, spec, planned, proxy, compose_file, compose_out.parent, sc)
     for link in planned:
         if link.name not in sc.used:
             sc.by_hand.append(
@@ -416,7 +545,9 @@ def _service(
                     f"{svc}: its {key} names {link.service}: point it at {proxy}:{link.listen_port} (link {link.name}) by hand"
                 )
     if "ports" in spec:
-        spec["ports"] = [_port(svc, entry, sc) for entry in spec["ports"]]
+        spec["ports"] = [p for p in (_port(svc, entry, sc) for entry in spec["ports"] or []) if p is not None]
+        if not spec["ports"]:
+            del spec["ports"]
     build = spec.get("build")
     if isinstance(build, str):
         spec["build"] = _relocate(build, old_dir, new_dir)
@@ -441,9 +572,14 @@ def _service(
     return spec
 
 
+_DEFAULTED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?[-=]")
+
+
 def _environment(svc: str, spec: dict[str, Any], links: list[PlannedLink], proxy: str, sc: Scaffold) -> Any:
+    """The service's environment with the addresses of linked dependencies rewritten; every other
+    value exactly as the user wrote it (a boolean, a null that takes the value from the shell)."""
     env = environment_of(spec)
-    new = dict(env)
+    new: dict[str, str] = {}
     for key, value in env.items():
         changed, through = value, []
         for link in links:
@@ -455,6 +591,11 @@ def _environment(svc: str, spec: dict[str, Any], links: list[PlannedLink], proxy
             new[key] = changed
             names = ", ".join(f"link {link.name} -> {link.service}:{link.port}" for link in through)
             sc.rewritten.append(f"{svc}: {key}={value} -> {changed} ({names})")
+            for var in _DEFAULTED.findall(value):  # ${REDIS_URL:-redis://db:6379}: the shell's or .env's value wins
+                sc.by_hand.append(
+                    f"{svc}: {key} is ${{{var}:-...}}: only its default was rewritten; where {var} is set (your "
+                    f"shell, a .env file), set it to go through {proxy} too, or that traffic bypasses the link"
+                )
     for key, value in env.items():  # a host alone: DB_HOST=db (with DB_PORT=6379 beside it, or not)
         for link in links:
             if link.service == svc or value != link.service:
@@ -472,20 +613,36 @@ def _environment(svc: str, spec: dict[str, Any], links: list[PlannedLink], proxy
                     f"{svc}: {key}={value} names {link.service} without its port: point it at "
                     f"{proxy}:{link.listen_port} (link {link.name}) by hand"
                 )
-    if isinstance(spec.get("environment"), list):
-        return [f"{k}={v}" for k, v in new.items()] + [item for item in spec["environment"] if "=" not in str(item)]
-    return new
+    given = spec["environment"]
+    if isinstance(given, list):
+        out = []
+        for item in given:
+            key, sep, _ = str(item).partition("=")
+            out.append(f"{key}={new[key]}" if sep and key in new else item)
+        return out
+    if not new:
+        return given
+    return {k: new.get(str(k), v) for k, v in given.items()}
 
 
 def _port(svc: str, entry: Any, sc: Scaffold) -> Any:
-    """`8080`, `8080:8080`, `127.0.0.1:8080:8080` -> a loopback port deadair picks and keeps."""
-    text = str(entry)
-    if isinstance(entry, dict) or "/udp" in text or "-" in text.rsplit(":", 1)[-1]:
-        return entry
-    target = text.rsplit(":", 1)[-1].split("/")[0]
-    if not target.isdigit():
-        return entry
-    return f"127.0.0.1:${{{port_env(svc, int(target))}:-}}:{target}"
+    """A publication on the host -> a loopback port deadair picks and keeps, so that the user's own
+    stack, running beside this one, keeps its ports: `8080`, `8080:8080`, `127.0.0.1:8080:8080`,
+    `9090:9090/udp` and the long syntax `{target: 8080, published: 8080}`. A range is dropped:
+    it cannot be moved port by port (probes reach the stack through the entry link anyway)."""
+    if isinstance(entry, dict):
+        target, proto = entry.get("target"), str(entry.get("protocol") or "tcp")
+    else:
+        text = str(entry)
+        spec, _, proto = text.partition("/")
+        target = spec.rsplit(":", 1)[-1]
+        proto = proto or "tcp"
+    digits = str(target)
+    if not digits.isdigit():
+        sc.notes.append(f"{svc}: port {entry!r} not published (a range cannot be moved to ports deadair picks)")
+        return None
+    suffix = "" if proto == "tcp" else f"/{proto}"
+    return f"127.0.0.1:${{{port_env(svc, int(digits))}:-}}:{digits}{suffix}"
 
 
 def _relocate(path: str, old_dir: Path, new_dir: Path) -> str:
@@ -550,23 +707,30 @@ def experiment_text(sc: Scaffold, entry: Target, compose_file: Path) -> str:
         f"  #   link.latency on {link.name}, node.kill on {link.service}, link.down on {link.name}\n"
         for link in sc.links[1:]
     )
-    return f"""title: {sc.name} answers through {sc.entry.name} while {first.service} is a little slow
+
+    def q(text: str) -> str:  # a double-quoted YAML scalar: quotes, backslashes, `2024`, `true` stay text
+        return json.dumps(text, ensure_ascii=False)
+
+    def prose(text: str) -> str:  # free text in the description: no `${...}` for the loader to substitute
+        return text.replace("${", "$ {")
+
+    return f"""title: {q(f"{sc.name} answers through {sc.entry.name} while {first.service} is a little slow")}
 description: >
-  Written by `deadair init` from {compose_file}: a first experiment to run and then edit.
-  A probe asks {entry.service} for {entry.path} through the link {sc.entry.name} (the host's way in) every
+  {prose(f"Written by `deadair init` from {compose_file}: a first experiment to run and then edit.")}
+  {prose(f"A probe asks {entry.service} for {json.dumps(entry.path)} through the link {sc.entry.name} (the host's way in) every")}
   second; during the method every reply from {first.service} is 50 ms late (link {first.name}).
 tags: [smoke]
-stack: {sc.name}
+stack: {q(sc.name)}
 windows: {{gate: 2s, recovery: 2s}}
 steady_state:
-  - probe: {entry.service} answers
-    http: {{url: "${{links.{sc.entry.name}}}{entry.path}", timeout: 2s}}
+  - probe: {q(f"{entry.service} answers")}
+    http: {{url: {q(f"${{links.{sc.entry.name}}}{entry.path}")}, timeout: 2s}}
     tolerance: 200
     every: 1s
 method:
   - at: 0s
     fault: link.latency
-    target: {first.name}
+    target: {q(first.name)}
     for: 4s
     with: {{latency: 50ms}}
   # More to try (`deadair list --faults`):
@@ -583,19 +747,27 @@ deadair_paths = experiments
 
 
 def pytest_config(out_dir: Path) -> tuple[Path | None, str]:
-    """(pytest.ini to write, or None when the folder has a pytest configuration already; the snippet)."""
-    for name, marker in (
-        ("pytest.ini", ""),
-        ("pyproject.toml", "[tool.pytest.ini_options]"),
-        ("tox.ini", "[pytest]"),
-        ("setup.cfg", "[tool:pytest]"),
+    """(pytest.ini to write, or None when the folder has a pytest configuration already; the snippet).
+
+    Every file pytest reads its configuration from counts (a pytest.ini, even empty, wins over the
+    others), so a pytest.ini written beside one would hide the user's own settings."""
+    toml = 'deadair_paths = ["experiments"]'
+    ini = "deadair_paths = experiments"
+    for name, markers, snippet in (
+        ("pytest.ini", ("",), ini),
+        (".pytest.ini", ("",), ini),
+        ("pytest.toml", ("",), toml),
+        (".pytest.toml", ("",), toml),
+        ("pyproject.toml", ("[tool.pytest.ini_options]", "[tool.pytest]"), toml),
+        ("tox.ini", ("[pytest]",), ini),
+        ("setup.cfg", ("[tool:pytest]",), ini),
     ):
         f = out_dir / name
         try:
             text = f.read_text() if f.is_file() else None
         except (OSError, UnicodeDecodeError):
             text = None
-        if text is not None and marker in text:
-            snippet = 'deadair_paths = ["experiments"]' if name == "pyproject.toml" else "deadair_paths = experiments"
-            return None, f"{f} configures pytest already: add `{snippet}` under {marker or '[pytest]'}"
+        found = next((m for m in markers if text is not None and m in text), None)
+        if found is not None:
+            return None, f"{f} configures pytest already: add `{snippet}` under {found or '[pytest]'}"
     return out_dir / "pytest.ini", PYTEST_INI

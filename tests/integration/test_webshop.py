@@ -9,7 +9,6 @@ it. Costs on a 2-core machine: about 10 s per run, 55 s for the module (85 s wit
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,7 +111,6 @@ def _redis_timeout(s: dict) -> bool:
 def test_webshop_fails_for_the_reason_of_its_fault(
     stack: Stack, tmp_path, state_dir, name: str, probe: str, failed_because: Callable[[dict], bool], note: str
 ):
-    t0 = time.monotonic()
     proc, summary, events = _run(name, tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert summary["status"] == "failed", summary
@@ -125,4 +123,3 @@ def test_webshop_fails_for_the_reason_of_its_fault(
     # every sample taken with the fault in place failed, and for that fault's reason
     assert len(under) >= 2 and all(failed_because(s) for s in under), under
     _assert_restored(stack, summary)
-    assert time.monotonic() - t0 < 60

@@ -168,8 +168,11 @@ def test_import_checks_against_the_named_stack_and_writes_it(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert "'web-db' is not a link of stack audio-room" in err and not out.exists()
     monkeypatch.chdir(tmp_path)
-    assert main(["import", str(f), "-o", str(out), "--stack", "shop", "--var", "delay_ms:int=300"]) == 2  # a name
-    assert "no stack named 'shop'" in capsys.readouterr().err and not out.exists()
+    assert main(["import", str(f), "-o", str(out), "--stack", "nosuch", "--var", "delay_ms:int=300"]) == 2  # a name
+    assert "no stack named 'nosuch'" in capsys.readouterr().err and not out.exists()
+    assert main(["import", str(f), "-o", str(out), "--stack", "shop", "--var", "delay_ms:int=300"]) == 0  # ./shop
+    assert "stack: ../shop\n" in out.read_text()  # a folder here is that folder, as --help says
+    out.unlink()
     args = ["import", str(f), "-o", str(out), "--stack", "shop/docker-compose.yml", "--var", "delay_ms:int=300"]
     assert main(args) == 0, capsys.readouterr().err
     assert "stack: ../shop/docker-compose.yml" in out.read_text()  # relative to the output, where it is loaded
@@ -208,3 +211,33 @@ def test_import_prints_each_error_once(tmp_path, capsys):
     assert main(["import", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.count("${nope} is not in the experiment's configuration") == 1, err
+
+
+def test_what_import_writes_validates_where_it_is_written(tmp_path, capsys, monkeypatch):
+    """A stack name is found from the output's folder; `--var stack=...` is --stack; a typed dotted
+    key is refused (it used to be ignored); nothing is written when the result would not validate."""
+    monkeypatch.delenv("CLI16_UNSET_DELAY", raising=False)
+    f = _own_stack_ctk(tmp_path)
+    (tmp_path / "compose").mkdir()
+    (tmp_path / "shop").rename(tmp_path / "compose" / "shop")
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere" / "out.yaml"
+    elsewhere.parent.mkdir()
+    monkeypatch.chdir(elsewhere.parent)  # compose/shop is beside the Chaos Toolkit file, not here
+    args = ["import", str(f), "--var", "delay_ms:int=300"]
+    assert main([*args, "--stack", "shop", "-o", str(elsewhere)]) == 2  # compose/shop is not found from there
+    err = capsys.readouterr().err
+    assert "would not validate from its folder" in err and "no stack named 'shop'" in err and not elsewhere.exists()
+    here = tmp_path / "sub" / "out.yaml"
+    here.parent.mkdir()
+    assert main([*args, "--var", "stack=shop", "-o", str(here)]) == 0, capsys.readouterr().err
+    assert load_experiment(here).stack == "shop"
+    assert main([*args, "--stack", "shop", "--var", "listeners.count:int=7"]) == 2
+    assert "--var listeners.count:int=7: a dotted key sets a key of the deadair experiment" in capsys.readouterr().err
+
+
+def test_an_unset_configuration_key_is_one_error_not_two(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CLI16_UNSET_DELAY", raising=False)
+    f = _own_stack_ctk(tmp_path)
+    assert main(["import", str(f), "--stack", str(tmp_path / "shop")]) == 2
+    err = capsys.readouterr().err
+    assert "CLI16_UNSET_DELAY is not set" in err and "is not in the experiment's configuration" not in err, err

@@ -56,3 +56,48 @@ def test_the_command_keeps_its_own_exit_code_after_the_pipe_closed(tmp_path, cap
     finally:
         sys.stdout = saved
     assert "Traceback" not in capsys.readouterr().err
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GOOD = os.path.join(ROOT, "experiments", "mic-cut-hold-music.yaml")
+
+
+def test_stdout_and_stderr_in_one_pipe_closed_after_the_first_line_keep_the_exit_code(tmp_path):
+    """`deadair validate good.yaml missing... 2>&1 | head -1`: stderr meets the closed pipe too
+    (more than a pipe's 64 KiB of errors, so a write is waiting when the reader leaves); the
+    command still ends with its own code (2), as a run ends with its verdict."""
+    missing = [str(tmp_path / f"missing-{'x' * 150}-{i}.yaml") for i in range(600)]
+    r, w = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "chaos", "validate", GOOD, *missing], stdout=w, stderr=w, cwd=ROOT)
+    os.close(w)
+    with os.fdopen(r) as reader:
+        first = reader.readline()
+    assert proc.wait(timeout=60) == 2
+    assert first.strip()  # the reader had its line
+
+
+def test_a_closed_stderr_in_process_keeps_the_exit_code(tmp_path):
+    class Gone:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            raise ValueError("no descriptor")
+
+    saved = sys.stderr
+    sys.stderr = Gone()
+    try:
+        code = main(["validate", GOOD, str(tmp_path / "missing.yaml")])
+    finally:
+        sys.stderr = saved
+    assert code == 2
+
+
+def test_stdout_closed_before_the_start_is_no_error():
+    """`deadair list --faults >&-` (as under cron): Python's sys.stdout is None."""
+    cmd = f"exec {sys.executable} -m chaos list --faults >&-"
+    done = subprocess.run(["sh", "-c", cmd], capture_output=False, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == ""

@@ -79,7 +79,10 @@ def test_addresses_of_the_chosen_dependencies_go_through_their_links(app):
     assert any(line.startswith("worker: its command names db") for line in sc.by_hand)
     assert doc["services"]["db"] == {"image": "postgres:16"}  # a dependency itself is not rewritten
     assert web["restart"] == "unless-stopped" and "container_name" not in web  # anchors resolved; no fixed name
-    assert web["ports"] == ["127.0.0.1:${DEADAIR_PORT_WEB_8080:-}:8080", "127.0.0.1:9090:9090/udp"]
+    assert web["ports"] == [
+        "127.0.0.1:${DEADAIR_PORT_WEB_8080:-}:8080",
+        "127.0.0.1:${DEADAIR_PORT_WEB_9090:-}:9090/udp",
+    ]
 
 
 def test_the_generated_file_is_a_stack_whose_paths_still_point_at_the_users_files(app):
@@ -201,15 +204,197 @@ def test_scaffold_errors_are_experiment_errors_with_exit_2():
 def test_at_a_terminal_with_no_link_init_asks(app, capsys, monkeypatch):
     import io
 
-    import chaos.cli as cli
+    import chaos.pipes as pipes
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     monkeypatch.setattr("sys.stdin", Terminal("db:5432\n"))
-    monkeypatch.setattr(cli._ClosedPipeTolerant, "isatty", lambda self: True)
+    monkeypatch.setattr(pipes.ClosedPipeTolerant, "isatty", lambda self: True)
     assert main(["init", str(app), "--entry", "web:8080"]) == 0
     out = capsys.readouterr().out
     assert "db:5432" in out.split("dependencies to put behind links")[0]  # the candidates, before the question
     assert "deadair.link.db: 0.0.0.0:8001 -> db:5432" in (app / "compose" / "shop" / "docker-compose.yml").read_text()
+
+
+def _init(d: Path, *argv: str) -> int:
+    return main(["init", str(d), *argv])
+
+
+def test_values_are_written_as_compose_reads_them(tmp_path):
+    """Compose reads YAML 1.2: `22:22` is text (not 1342), `yes` is text, `true` a boolean, an
+    empty value null (taken from the shell). The generated file keeps each value, read either way."""
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n"
+        "  web:\n"
+        "    image: w\n"
+        "    command: [serve, 22:22, 0o17, 017, 1e3, 2024-01-01]\n"
+        "    ports: ['8080:8080']\n"
+        "    environment:\n"
+        "      DB: db:5432\n"
+        "      ENABLED: true\n"
+        "      DEBUG: yes\n"
+        "      TIME: 10:30\n"
+        "      PASSTHRU:\n"
+        "  other:\n"
+        "    image: o\n"
+        "    environment: {FLAG: on, N: 0x1F}\n"
+        "  db: {image: d}\n"
+    )
+    sc = scaffold.plan(tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), None)
+    text = sc.files[sc.compose_out]
+    for loader in (yaml.SafeLoader, scaffold._Compose12Loader):  # compose v1 (YAML 1.1) and v2 (1.2)
+        doc = yaml.load(text, Loader=loader)
+        web, other = doc["services"]["web"], doc["services"]["other"]
+        assert web["command"] == ["serve", "22:22", 15, 17, 1000.0, "2024-01-01"], loader
+        assert web["environment"] == {
+            "DB": "toxiproxy:8001",
+            "ENABLED": True,
+            "DEBUG": "yes",
+            "TIME": "10:30",
+            "PASSTHRU": None,
+        }, loader
+        assert other["environment"] == {"FLAG": "on", "N": 31}, loader
+
+
+def test_hostile_compose_files_are_located_errors(tmp_path, capsys):
+    f = tmp_path / "docker-compose.yml"
+    bomb = ["services:", "  db: {image: d, expose: [5432]}", "  web:", "    image: w", "    command:"]
+    bomb += ['      - &a0 ["lol"]']
+    bomb += [f"      - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    cases = {
+        "\n".join(bomb) + "\n": "once its aliases are expanded",
+        "services: " + "[" * 5000 + "]" * 5000 + "\n": "levels deep",
+        "services:\n"
+        + "".join(f"  s{i}: {{image: x}}\n" for i in range(scaffold.MAX_SERVICES + 1)): "services; expected",
+    }
+    for text, message in cases.items():
+        f.write_text(text)
+        assert _init(tmp_path, "--link", "db:5432", "--entry", "db:5432") == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docker-compose.yml"]
+
+
+def test_many_services_are_read_with_one_pattern(tmp_path):
+    """400 services whose environments name each other: every address found (was one regex per pair)."""
+    spec = {f"s{i}": {"image": "x", "environment": {"NEXT": f"s{i + 1}:{7000 + i}"}} for i in range(400)}
+    ports = scaffold.known_ports({"services": spec})
+    assert ports["s1"] == {7000} and ports["s399"] == {7398} and ports["s0"] == set()
+
+
+@pytest.mark.parametrize("name", ["2024", "true", "null", "on"])
+def test_names_that_yaml_reads_as_other_things_stay_names(app, name):
+    assert _init(app, "--link", "db:5432", "--entry", 'web:8080/a"b\\c', "--name", name) == 0
+    exp = load_experiment(app / "experiments" / f"{name}-first.yaml")
+    assert exp.stack == name and exp.steady_state[0].probe.http["url"] == '${links.entry-web}/a"b\\c'
+
+
+def test_bad_places_and_names_are_located_errors_and_write_nothing(app, tmp_path, capsys, monkeypatch):
+    link = ["--link", "db:5432", "--entry", "web:8080"]
+    checks = [
+        (["--entry", "web:8080/${x}", "--link", "db:5432"], "expected SERVICE:PORT[/PATH]"),
+        ([*link, "--name", "x" * 300], "a stack name of 300 characters"),
+    ]
+    for argv, message in checks:
+        assert _init(app, *argv) == 2
+        assert message in capsys.readouterr().err
+    (app / "experiments").write_text("a file where a folder goes")
+    assert _init(app, *link) == 2
+    assert "experiments: is not a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in app.iterdir()) == ["docker-compose.yml", "experiments"]
+    monkeypatch.chdir(app)
+    assert main(["init", str(app / "experiments"), *link]) == 2  # DIR is a file
+    err = capsys.readouterr().err
+    assert "is not a folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in app.iterdir()) == ["docker-compose.yml", "experiments"]
+
+
+def test_the_users_own_toxiproxy_services_keep_their_names(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  toxiproxy: {image: t}\n  deadair-toxiproxy: {image: t}\n"
+        "  123: {image: w, ports: ['80:80'], environment: {DB: 'db:5432'}}\n  db: {image: d}\n"
+    )
+    sc = scaffold.plan(tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), None)
+    doc = yaml.safe_load(sc.files[sc.compose_out])
+    assert doc["services"]["toxiproxy"] == {"image": "t"} and doc["services"]["deadair-toxiproxy"] == {"image": "t"}
+    assert "deadair.toxiproxy" in doc["services"]["deadair-toxiproxy-2"]["labels"]
+    assert doc["services"]["123"]["environment"] == {"DB": "deadair-toxiproxy-2:8001"}
+
+
+def test_ctrl_d_at_the_question_is_exit_2(app, capsys, monkeypatch):
+    import io
+
+    import chaos.pipes as pipes
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal(""))
+    monkeypatch.setattr(pipes.ClosedPipeTolerant, "isatty", lambda self: True)
+    assert _init(app, "--entry", "web:8080") == 2
+    assert "--link: no answer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (".pytest.ini", ""),
+        ("pytest.toml", "[pytest]\n"),
+        ("pyproject.toml", "[tool.pytest]\nminversion = '9'\n"),
+        ("tox.ini", "[pytest]\naddopts = -q\n"),
+        ("setup.cfg", "[tool:pytest]\naddopts = -q\n"),
+    ],
+)
+def test_every_pytest_configuration_is_left_alone(app, capsys, name, text):
+    (app / name).write_text(text)
+    assert _init(app, "--link", "db:5432", "--entry", "web:8080") == 0
+    assert not (app / "pytest.ini").exists()
+    assert f"{app / name} configures pytest already" in capsys.readouterr().out
+
+
+def test_host_ports_of_every_shape_move_to_ports_deadair_picks(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web:\n    image: w\n    environment: {DB: 'db:5432'}\n    ports:\n"
+        "      - {target: 8080, published: 8080}\n      - {target: 53, published: 53, protocol: udp}\n"
+        "      - 9000-9001:9000-9001\n      - 5353:5353/udp\n  db: {image: d}\n"
+    )
+    sc = scaffold.plan(
+        tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), scaffold.Target.parse("web:8080", "--entry")
+    )
+    assert yaml.safe_load(sc.files[sc.compose_out])["services"]["web"]["ports"] == [
+        "127.0.0.1:${DEADAIR_PORT_WEB_8080:-}:8080",
+        "127.0.0.1:${DEADAIR_PORT_WEB_53:-}:53/udp",
+        "127.0.0.1:${DEADAIR_PORT_WEB_5353:-}:5353/udp",
+    ]
+    assert any("9000-9001" in note and "not published" in note for note in sc.notes)
+
+
+def test_an_address_with_a_shell_value_first_is_listed_for_the_user(app):
+    (app / "docker-compose.yml").write_text(USER.replace("redis://cache ", "${REDIS_URL:-redis://cache:6379} "))
+    sc = scaffold.plan(
+        app / "docker-compose.yml", app, targets("cache:6379"), scaffold.Target.parse("web:8080", "--entry")
+    )
+    assert yaml.safe_load(sc.files[sc.compose_out])["services"]["web"]["environment"]["REDIS_URL"] == (
+        "${REDIS_URL:-redis://toxiproxy:8001}"
+    )
+    assert any(line.startswith("web: REDIS_URL is ${REDIS_URL:-...}: only its default") for line in sc.by_hand)
+
+
+def test_init_into_a_new_folder_uses_the_compose_file_here(app, capsys, monkeypatch):
+    monkeypatch.chdir(app)
+    assert main(["init", "out", "--link", "db:5432", "--entry", "web:8080"]) == 0, capsys.readouterr().err
+    assert (app / "out" / "compose" / "shop" / "docker-compose.yml").is_file()
+
+
+def test_a_dependency_in_a_profile_is_started_by_the_generated_file(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web: {image: w, ports: ['80:80'], environment: {DB: 'db:5432'}}\n"
+        "  db: {image: d, profiles: [full]}\n  extra: {image: e, profiles: [debug]}\n"
+    )
+    sc = scaffold.plan(tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), None)
+    services = yaml.safe_load(sc.files[sc.compose_out])["services"]
+    assert "profiles" not in services["db"] and services["extra"]["profiles"] == ["debug"]
+    assert any(note.startswith("db: profiles ['full'] dropped") for note in sc.notes)

@@ -85,3 +85,42 @@ def test_a_file_named_on_the_command_line_is_collected_outside_deadair_paths(pyt
         ["*invalid deadair experiment*", "*bad.yaml:17:10: method[[]0[]].for: 'eight' is not valid*"]
     )
     assert bad.ret == 2
+
+
+def test_a_named_yaml_file_of_another_plugin_is_left_to_it(pytester):
+    """`pytest test_api.tavern.yaml` with a Tavern-like plugin: its item, no deadair collection error."""
+    pytester.makeini("[pytest]\ndeadair_paths = experiments\n")
+    pytester.makeconftest(
+        """
+import pytest
+
+class Stage(pytest.Item):
+    def runtest(self):
+        pass
+
+class TavernFile(pytest.File):
+    def collect(self):
+        yield Stage.from_parent(self, name="stage")
+
+def pytest_collect_file(file_path, parent):
+    if file_path.name.endswith(".tavern.yaml"):
+        return TavernFile.from_parent(parent, path=file_path)
+"""
+    )
+    (pytester.path / "test_api.tavern.yaml").write_text(
+        "test_name: get items\nstages:\n  - name: list\n    request: {url: 'http://x/items', method: GET}\n"
+    )
+    result = pytester.runpytest("--collect-only", "-q", "test_api.tavern.yaml")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["test_api.tavern.yaml::stage"])
+    assert "invalid deadair experiment" not in result.stdout.str()
+
+
+def test_a_file_named_by_its_path_and_through_a_symlink_is_one_item(pytester):
+    pytester.makeini("[pytest]\ndeadair_paths = experiments\n")
+    elsewhere = pytester.mkdir("elsewhere")
+    (elsewhere / "mine.yaml").write_text(VALID)
+    (pytester.path / "link.yaml").symlink_to(elsewhere / "mine.yaml")
+    result = pytester.runpytest("--collect-only", "-q", "elsewhere/mine.yaml", "link.yaml")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*1/2 tests collected (1 deselected)*"])
