@@ -5,8 +5,8 @@
   `~/.local/state/deadair` (a failed test must not leave a ledger that every later
   `deadair run` or `deadair sweep` of the machine's user trips over). It persists across
   sessions, so a killed session's ledgers are swept by the next one.
-- `--cpu-hog N` keeps N CPU-bound processes running for the whole session: the stress lane
-  of CI runs the rollback tests that way, because timeouts bite when the CPU is busy.
+- `--cpu-hog N` keeps N CPU-bound processes running for the whole session: scripts/test's busy
+  lane runs the rollback tests that way, because timeouts bite when the CPU is busy.
 """
 
 import os
@@ -31,12 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="keep N busy processes running during the session (CI's stress lane)",
+        help="keep N busy processes running during the session (scripts/test's busy lane)",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "rollback: touches rollback; CI runs these again with the CPU busy")
+    config.addinivalue_line("markers", "rollback: touches rollback; scripts/test runs these with every core busy")
     for _ in range(config.getoption("cpu_hog")):
         _HOGS.append(subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True))
     if _HOGS:

@@ -25,6 +25,7 @@ start at offsets given by their pauses, not after the previous one returns.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chaos.errors import Problem
+from chaos.language.limits import MAX_DOCUMENT_CHARS
 from chaos.language.positions import Positions
 
 TOXIC_ACTIONS = "chaostoxi.toxic.actions"
@@ -107,6 +109,46 @@ class _Translator:
         self.config: dict[str, Any] = {}
         self.defined: dict[str, tuple[dict, tuple]] = {}
         self.unset: set[str] = set()  # configuration keys whose env variable is not set (reported once)
+        self.chars = 0  # characters of the strings translated so far: refs and ${name} repeat them
+
+    def spend(self, chars: int, path: tuple) -> bool:
+        """Count what a translated value adds; False (reported once) past MAX_DOCUMENT_CHARS, so
+        that a small file whose activities repeat a long configuration value is refused before it
+        is built."""
+        over = self.chars > MAX_DOCUMENT_CHARS
+        self.chars += chars
+        if self.chars <= MAX_DOCUMENT_CHARS:
+            return True
+        if not over:
+            self.problem(
+                path,
+                f"substituting configuration values and repeating activities by ref makes the experiment "
+                f"more than {MAX_DOCUMENT_CHARS:,} characters; expected shorter values or fewer uses",
+            )
+        return False
+
+    def mapping(self, value: Any, path: tuple, what: str) -> dict:
+        """`value` when it is a mapping; {} (reported) when it is something else, {} when absent."""
+        if value is None or isinstance(value, dict):
+            return value or {}
+        self.problem(path, f"{what} is {type(value).__name__} {_short(value)}; expected a mapping")
+        return {}
+
+    def listing(self, value: Any, path: tuple, what: str) -> list:
+        """`value` when it is a list; [] (reported) when it is something else, [] when absent."""
+        if value is None or isinstance(value, list):
+            return value or []
+        self.problem(path, f"{what} is {type(value).__name__} {_short(value)}; expected a list")
+        return []
+
+    def seconds(self, value: Any, path: tuple, what: str) -> float:
+        """A Chaos Toolkit duration (seconds; a timeout may be [connect, read]); a bad one is a
+        problem, not silently 0."""
+        got = _seconds(value)
+        if got is None:
+            self.problem(path, f"{what} {_short(value)} is not a number of seconds; expected a number such as 2.5")
+            return 0.0
+        return got
 
     def problem(self, path: tuple, message: str) -> None:
         found = Problem(self.file, *self.src.of(path), f"Chaos Toolkit: {message}")
@@ -145,7 +187,7 @@ class _Translator:
     # -- values ------------------------------------------------------------------------------------
     def configuration(self) -> None:
         given = {key.partition(":")[0] for key in self.overrides}
-        for key, value in (self.ctk.get("configuration") or {}).items():
+        for key, value in self.mapping(self.ctk.get("configuration"), ("configuration",), "configuration").items():
             path = ("configuration", key)
             if key in given:  # --var: the file's value (an env key that is not set, say) is not needed
                 continue
@@ -176,9 +218,19 @@ class _Translator:
             return [self.sub(v, path + (i,)) for i, v in enumerate(value)]
         if not isinstance(value, str):
             return value
+        if self.chars > MAX_DOCUMENT_CHARS:  # reported: translate no more
+            return ""
         whole = _SUB.fullmatch(value)
         if whole and whole.group(1) in self.config and not isinstance(self.config[whole.group(1)], str):
-            return self.config[whole.group(1)]
+            got = self.config[whole.group(1)]
+            return got if self.spend(len(str(got)), path) else ""
+        length = len(value) + sum(
+            len(str(self.config[m.group(1)])) - len(m.group(0))
+            for m in _SUB.finditer(value)
+            if m.group(1) in self.config
+        )
+        if not self.spend(length, path):  # measured before the string is built
+            return ""
 
         def one(m: re.Match) -> str:
             if m.group(1) in self.config:
@@ -193,12 +245,17 @@ class _Translator:
     # -- providers ---------------------------------------------------------------------------------
     def provider(self, activity: dict, path: tuple) -> tuple[str, dict] | None:
         """(http|process, deadair spec) for an http or process provider."""
-        prov = self.sub(activity.get("provider") or {}, path + ("provider",))
+        where = path + ("provider",)
+        given = activity.get("provider")
+        prov = self.sub(self.mapping(given, where, "provider"), where)
+        if given is not None and not isinstance(given, dict):  # reported
+            return None
         ptype = prov.get("type")
         if ptype == "http":
             spec: dict[str, Any] = {"url": prov.get("url", ""), "method": str(prov.get("method", "GET")).upper()}
             if prov.get("headers"):
-                spec["headers"] = {str(k): str(v) for k, v in prov["headers"].items()}
+                headers = self.mapping(prov["headers"], where + ("headers",), "headers")
+                spec["headers"] = {str(k): str(v) for k, v in headers.items()}
             args = prov.get("arguments")
             if args:
                 if spec["method"] == "GET" and isinstance(args, dict):
@@ -207,17 +264,26 @@ class _Translator:
                 else:
                     spec["body"] = args
             if "timeout" in prov:
-                spec["timeout"] = f"{_seconds(prov['timeout']):g}s"
+                spec["timeout"] = f"{self.seconds(prov['timeout'], where + ('timeout',), 'timeout'):g}s"
             return "http", spec
         if ptype == "process":
             args = prov.get("arguments", [])
             if isinstance(args, str):
-                args = shlex.split(args)
+                try:
+                    args = shlex.split(args)
+                except ValueError as exc:
+                    self.problem(where + ("arguments",), f"arguments {_short(args)}: {exc}; expected a command line")
+                    return None
             elif isinstance(args, dict):
                 args = [str(x) for kv in args.items() for x in kv if x not in (None, "")]
+            elif not isinstance(args, list):
+                self.problem(
+                    where + ("arguments",), f"arguments {_short(args)}: expected a list, a mapping or a string"
+                )
+                return None
             spec = {"path": prov.get("path", ""), "arguments": [str(a) for a in args]}
             if "timeout" in prov:
-                spec["timeout"] = f"{_seconds(prov['timeout']):g}s"
+                spec["timeout"] = f"{self.seconds(prov['timeout'], where + ('timeout',), 'timeout'):g}s"
             return "process", spec
         if ptype == "python":
             return None
@@ -240,10 +306,11 @@ class _Translator:
             self.problem(("controls",), "controls are not supported")
         self.configuration()
         self.var_overrides()
+        tags = self.listing(ctk.get("tags"), ("tags",), "tags")
         out: dict[str, Any] = {
             "title": str(ctk.get("title") or "Chaos Toolkit experiment"),
             "description": str(ctk.get("description") or ""),
-            "tags": [re.sub(r"[^A-Za-z0-9_-]+", "-", str(t)).strip("-") or "tag" for t in ctk.get("tags") or []],
+            "tags": [re.sub(r"[^A-Za-z0-9_-]+", "-", str(t)).strip("-") or "tag" for t in tags],
             "listeners": {"count": 0},
             "windows": {"warmup": "0s", "gate": "0s", "recovery": "0s"},
             "steady_state": [],
@@ -252,20 +319,25 @@ class _Translator:
         }
         for key in ("title", "description", "tags"):
             self.place((key,), (key,))
-        strategy = ((ctk.get("runtime") or {}).get("hypothesis") or {}).get("strategy", "default")
-        if strategy not in _STRATEGIES:
+        runtime = self.mapping(ctk.get("runtime"), ("runtime",), "runtime")
+        strategy = self.mapping(runtime.get("hypothesis"), ("runtime", "hypothesis"), "runtime.hypothesis").get(
+            "strategy", "default"
+        )
+        if not isinstance(strategy, str) or strategy not in _STRATEGIES:
             self.problem(
                 ("runtime",), f"hypothesis strategy {strategy!r} is not supported; supported: {', '.join(_STRATEGIES)}"
             )
             strategy = "default"
         when, every = _STRATEGIES[strategy]
-        hypo = ctk.get("steady-state-hypothesis") or {}
-        for i, probe in enumerate(hypo.get("probes") or []):
+        hypo = self.mapping(ctk.get("steady-state-hypothesis"), ("steady-state-hypothesis",), "steady-state-hypothesis")
+        probes = self.listing(hypo.get("probes"), ("steady-state-hypothesis", "probes"), "probes")
+        for i, probe in enumerate(probes):
             path = ("steady-state-hypothesis", "probes", i)
             if not isinstance(probe, dict):
                 self.problem(path, "a probe is a mapping")
                 continue
             name = str(probe.get("name") or f"probe {i}")
+            self.spend(len(name), path)
             self.defined[name] = (probe, path)
             tol = probe.get("tolerance")
             if isinstance(tol, dict) and tol.get("type") == "probe":
@@ -280,7 +352,7 @@ class _Translator:
                 continue
             got = self.provider(probe, path)
             if got is None:
-                if (probe.get("provider") or {}).get("type") == "python":
+                if isinstance(probe.get("provider"), dict) and probe["provider"].get("type") == "python":
                     self.problem(
                         path + ("provider",), "python probes are not supported in the hypothesis; use http or process"
                     )
@@ -296,25 +368,27 @@ class _Translator:
     def method(self, out: dict) -> None:
         t = 0.0
         open_faults: dict[tuple[str, str], dict] = {}  # (proxy, toxic name or "") -> step
-        for i, act in enumerate(self.ctk.get("method") or []):
+        for i, act in enumerate(self.listing(self.ctk.get("method"), ("method",), "method")):
             path = ("method", i)
             if not isinstance(act, dict):
                 self.problem(path, "an activity is a mapping")
                 continue
             if "ref" in act:
                 ref = act["ref"]
-                if ref not in self.defined:
+                if not isinstance(ref, str) or ref not in self.defined:
                     self.problem(path, f"ref {ref!r} names no activity defined before it")
                     continue
                 act, path = self.defined[ref]
             else:
                 self.defined[str(act.get("name", ""))] = (act, path)
-            pauses = act.get("pauses") or {}
-            t += _seconds(pauses.get("before", 0))
+            pauses = self.mapping(act.get("pauses"), path + ("pauses",), "pauses")
+            t += self.seconds(pauses.get("before", 0), path + ("pauses", "before"), "pauses.before")
             at = f"{t:g}s"
             name = str(act.get("name") or f"activity {i}")
+            if not self.spend(len(name), path):
+                break
             kind = act.get("type")
-            prov = act.get("provider") or {}
+            prov: dict = act["provider"] if isinstance(act.get("provider"), dict) else {}
             if kind not in ("action", "probe"):
                 self.problem(path, f"activity type {kind!r} is not supported; expected action or probe")
             elif prov.get("type") == "python":
@@ -324,16 +398,19 @@ class _Translator:
                 if got is not None:
                     out["method"].append({"at": at, "probe" if kind == "probe" else "action": name, got[0]: got[1]})
                     self.place(("method", len(out["method"]) - 1), path)
-            t += _seconds(pauses.get("after", 0))
+            t += self.seconds(pauses.get("after", 0), path + ("pauses", "after"), "pauses.after")
         for step in open_faults.values():
             step["for"] = f"{max(t - step.pop('_at'), 0):g}s"
         for step in out["method"]:
             step.pop("_at", None)
         if not out["method"]:
             self.problem(("method",), "the method has no activity deadair can run")
-        for i, act in enumerate(self.ctk.get("rollbacks") or []):
+        for i, act in enumerate(self.listing(self.ctk.get("rollbacks"), ("rollbacks",), "rollbacks")):
             path = ("rollbacks", i)
-            prov = (act or {}).get("provider") or {}
+            if not isinstance(act, dict):
+                self.problem(path, "an activity is a mapping")
+                continue
+            prov = act["provider"] if isinstance(act.get("provider"), dict) else {}
             if prov.get("type") == "python":
                 func = prov.get("func")
                 if prov.get("module") in (TOXIC_ACTIONS, PROXY_ACTIONS) and func in ("delete_toxic", "enable_proxy"):
@@ -352,8 +429,10 @@ class _Translator:
     def python_action(self, act: dict, path: tuple, t: float, out: dict, open_faults: dict) -> None:
         prov = act["provider"]
         module, func = prov.get("module"), prov.get("func")
-        args = self.sub(prov.get("arguments") or {}, path + ("provider", "arguments"))
         where = path + ("provider",)
+        args = self.sub(
+            self.mapping(prov.get("arguments"), where + ("arguments",), "arguments"), where + ("arguments",)
+        )
         if act.get("type") != "action" or module not in (TOXIC_ACTIONS, PROXY_ACTIONS):
             self.problem(
                 where,
@@ -394,14 +473,24 @@ class _Translator:
         open_faults[key] = step
 
 
-def _seconds(value: Any) -> float:
-    """Chaos Toolkit durations are seconds (a timeout may be [connect, read])."""
-    if isinstance(value, list) and value:
-        value = max(value)
+def _seconds(value: Any) -> float | None:
+    """Chaos Toolkit durations are seconds (a timeout may be [connect, read]); None when not a
+    finite number of seconds of at most a day."""
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
+        if isinstance(value, list) and value:
+            value = max(value)
+        if isinstance(value, bool):
+            return None
+        got = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return got if math.isfinite(got) and 0 <= got <= 86_400 else None
+
+
+def _short(value: Any) -> str:
+    """A value as a problem quotes it, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:50] + "..."
 
 
 def _toxic_params(func: str, args: dict) -> tuple[str, dict] | str:
@@ -453,5 +542,9 @@ def translate(ctk: dict, pos, file: str, overrides: dict[str, str] | None = None
     """The deadair experiment data for a Chaos Toolkit experiment, its positions, and problems.
     `overrides`: configuration values from `--var` (split_overrides says which are)."""
     tr = _Translator(ctk, pos, file, overrides)
-    out = tr.translate()
+    try:
+        out = tr.translate()
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a shape no check above foresaw
+        tr.problem((), f"cannot translate this experiment ({type(exc).__name__}: {_short(str(exc))})")
+        out = {}
     return out, tr.pos, tr.problems

@@ -10,11 +10,12 @@ before the method is planned. Crossing one is a located problem (exit 2) like an
 
 from __future__ import annotations
 
-MAX_FILE_BYTES = 256 * 1024
-"""An experiment file's size. 256 KiB is some 70 times the largest experiment here (or 9,000
-steps written out). The time to validate grows with it: a file at the limit full of valid steps
-takes ~3 s on a busy 2-core machine (composing and the JSON Schema, in Python); at 1 MB it would be
-~12 s, no longer "within seconds"."""
+MAX_FILE_BYTES = 128 * 1024
+"""An experiment file's size. 128 KiB is some 35 times the largest experiment here (or 2,900
+steps written out). The time to validate grows with it, in PyYAML's pure-Python parser (the only
+one used: libyaml's disagrees with it on what is valid YAML) and the JSON Schema: a file at the
+limit full of valid steps takes ~1 s of CPU to parse and ~2 s in all on a busy 2-core machine;
+at 256 KiB it was ~4 s, past "within seconds"."""
 
 MAX_DEPTH = 64
 """How deeply mappings and lists may nest. An experiment nests 6 levels; an HTTP probe's JSON
@@ -26,6 +27,12 @@ MAX_VALUES = 100_000
 expanded. A 10,000-step method written out in full has about 50,000; the "billion laughs" (nine
 levels of nine aliases) would expand to 387 million, and is refused while it is composed, before
 anything is expanded."""
+
+MAX_DOCUMENT_CHARS = 1024 * 1024
+"""Characters of the document's values (scalars, keys included) once every YAML alias, Chaos
+Toolkit `ref` and configuration `${name}` is expanded: 1 MiB, four times the largest file. An
+alias to a long string counts as a copy of it, so that `[*s, *s, ...]` cannot make a value of
+gigabytes that every later pass (the schema's messages, a probe's JSON body) would copy."""
 
 MAX_STACK_NAME = 255
 """The characters of `stack:` (a folder under compose/, or a path to a compose file): 255 is the
@@ -47,6 +54,11 @@ MAX_RUN_SECONDS = 24 * 3600.0
 """The end of the method (its last occurrence's `at` plus its `for`, a repeat's `until`, a join's
 arrivals) and each of `windows`: 24 hours. A soak test lasts hours; an experiment that would run
 for days is a typo (`until: 100h` for `100s`)."""
+
+
+MAX_PROBLEMS = 100
+"""Problems reported for one file: the first 99 and a line that says how many more there are.
+A file of 3,000 wrong steps would otherwise print 3,000 lines (reading them is the user's cost)."""
 
 
 def describe(seconds: float) -> str:

@@ -28,7 +28,7 @@ from chaos.errors import EnvironmentNotReady, ExperimentError, Problem
 from chaos.language import chaostoolkit
 from chaos.language.arrival import arrival_problem, parse_arrival
 from chaos.language.capacity import parse_capacity
-from chaos.language.limits import MAX_FILE_BYTES, MAX_STEPS
+from chaos.language.limits import MAX_FILE_BYTES, MAX_PROBLEMS, MAX_STEPS
 from chaos.language.meaning import Meaning
 from chaos.language.model import DEFAULT_BACKOFF, DEFAULT_LISTENERS, Experiment, ListenersSpec, Windows
 from chaos.language.positions import Positions, load_yaml, too_large
@@ -103,11 +103,20 @@ def parse_experiment(
     # the sweep's section (chaos.capacity; a plain run ignores it) tries the whole file at each step
     capacity = parse_capacity(data, m, text) if whole else None
     problems += m.problems
-    if not whole:  # what follows combines sections, and needs every one of them valid
-        raise ExperimentError(_unique(problems))
-
+    # What follows combines sections: each check runs when its own inputs were accepted (a bad
+    # title does not hide `ears` > `count`); the listeners section is the input of them all.
     lst = data.get("listeners") or {}
-    given = stack_def.listeners if stack_def is not None else _labels_if_found(stack_name, path)
+    listeners_ok = isinstance(lst, dict) and not any(p[:1] == ("listeners",) for p in pos.rejected)
+    stack_ok = isinstance(stack_name, str) and not pos.is_rejected(("stack",))
+    if (not whole and not listeners_ok) or not stack_ok or (check_stack and stack_def is None):
+        raise ExperimentError(_unique(problems))  # the stack says what listeners there are
+    # every step was read (a rejected join step would add listeners the checks below do not see)
+    method_ok = whole or (isinstance(data.get("method"), list) and len(steps) == len(data["method"]))
+    given = (
+        stack_def.listeners
+        if stack_def is not None
+        else (_labels_if_found(stack_name, path) if stack_ok and check_stack or whole else {})
+    )
     join, via, stream_path = _way_in(lst, given)
     count = lst.get("count", DEFAULT_LISTENERS if (given or lst) else 0)
     join_steps = [s for s in steps if s.join is not None]
@@ -159,7 +168,13 @@ def parse_experiment(
                 f"listeners.ears ({listeners.ears}) is more than listeners.count ({listeners.count})",
             )
         )
-    if stack_def is not None and (listeners.count or joins) and via and listeners.via not in stack_def.links:
+    if (
+        stack_def is not None
+        and (listeners.count or joins)
+        and via
+        and listeners.via not in stack_def.links
+        and method_ok
+    ):
         problems.append(
             Problem(
                 file,
@@ -172,7 +187,7 @@ def parse_experiment(
         for c in [*steady, *guards, *(e for s in steps for e in s.expect)]
         if c.measure and not c.measure.startswith("server.")
     ]
-    if listeners.count == 0 and not joins and uses_listeners:
+    if listeners.count == 0 and not joins and uses_listeners and method_ok:
         if "count" in lst:
             why = f"listeners.count is 0 but {uses_listeners[0].measure} is measured from listeners"
             where = pos.of(("listeners", "count"))
@@ -184,8 +199,10 @@ def parse_experiment(
             )
             where = (uses_listeners[0].line, uses_listeners[0].column)
         problems.append(Problem(file, *where, why))
-    if listeners.count == 0 and joins:  # nobody listens before the method: the gate would judge no one
-        for i, item in enumerate(data.get("steady_state") or []):
+    if listeners.count == 0 and joins and method_ok:  # nobody listens before the method: the gate would judge no one
+        for i, item in enumerate(data.get("steady_state") if isinstance(data.get("steady_state"), list) else []):
+            if pos.is_rejected(("steady_state", i)):
+                continue
             name = item.get("measure") if isinstance(item, dict) else None
             if not name or name.startswith("server.") or "before" not in item.get("when", ("before",)):
                 continue
@@ -210,6 +227,8 @@ def parse_experiment(
                     "set listeners.ears to at least 1 (a measure with no one to take it can never fail)",
                 )
             )
+    if not whole:  # the rest needs every value: the hypothesis, the windows, the seed
+        raise ExperimentError(_unique(problems))
     if not steady and not any(st.expect for st in steps) and not m.problems:
         problems.append(
             Problem(
@@ -273,8 +292,14 @@ def _arrival(value: Any) -> dict[str, Any]:
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
-    """Each problem once (two passes may find the same thing at the same place)."""
-    return list(dict.fromkeys(problems))
+    """Each problem once (two passes may find the same thing at the same place), and no more than
+    MAX_PROBLEMS: a file with a thousand wrong steps says so in a screenful, not in megabytes."""
+    once = list(dict.fromkeys(problems))
+    if len(once) <= MAX_PROBLEMS:
+        return once
+    last = once[MAX_PROBLEMS - 1]
+    more = f"... and {len(once) - MAX_PROBLEMS + 1:,} more problems (the first {MAX_PROBLEMS - 1} are shown)"
+    return [*once[: MAX_PROBLEMS - 1], Problem(last.file, 0, 0, more)]
 
 
 def _too_many_steps(data: dict[str, Any], pos: Positions, file: str) -> Problem | None:

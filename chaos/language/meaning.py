@@ -240,6 +240,9 @@ class Meaning:
         if len(kinds) != 1:
             if kinds or not self._unknown_keys(raw, "step"):  # else: a misspelt fault, reported
                 self.problem(path, "a step has exactly one of fault, probe, action or join")
+            for key in ("at", "for", "every", "until"):  # what it is not, its times and checks are still read
+                self.duration(raw, path, key)
+            self.expects(raw, path)
             return None
         kind = kinds[0]
         if kind == "join":
@@ -419,10 +422,17 @@ class Meaning:
         end = last + (duration or 0.0) + span
         if not end <= MAX_RUN_SECONDS and "run" not in self._over:
             self._over.add("run")
+            when = describe(end)
+            if not end < 1e9:  # a typo of hundreds of nines: no use spelling it
+                when = f"more than {describe(MAX_RUN_SECONDS)}"
+            elif when == describe(MAX_RUN_SECONDS):  # just past it: `until: 24h` plus a `for`
+                when = f"{end:.9g}s"
+            # at a key a --var set, if one did: the problem is that --var's
+            given = [path + (k,) for k in ("until", "every", "times", "for", "at") if self.pos.origin(path + (k,), "")]
             self.problem(
-                path,
-                f"this step ends {describe(end) if math.isfinite(end) else 'never'} into the method, past the "
-                f"limit of {describe(MAX_RUN_SECONDS)}; expected a shorter method",
+                given[0] if given else path,
+                f"this step ends {when} into the method, past the limit of {describe(MAX_RUN_SECONDS)}; "
+                "expected a shorter method",
             )
 
     def windows(self) -> None:

@@ -9,14 +9,17 @@ milliseconds, and 5,000 nested brackets never reach Python's recursion limit).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
 
 from chaos.errors import Problem
-from chaos.language.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES
+from chaos.language.limits import MAX_DEPTH, MAX_DOCUMENT_CHARS, MAX_FILE_BYTES, MAX_VALUES
 
 Path_ = tuple[Any, ...]
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 
 
 class Positions:
@@ -72,8 +75,9 @@ class LimitExceeded(yaml.MarkedYAMLError):
 class _Limits:
     """A composer's compose_node, refusing while it composes (before anything is expanded):
     nesting deeper than MAX_DEPTH, an alias inside the value it names (a recursive structure),
-    and more than MAX_VALUES values once aliases are expanded. An alias costs the size of what it
-    names, known because that value was composed before it."""
+    more than MAX_VALUES values and more than MAX_DOCUMENT_CHARS characters of scalars once
+    aliases are expanded. An alias costs what it names (its values, its characters, its depth),
+    known because that value was composed before it."""
 
     anchors: dict[Any, yaml.Node]
     peek_event: Any
@@ -81,14 +85,30 @@ class _Limits:
     def _start_limits(self) -> None:
         self._depth = 0
         self._values = 0
-        self._sizes: dict[int, int] = {}  # id(node) -> its values, aliases expanded
+        self._chars = 0
+        self._sizes: dict[int, tuple[int, int, int]] = {}  # id(node) -> (values, characters, levels)
 
-    def _count(self, n: int, mark: Any, what: str) -> None:
+    def _count(self, n: int, chars: int, mark: Any, what: str) -> None:
         self._values += n
+        self._chars += chars
         if self._values > MAX_VALUES:
             raise LimitExceeded(
                 problem=f"{what} makes the document more than {MAX_VALUES:,} values "
                 "(each alias counts as a copy of what it names); expected a smaller experiment",
+                problem_mark=mark,
+            )
+        if self._chars > MAX_DOCUMENT_CHARS:
+            raise LimitExceeded(
+                problem=f"{what} makes the document's values more than {MAX_DOCUMENT_CHARS:,} characters "
+                "(each alias counts as a copy of what it names); expected a smaller experiment",
+                problem_mark=mark,
+            )
+
+    def _too_deep(self, levels: int, mark: Any, what: str) -> None:
+        if self._depth + levels > MAX_DEPTH:
+            raise LimitExceeded(
+                problem=f"{what}nested more than {MAX_DEPTH} levels deep (mappings and lists within each other"
+                f"{', counting what aliases name' if what else ''}); expected a flatter document",
                 problem_mark=mark,
             )
 
@@ -104,15 +124,12 @@ class _Limits:
                         "a recursive structure; expected an alias to a value defined before it",
                         problem_mark=event.start_mark,
                     )
-                self._count(size, event.start_mark, f"the alias *{event.anchor}")
+                self._too_deep(size[2], event.start_mark, f"the alias *{event.anchor} makes the document ")
+                self._count(size[0], size[1], event.start_mark, f"the alias *{event.anchor}")
             return super().compose_node(parent, index)  # type: ignore[misc]
-        if self._depth >= MAX_DEPTH:
-            raise LimitExceeded(
-                problem=f"nested more than {MAX_DEPTH} levels deep (mappings and lists within each other); "
-                "expected a flatter document",
-                problem_mark=event.start_mark,
-            )
-        self._count(1, event.start_mark, "this value")
+        self._too_deep(1, event.start_mark, "")
+        scalar = isinstance(event, yaml.ScalarEvent)
+        self._count(1, len(event.value) if scalar else 0, event.start_mark, "this value")
         self._depth += 1
         try:
             node = super().compose_node(parent, index)  # type: ignore[misc]
@@ -123,8 +140,14 @@ class _Limits:
         elif isinstance(node, yaml.SequenceNode):
             children = list(node.value)
         else:
-            children = []
-        self._sizes[id(node)] = 1 + sum(self._sizes.get(id(c), 1) for c in children)
+            self._sizes[id(node)] = (1, len(node.value), 1)
+            return node
+        sizes = [self._sizes.get(id(c), (1, 0, 1)) for c in children]
+        self._sizes[id(node)] = (
+            1 + sum(s[0] for s in sizes),
+            sum(s[1] for s in sizes),
+            1 + max((s[2] for s in sizes), default=0),
+        )
         return node
 
 
@@ -136,47 +159,17 @@ class _PythonLoader(_Limits, yaml.SafeLoader):
         self._start_limits()
 
 
-_CParser: Any = getattr(getattr(yaml, "_yaml", None), "CParser", None)  # libyaml, when PyYAML has it
-
-
 def _compose(text: str) -> Any:
-    """The document's node graph, within the limits. libyaml's parser (ten times faster: a file
-    at MAX_FILE_BYTES takes 0.3 s, not 3 s) with Python's composer, so that the limits hold the
-    same; PyYAML's own parser when there is no libyaml, and when libyaml finds the text broken
-    (PyYAML then decides, and says what is wrong as it always has)."""
-    if _CParser is not None:
-        fast = _LibyamlLoader(text)
-        try:
-            return fast.get_single_node()
-        except LimitExceeded:
-            raise
-        except yaml.YAMLError:
-            pass
-        finally:
-            fast.dispose()
+    """The document's node graph, within the limits, by PyYAML's own (pure-Python) parser, always:
+    libyaml, where PyYAML was built with it, is four times faster but does not agree on what is
+    valid (`[\t1.5]` passes it; a byte order mark after line 1 does not), and whether a file is
+    valid may not depend on how PyYAML was built. MAX_FILE_BYTES is set so that this parser stays
+    within seconds (chaos.language.limits)."""
     loader = _PythonLoader(text)  # its reader refuses control characters already
     try:
         return loader.get_single_node()
     finally:
         loader.dispose()
-
-
-if _CParser is not None:
-
-    class _LibyamlLoader(
-        _Limits, _CParser, yaml.composer.Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver
-    ):
-        """libyaml's events, composed in Python (where the limits are)."""
-
-        def __init__(self, stream: str) -> None:
-            _CParser.__init__(self, stream)
-            yaml.composer.Composer.__init__(self)
-            yaml.constructor.SafeConstructor.__init__(self)
-            yaml.resolver.Resolver.__init__(self)
-            self._start_limits()
-
-        def get_single_node(self) -> Any:
-            return yaml.composer.Composer.get_single_node(self)
 
 
 def size_problem(text: str, file: str) -> Problem | None:
@@ -214,6 +207,20 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problems.append(Problem(file, line, col, f"YAML syntax: {exc.problem or exc}"))
         return None, pos, problems
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: at its place, on one line
+        breaks = list(_LINE_BREAK.finditer(text, 0, exc.position))  # YAML's, as its marks count lines
+        line, col = len(breaks) + 1, exc.position - (breaks[-1].end() if breaks else 0) + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        problems.append(
+            Problem(
+                file,
+                line,
+                col,
+                f"the character U+{ord(char):04X} is not allowed in YAML; expected printable text "
+                "(write it as an escape such as \\t inside double quotes)",
+            )
+        )
+        return None, pos, problems
     except yaml.YAMLError as exc:
         problems.append(Problem(file, 1, 1, f"YAML: {exc}"))
         return None, pos, problems
@@ -229,6 +236,19 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for knode, vnode in node.value:
+                if knode.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: one problem, the mapping skipped
+                    line, col = knode.start_mark.line + 1, knode.start_mark.column + 1
+                    problems.append(
+                        Problem(
+                            file,
+                            line,
+                            col,
+                            "a merge key (<<) is not supported in an experiment; "
+                            "expected the keys written out (or a variable for a repeated value)",
+                        )
+                    )
+                    pos.reject(path)
+                    continue
                 key = build(knode, path + ("<key>",))
                 if not isinstance(key, (str, int, float)) or isinstance(key, bool):
                     key = str(key)
@@ -241,11 +261,23 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
         if isinstance(node, yaml.SequenceNode):
             return [build(child, path + (i,)) for i, child in enumerate(node.value)]
         try:
-            return scalar_loader.construct_object(node, deep=True)
+            value = scalar_loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
             problems.append(Problem(file, *pos.values[path], f"bad value: {exc}"))
             pos.reject(path)
             return None
+        if isinstance(value, str) and (lone := _SURROGATE.search(value)):  # "\ud800": not a character
+            problems.append(
+                Problem(
+                    file,
+                    *pos.values[path],
+                    f"bad value: the escape \\u{ord(lone.group()):04x} is half of a UTF-16 surrogate pair, "
+                    "not a character; expected text",
+                )
+            )
+            pos.reject(path)
+            return "?"
+        return value
 
     try:
         data = build(root, ())

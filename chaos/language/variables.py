@@ -40,6 +40,7 @@ def apply_overrides(data: dict, overrides: dict[str, str], pos: Positions) -> li
             value = raw
         if variables is not None and key in variables:
             variables[key] = value
+            pos.overridden[("vars", key)] = where  # a problem with it is the --var's
             continue
         parts: list[Any] = [int(p) if p.isdigit() else p for p in key.split(".")]
         node: Any = data
@@ -168,8 +169,8 @@ class _Resolving:
 def _finish(name: Any, declared: dict[Any, Any], resolved: dict[str, Any], drop: Callable[..., None]) -> None:
     """Every variable `name` uses is resolved: substitute them, within MAX_VARIABLE_CHARS."""
     value = declared[name]
-    if isinstance(value, str) and "${" in value:
-        length = _substituted_length(value, resolved)
+    if isinstance(value, str):  # a long one written out (or set by --var) too, not only a grown one
+        length = _substituted_length(value, resolved) if "${" in value else len(value)
         if length > MAX_VARIABLE_CHARS:
             drop(
                 name,
@@ -177,7 +178,8 @@ def _finish(name: Any, declared: dict[Any, Any], resolved: dict[str, Any], drop:
                 f"substituted, more than the limit of {MAX_VARIABLE_CHARS:,}",
             )
             return
-        value = _substitute(value, resolved)
+        if "${" in value:
+            value = _substitute(value, resolved)
     resolved[name] = value
 
 

@@ -15,7 +15,7 @@ from chaos.checkers.history import History
 from chaos.timeline import method_time
 
 METHOD_AXIS = "seconds from the method's start (t+0: the experiment's at: 0s)"
-RUN_AXIS = "seconds since the run began (the run stopped before its method: no method clock)"
+RUN_AXIS = "seconds since the run began (the run never reached its method: no method clock)"
 
 
 @dataclass(frozen=True)

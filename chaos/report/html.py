@@ -177,7 +177,7 @@ def _length(rec: RunRecord, clock: ReportClock) -> str:
     """How long the run took (a duration), and where the method's clock starts in it."""
     took = f"{rec.history.end:.1f} s in all"
     if clock.method_start is None:
-        return f"{took}; the run stopped before its method"
+        return f"{took}; the run never reached its method"
     return f"{took}; the method (t+0) began {clock.method_start:.2f} s in"
 
 
@@ -187,7 +187,9 @@ def _clock_hint(clock: ReportClock) -> str:
             "Times are on the method's clock, as the experiment's at: and the progress lines count them "
             "(t+2.00s: 2 s after the method began; the gate before it is negative)."
         )
-    return "This run stopped before its method: times are seconds since the run began."
+    return (
+        "This run never reached its method (stopped, or not steady at the gate): times are seconds since the run began."
+    )
 
 
 def render_html(rec: RunRecord) -> str:

@@ -76,16 +76,20 @@ class StackDefinition:
 
     @classmethod
     def load(cls, compose_file: Path, name: str | None = None) -> StackDefinition:
-        try:
-            doc = yaml.safe_load(compose_file.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise StackError(f"cannot read the stack's compose file {compose_file}: {exc}") from exc
-        services = (doc or {}).get("services") or {}
+        doc = _read_compose(compose_file)
+        services = doc.get("services") or {}
         if not isinstance(services, dict) or not services:
             raise StackError(f"{compose_file}: no services")
         tox_service, api_port, links, listeners = None, 8474, {}, {}
         for svc, spec in services.items():
-            labels = labels_of(spec)
+            if not isinstance(spec, dict):
+                raise StackError(
+                    f"{compose_file}: service {str(svc)[:80]!r} is {type(spec).__name__}; expected a mapping"
+                )
+            try:
+                labels = labels_of(spec)
+            except (TypeError, AttributeError) as exc:
+                raise StackError(f"{compose_file}: service {str(svc)[:80]}: labels: {exc}") from None
             if "deadair.toxiproxy" not in labels:
                 misplaced = [k for k in labels if k.startswith(("deadair.link", "deadair.listener"))]
                 if misplaced:  # read nowhere else: ignored, a stack with audio would silently have none
@@ -95,7 +99,13 @@ class StackDefinition:
                     )
             if "deadair.toxiproxy" in labels:
                 tox_service = svc
-                api_port = int(labels["deadair.toxiproxy"] or 8474)
+                try:
+                    api_port = int(labels["deadair.toxiproxy"] or 8474)
+                except ValueError:
+                    raise StackError(
+                        f"{compose_file}: label deadair.toxiproxy={labels['deadair.toxiproxy'][:80]!r}: "
+                        "expected Toxiproxy's API port, such as 8474"
+                    ) from None
                 try:
                     links = links_from_labels(labels)
                     listeners = listeners_from_labels(labels)
@@ -113,6 +123,30 @@ class StackDefinition:
                     f"links: {', '.join(links)}"
                 )
         return cls(name or compose_file.parent.name, compose_file, services, tox_service, api_port, links, listeners)
+
+
+MAX_COMPOSE_BYTES = 1024 * 1024
+"""A compose file's size: far beyond any stack, small enough to parse within a second."""
+
+
+def _read_compose(compose_file: Path) -> dict[str, Any]:
+    """A compose file as a mapping; anything else (too large, not UTF-8, not YAML, nested past
+    the parser's recursion, not a mapping) is a StackError, never a traceback. Aliases are kept
+    shared, not expanded, and only scalars are turned into strings (labels_of), so a "billion
+    laughs" costs nothing here."""
+    try:
+        with compose_file.open("rb") as f:
+            raw = f.read(MAX_COMPOSE_BYTES + 1)
+        if len(raw) > MAX_COMPOSE_BYTES:
+            raise StackError(f"{compose_file}: more than {MAX_COMPOSE_BYTES:,} bytes; expected a compose file")
+        doc = yaml.safe_load(raw.decode("utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:
+        raise StackError(f"cannot read the stack's compose file {compose_file}: {exc}") from None
+    except RecursionError:
+        raise StackError(f"cannot read the stack's compose file {compose_file}: nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise StackError(f"{compose_file}: is {type(doc).__name__}, not a compose file (a mapping with services)")
+    return doc
 
 
 def links_from_labels(labels: dict[str, str]) -> dict[str, Link]:
@@ -167,8 +201,12 @@ def labels_of(spec: dict[str, Any]) -> dict[str, str]:
     """A compose service's labels as a dict, whichever of the two forms the file uses."""
     labels = spec.get("labels") or {}
     if isinstance(labels, list):  # ["a=b", ...]
+        if not all(isinstance(item, (str, int, float)) for item in labels):
+            raise TypeError("a list of labels holds KEY=VALUE strings")
         pairs = (str(item).partition("=") for item in labels)
         return {key: value for key, _, value in pairs}
+    if not isinstance(labels, dict) or not all(isinstance(v, (str, int, float, type(None))) for v in labels.values()):
+        raise TypeError("labels are a mapping of names to strings, or a list of KEY=VALUE")
     return {str(k): "" if v is None else str(v) for k, v in labels.items()}
 
 

@@ -21,6 +21,7 @@ from chaos.stack.compose import Stack
 from chaos.stack.definition import find_stack
 
 EXAMPLES = ROOT / "examples" / "webshop"
+pytestmark = pytest.mark.rollback  # each test checks what rollback left: CI runs them with every core busy
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,9 @@ def _run(name: str, tmp_path: Path) -> tuple[Any, dict, list[dict]]:
 
 
 def _samples_under_fault(events: list[dict], probe: str) -> list[dict]:
-    """The method's samples of a probe: the experiments' `grace` starts them 1 s after the fault
-    (whose apply takes milliseconds), so each was taken with the fault in place."""
+    """The method's samples of a probe. The experiments' `grace` starts them 1 s after the method
+    starts, where the fault is applied (`fault.start` is recorded as the apply begins, which takes
+    milliseconds): each must come at least 0.9 s after it, with the fault in place."""
     start = next(e["t"] for e in events if e["kind"] == "fault.start")
     during = [e for e in events if e["kind"] == "probe.sample" and e["src"] == probe and e["phase"] == "during"]
     assert all(e["t"] >= start + 0.9 for e in during), (start, during)

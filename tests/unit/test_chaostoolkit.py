@@ -1,6 +1,7 @@
 """Chaos Toolkit experiments: what is supported translates; what is not is an error at its line."""
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,59 @@ def test_an_unset_configuration_key_is_one_error_not_two(tmp_path, capsys, monke
     assert main(["import", str(f), "--stack", str(tmp_path / "shop")]) == 2
     err = capsys.readouterr().err
     assert "CLI16_UNSET_DELAY is not set" in err and "is not in the experiment's configuration" not in err, err
+
+
+# -- review 16c: shapes that were tracebacks, and a small file that multiplied its configuration --
+
+
+def _activity(**provider) -> dict:
+    return {"type": "action", "name": "a", "provider": {"type": "process", "path": "true", **provider}}
+
+
+@pytest.mark.parametrize(
+    "changes, said",
+    [
+        ({"configuration": [1]}, "configuration is list [1]; expected a mapping"),
+        ({"runtime": [1]}, "runtime is list [1]; expected a mapping"),
+        ({"steady-state-hypothesis": [1]}, "steady-state-hypothesis is list [1]; expected a mapping"),
+        ({"tags": 5}, "tags is int 5; expected a list"),
+        ({"method": [{"type": "action", "name": "a", "provider": [1]}]}, "provider is list [1]; expected a mapping"),
+        ({"method": [{"type": "action", "name": "a", "provider": "http"}]}, "provider is str 'http'"),
+        ({"method": [{**_activity(), "pauses": [1]}]}, "pauses is list [1]; expected a mapping"),
+        ({"method": [{**_activity(), "pauses": {"before": "x"}}]}, "pauses.before 'x' is not a number of seconds"),
+        ({"method": [_activity(arguments=5)]}, "arguments 5: expected a list, a mapping or a string"),
+        ({"method": [_activity(arguments="'unclosed")]}, "No closing quotation; expected a command line"),
+        ({"method": [_activity(timeout="abc")]}, "timeout 'abc' is not a number of seconds"),
+        (
+            {"method": [{"type": "probe", "name": "h", "provider": {"type": "http", "url": "u", "headers": [1]}}]},
+            "headers is list [1]; expected a mapping",
+        ),
+        ({"method": [_activity(), {"ref": [1]}]}, "ref [1] names no activity defined before it"),
+    ],
+)
+def test_a_wrong_shape_is_a_located_error_not_a_traceback(changes, said, tmp_path, capsys):
+    f = _ctk(tmp_path, **changes)
+    assert main(["validate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and said in err, err
+    assert all(line.startswith(f"{f}:") and not line.startswith(f"{f}:0:") for line in err.splitlines()), err
+
+
+def test_refs_and_configuration_cannot_multiply_a_small_file(tmp_path, capsys):
+    """8 KB of JSON that would be 3 GB once `${big}` and 300 refs were expanded (review 16c, 2)."""
+    big = "B" * 100_000
+    url = "http://127.0.0.1:1/" + "${big}" * 100
+    doc = json.loads(CTK.read_text())
+    doc["configuration"] = {**doc.get("configuration", {}), "big": big}
+    doc["method"] = [{"type": "probe", "name": "a", "provider": {"type": "http", "url": url}}] + [{"ref": "a"}] * 300
+    f = tmp_path / "bomb.json"
+    f.write_text(json.dumps(doc))
+    tracemalloc.start()
+    try:
+        assert main(["validate", str(f)]) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert "makes the experiment more than 1,048,576 characters" in err and "Traceback" not in err
+    assert peak < 60_000_000, peak

@@ -84,9 +84,11 @@ def test_a_recursive_alias_is_refused(tmp_path, capsys):
     ]
 
 
-def test_too_many_values_without_aliases(tmp_path, capsys):
-    out = loaded("title: t\nx: [" + ",".join(["1"] * limits.MAX_VALUES) + "]\n", tmp_path, capsys, cli_only=True)
-    assert len(out) == 1 and out[0].startswith("F:2:") and "more than 100,000 values" in out[0]
+def test_too_many_values_in_flat_lists_of_aliases(tmp_path, capsys):
+    """Written out, 100,000 values no longer fit in MAX_FILE_BYTES; one level of aliases reaches them."""
+    flat = "a: &a [" + ",".join(["1"] * 999) + "]\n"
+    out = loaded("title: t\n" + flat + "x: [" + "*a," * 101 + "]\n", tmp_path, capsys, cli_only=True)
+    assert len(out) == 1 and out[0].startswith("F:3:") and "more than 100,000 values" in out[0]
 
 
 @pytest.mark.parametrize(
@@ -186,18 +188,19 @@ def test_a_file_past_the_size_limit_is_refused_before_it_is_parsed(tmp_path, cap
     steps = "".join(f"  - {{at: {i}s, fault: mic.cut, for: 1s}}\n" for i in range(200_000))
     text = "title: t\n" + CHECKS + "method:\n" + steps
     assert loaded(text, tmp_path, capsys) == [
-        f"F: the file is {len(text.encode()):,} bytes, more than the limit of 262,144 (an experiment is a few KB); "
+        f"F: the file is {len(text.encode()):,} bytes, more than the limit of 131,072 (an experiment is a few KB); "
         "expected a smaller experiment file"
     ]
 
 
 def test_an_endless_file_is_read_no_further_than_the_limit(capsys):
     assert main(["validate", "/dev/zero"]) == 2
-    assert "more than the limit of 262,144" in capsys.readouterr().err
+    assert "more than the limit of 131,072" in capsys.readouterr().err
 
 
 def test_more_steps_than_the_limit_are_refused_before_the_schema(tmp_path, capsys):
-    text = "title: t\n" + CHECKS + "method: [" + "{at: 1s, fault: mic.mute}," * (limits.MAX_STEPS + 1) + "]\n"
+    step = "s: &s {at: 1s, fault: mic.mute}\n"  # aliases: 10,001 steps written out pass the size limit
+    text = "title: t\n" + CHECKS + step + "method: [" + "*s," * (limits.MAX_STEPS + 1) + "]\n"
     out = loaded(text, tmp_path, capsys, cli_only=True)
     assert len(out) == 1 and "the method has 10,001 steps, more than the limit of 10,000" in out[0]
 
@@ -253,10 +256,137 @@ def test_the_real_cli_ends_the_worst_cases_with_exit_2_and_no_traceback(tmp_path
 
 def test_every_limit_is_a_named_constant_of_one_module():
     assert (limits.MAX_FILE_BYTES, limits.MAX_DEPTH, limits.MAX_VALUES, limits.MAX_STACK_NAME) == (
-        262_144,
+        131_072,
         64,
         100_000,
         255,
     )
     assert (limits.MAX_STEPS, limits.MAX_RUN_SECONDS) == (10_000, 86_400)
     assert (limits.MAX_VARIABLE_CHARS, limits.MAX_EXPANDED_CHARS) == (65_536, 1_048_576)
+    assert (limits.MAX_DOCUMENT_CHARS, limits.MAX_PROBLEMS) == (1_048_576, 100)
+
+
+# -- review 16c: what the limits above let through --------------------------------------------
+
+LONG = "x: &s " + "D" * 100_000 + "\n"  # one long string, then aliases to it: 100 KB each
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "title: [" + "*s, " * 40 + "]\n" + ONE_STEP,  # jsonschema would quote the whole list per error
+        ONE_STEP.replace("]", "]\nvars: {v: [" + "*s, " * 40 + "]}"),  # and its message once more
+        "title: t\nmethod: [{at: 1s, probe: p, http: {url: 'http://x/', body: [" + "*s, " * 40 + "]}}]\n",
+    ],
+)
+def test_an_alias_to_a_long_string_counts_its_characters(where, tmp_path, capsys):
+    tracemalloc.start()
+    try:
+        out = loaded(LONG + CHECKS + where, tmp_path, capsys)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(out) == 1 and "makes the document's values more than 1,048,576 characters" in out[0], out
+    assert out[0].startswith("F:") and not out[0].startswith(("F:1:", "F:0:"))  # at the alias that crosses it
+    assert peak < 60_000_000  # 4 MB of aliases never built: not the 8 GB it was
+
+
+def test_a_schema_message_that_quotes_a_long_value_is_cut(tmp_path, capsys):
+    text = "title: t\n" + CHECKS + ONE_STEP + "vars: {v: ['" + "C" * 50_000 + "']}\n"
+    out = loaded(text, tmp_path, capsys)
+    assert out and all(len(line) < 600 for line in out), [len(line) for line in out]
+
+
+def test_nesting_through_aliases_counts_what_they_name(tmp_path, capsys):
+    piece = "a1: &a1 " + "[" * 60 + "1" + "]" * 60 + "\n"  # 60 levels, named 7 levels deep
+    text = (
+        "title: t\n" + CHECKS + piece + "method: [{at: 1s, probe: p, http: {url: 'http://x/', body: [*a1, [*a1]]}}]\n"
+    )
+    out = loaded(text, tmp_path, capsys)
+    assert len(out) == 1 and "the alias *a1 makes the document nested more than 64 levels deep" in out[0], out
+
+
+def test_a_control_character_is_located_where_it_is(tmp_path, capsys):
+    text = "title: t\n" + CHECKS + "description: ab\x00c\n" + ONE_STEP
+    out = loaded(text, tmp_path, capsys)
+    assert out == [
+        "F:3:16: the character U+0000 is not allowed in YAML; expected printable text "
+        "(write it as an escape such as \\t inside double quotes)"
+    ]
+
+
+def test_a_lone_surrogate_is_a_bad_value_not_a_traceback_when_printed(tmp_path, capsys):
+    out = loaded('title: "\\ud800"\n' + CHECKS + ONE_STEP, tmp_path, capsys)
+    assert out == [
+        "F:1:8: bad value: the escape \\ud800 is half of a UTF-16 surrogate pair, not a character; expected text"
+    ]
+
+
+def test_a_merge_key_is_one_clear_problem(tmp_path, capsys):
+    text = (
+        "title: t\nsteady_state:\n  - &p {probe: p, http: {url: 'http://x/'}, tolerance: 200}\n"
+        "  - {<<: *p, probe: q}\n" + ONE_STEP
+    )
+    out = loaded(text, tmp_path, capsys)
+    assert out == [
+        "F:4:6: a merge key (<<) is not supported in an experiment; "
+        "expected the keys written out (or a variable for a repeated value)"
+    ]
+
+
+def test_validity_does_not_depend_on_libyaml(tmp_path, capsys):
+    """libyaml accepts a tab before a flow value; PyYAML's parser, the one always used, does not."""
+    out = loaded("title: t\ntags: [\t1.5]\n" + CHECKS + ONE_STEP, tmp_path, capsys)
+    assert out == ["F:2:8: YAML syntax: found character '\\t' that cannot start any token"]
+
+
+def test_problems_are_capped_with_a_count_of_the_rest(tmp_path, capsys):
+    text = "title: t\n" + CHECKS + "method:\n" + "".join(f"- {{at: {i}s, fault: mic.cutt}}\n" for i in range(150))
+    out = loaded(text, tmp_path, capsys)
+    assert len(out) == limits.MAX_PROBLEMS and "F: ... and 51 more problems (the first 99 are shown)" in out
+
+
+def test_a_variable_cycle_made_by_var_is_located_at_the_var(tmp_path, capsys):
+    f = tmp_path / "exp.yaml"
+    f.write_text("title: t\nvars: {a: 1s, b: 2s}\n" + CHECKS + "method: [{at: '${a}', fault: mic.cut, for: 2s}]\n")
+    assert main(["validate", str(f), "--var", "a=${b}", "--var", "b=${a}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("--var a=${b}: variable cycle: a -> b -> a"), err
+
+
+def test_a_long_variable_set_by_var_is_refused_at_the_var(tmp_path, capsys):
+    f = tmp_path / "exp.yaml"
+    f.write_text("title: t\nvars: {a: 1s}\n" + CHECKS + ONE_STEP)
+    assert main(["validate", str(f), "--var", "a=" + "x" * 70_000]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("--var a=xxx") and "variable a is 70,000 characters" in err
+
+
+def test_a_step_end_set_by_var_is_located_at_the_var(tmp_path, capsys):
+    f = tmp_path / "exp.yaml"
+    f.write_text("title: t\n" + CHECKS + ONE_STEP)
+    assert main(["validate", str(f), "--var", "method.0.at=" + "9" * 400 + "s"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("--var method.0.at=999") and "ends more than 24h into the method" in err, err[-300:]
+
+
+COMPOSE_BAD = {
+    "list.yml": "- a\n- b\n",
+    "passwd.yml": "root:x:0:0:root:/root:/bin/bash\n",
+    "badutf.yml": b"services:\n  a: {image: \xff}\n",
+    "deep.yml": "services: " + "[" * 5000 + "]" * 5000 + "\n",
+    "svc_int.yml": "services:\n  a: 1\n",
+    "port.yml": "services:\n  t: {image: x, labels: {deadair.toxiproxy: x}}\n",
+    "labels.yml": "x: &l [a, [b, c]]\nservices:\n  t: {image: x, labels: {deadair.toxiproxy: *l}}\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSE_BAD))
+def test_a_bad_compose_file_named_by_stack_is_a_located_problem(name, tmp_path, capsys):
+    content = COMPOSE_BAD[name]
+    compose = tmp_path / name
+    compose.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(StackError):
+        find_stack(str(compose))
+    out = loaded(f"title: t\nstack: {compose}\n" + CHECKS + ONE_STEP, tmp_path, capsys)
+    assert len(out) == 1 and out[0].startswith("F:2:8: ") and "Traceback" not in out[0], out

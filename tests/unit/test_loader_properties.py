@@ -11,6 +11,8 @@ still check targets against it, at a tenth of the cost.
 
 import copy
 import functools
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -48,9 +50,21 @@ def stacks_read_once():
     loader.find_stack = real
 
 
+CASES = [0]  # cases actually run (test_the_budget_is_over_ten_thousand_cases counts them)
+RAN: set[str] = set()  # the property tests that ran in this session
+
+
+@pytest.fixture(autouse=True)
+def record(request):
+    yield
+    RAN.add(request.node.name)
+
+
 def assert_clean(text: str) -> None:
-    """An Experiment, or located problems: each in this file (or a --var), on one of its lines."""
-    lines = text.count("\n") + 2
+    """An Experiment, or located problems: each in this file (or a --var), on one of its lines
+    and within it (a column past the end of its line is a wrong place, too)."""
+    CASES[0] += 1
+    lines = re.split("\r\n|[\n\r\x85\u2028\u2029]", text)  # YAML's line breaks: the lines of its marks
     try:
         parse_experiment(text, PATH)
     except ExperimentError as exc:
@@ -58,8 +72,12 @@ def assert_clean(text: str) -> None:
         for p in exc.problems:
             assert p.file == str(PATH) or p.file.startswith("--var"), str(p)
             assert p.message, str(p)
-            whole_file = p.line == 0 and "the file is" in p.message  # the size limit is the whole file's
-            assert whole_file or 1 <= p.line <= lines, str(p)
+            # the size limit and the count of problems not shown are the whole file's
+            if p.line == 0 and ("the file is" in p.message or "more problems" in p.message):
+                continue
+            assert 1 <= p.line <= len(lines) + 1, str(p)
+            width = len(lines[p.line - 1]) if p.line <= len(lines) else 0
+            assert 1 <= p.column <= width + 1, f"{p} (the line has {width} characters)"
 
 
 scalars = st.one_of(
@@ -98,13 +116,13 @@ documents = st.recursive(
 )
 
 
-@budget(2500)
+@budget(3300)
 @given(st.text(max_size=300))
 def test_arbitrary_text(text):
     assert_clean(text)
 
 
-@budget(1500)
+@budget(1300)
 @given(documents)
 def test_arbitrary_yaml_documents(doc):
     assert_clean(yaml.safe_dump(doc))
@@ -143,7 +161,7 @@ def mutate(doc, mutations):
     return doc
 
 
-@budget(2000)
+@budget(1400)
 @given(
     st.lists(
         st.tuples(st.sampled_from(ALL_PATHS), st.sampled_from(["delete", "replace", "add"]), scalars),
@@ -199,7 +217,7 @@ def nested_documents(draw):
     return f"title: deep\n{key}: {body}\n"
 
 
-@budget(700)
+@budget(400)
 @given(nested_documents())
 def test_deep_nesting(text):
     assert_clean(text)
@@ -253,7 +271,7 @@ def variable_graphs(draw):
     return yaml.safe_dump(doc, sort_keys=False, width=10**9)
 
 
-@budget(1000)
+@budget(800)
 @given(variable_graphs())
 def test_variable_graphs(text):
     assert_clean(text)
@@ -284,14 +302,130 @@ def many_steps(draw):
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=True, width=10**9)
 
 
-@budget(800)
+@budget(400)
 @given(many_steps())
 def test_many_steps_and_repeats(text):
     assert_clean(text)
 
 
+@st.composite
+def long_strings_behind_aliases(draw):
+    """A long string (up to 200,000 characters) and aliases to it, anywhere: the characters an
+    alias names count, so that 40 aliases of 100 KB are not 4 MB that later passes copy."""
+    size = draw(st.sampled_from([10, 1000, 30_000, 100_000, 200_000]))
+    count = draw(st.integers(1, 60))
+    aliases = "[" + ", ".join(["*s"] * count) + "]"
+    where = draw(st.sampled_from(["title", "tags", "vars", "body", "stack", "target", "measure"]))
+    body = aliases if where == "body" else "{a: 1}"
+    out = [f"x: &s {'D' * size}", "steady_state: [{measure: dead_air.max, expect: '< 1s'}]"]
+    out.append(f"method: [{{at: 1s, probe: p, http: {{url: 'http://x/', body: {body}}}}}]")
+    if where in ("title", "tags", "stack"):
+        out.append(f"{where}: {aliases if where != 'stack' else '*s'}")
+    elif where == "vars":
+        out.append(f"vars: {{v: {aliases}}}")
+    elif where in ("target", "measure"):
+        out.append("abort_when: [{measure: *s, expect: '< 1s'}]" if where == "measure" else "x2: *s")
+    if where not in ("title",):
+        out.append("title: t")
+    return "\n".join(draw(st.permutations(out))) + "\n"
+
+
+@budget(600)
+@given(long_strings_behind_aliases())
+def test_long_strings_behind_aliases(text):
+    assert_clean(text)
+
+
+ctk_values = st.one_of(
+    scalars, st.lists(scalars, max_size=2), st.dictionaries(st.text(max_size=5), scalars, max_size=2)
+)
+
+
+@st.composite
+def chaostoolkit_documents(draw):
+    """Chaos Toolkit experiments (JSON) of every shape: activities with any provider, refs,
+    pauses, configuration substituted into URLs and arguments, and any value where one is wanted."""
+    config = draw(st.dictionaries(st.sampled_from(["u", "big", "n"]), ctk_values | st.just("B" * 50_000), max_size=3))
+
+    def activity(i: int):
+        prov = draw(
+            st.sampled_from(
+                [
+                    {"type": "http", "url": "http://x/${u}${big}${big}", "headers": draw(ctk_values)},
+                    {"type": "process", "path": "true", "arguments": draw(ctk_values | st.just("'unclosed"))},
+                    {
+                        "type": "python",
+                        "module": "chaostoxi.toxic.actions",
+                        "func": "create_latency_toxic",
+                        "arguments": draw(ctk_values | st.just({"for_proxy": "mic", "latency": 100})),
+                    },
+                    draw(ctk_values),
+                ]
+            )
+        )
+        act = {"type": draw(st.sampled_from(["action", "probe", 5])), "name": f"a{i}", "provider": prov}
+        if draw(st.booleans()):
+            act["pauses"] = draw(ctk_values | st.just({"before": 1, "after": "x"}))
+        return act
+
+    n = draw(st.integers(0, 4))
+    method = [activity(i) for i in range(n)] + [{"ref": draw(st.sampled_from(["a0", "zz", 5]))}] * draw(
+        st.sampled_from([0, 1, 50])
+    )
+    doc = {
+        "title": draw(ctk_values),
+        "configuration": config if draw(st.booleans()) else draw(ctk_values),
+        "steady-state-hypothesis": draw(
+            st.sampled_from(
+                [
+                    {
+                        "title": "h",
+                        "probes": [
+                            {
+                                "type": "probe",
+                                "name": "p",
+                                "tolerance": 200,
+                                "provider": {"type": "http", "url": "${u}"},
+                            }
+                        ],
+                    }
+                ]
+            )
+            | ctk_values
+        ),
+        "method": method if draw(st.booleans()) else draw(ctk_values),
+    }
+    for key in ("runtime", "tags", "rollbacks"):
+        if draw(st.booleans()):
+            doc[key] = draw(ctk_values)
+    return json.dumps(doc)
+
+
+@budget(800)
+@given(chaostoolkit_documents())
+def test_chaostoolkit_documents(text):
+    assert_clean(text)
+
+
+PROPERTIES = [
+    "test_arbitrary_text",
+    "test_arbitrary_yaml_documents",
+    "test_mutated_flagship",
+    "test_alias_structures",
+    "test_deep_nesting",
+    "test_long_names",
+    "test_variable_graphs",
+    "test_many_steps_and_repeats",
+    "test_long_strings_behind_aliases",
+    "test_chaostoolkit_documents",
+]
+
+
 def test_the_budget_is_over_ten_thousand_cases():
-    """The properties above share the 10,000 cases issue 16 asks for."""
+    """The properties above ran the 10,000 cases issue 16 asks for: counted as they ran, not as set."""
+    if not set(PROPERTIES) <= RAN:
+        pytest.skip("counts the cases of the whole module; some of its properties were not selected")
+    assert CASES[0] >= 10_000, CASES[0]
     tests = [
         test_arbitrary_text,
         test_arbitrary_yaml_documents,
@@ -301,6 +435,8 @@ def test_the_budget_is_over_ten_thousand_cases():
         test_long_names,
         test_variable_graphs,
         test_many_steps_and_repeats,
+        test_long_strings_behind_aliases,
+        test_chaostoolkit_documents,
     ]
     total = sum(t._hypothesis_internal_use_settings.max_examples for t in tests)
     assert total >= 10_000

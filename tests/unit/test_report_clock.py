@@ -159,11 +159,11 @@ def test_a_run_that_never_reached_its_method_keeps_the_runs_clock_and_says_so(tm
     band = _shape(fig, "fault 0.0 mic.cut")
     assert (band.x0, band.x1) == (pytest.approx(10.89), pytest.approx(14.89))
     assert "from 10.89s to 14.89s into the run" in _annotation(fig, "cut the speaker").hovertext
-    assert "stopped before its method" in _axis_title(fig)
+    assert "never reached its method" in _axis_title(fig)
     page = render_html(rec)
     assert "rollback action notify at 20.39s into the run: status 0" in page
-    assert "the run stopped before its method" in page
-    assert "This run stopped before its method: times are seconds since the run began." in page
+    assert "the run never reached its method" in page
+    assert "This run never reached its method (stopped, or not steady at the gate): times are seconds" in page
     assert "for 4.00 s, 10.9 s into the run" in plain_verdict(rec, {})
 
 

@@ -211,3 +211,14 @@ def test_the_plan_of_a_run_without_listeners_does_not_wait_for_them(tmp_path):
     text = render_plan(load_experiment(write(tmp_path, PROBE_ONLY)))
     assert "listeners  none" in text
     assert "after the listeners hear audio" not in text and "after the stack is up" in text
+
+
+def test_the_webshop_apps_healthcheck_does_not_go_through_a_faulted_link():
+    """A node fault's rollback waits for its node to be healthy again: a healthcheck that pinged
+    Redis through the app-redis link made `node.kill app` unrevertable while a Redis fault ran."""
+    stack = find_stack("webshop")
+    test = " ".join(stack.services["app"]["healthcheck"]["test"])
+    assert "/live" in test and "/health" not in test, test
+    shop = (stack.compose_file.parent / "shop.py").read_text()
+    live = shop[shop.index('if self.path == "/live"') : shop.index('if self.path == "/health"')]
+    assert "redis" not in live.split("\n", 1)[1].lower(), live

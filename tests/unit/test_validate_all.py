@@ -137,3 +137,45 @@ def test_deadair_validate_prints_every_problem_and_exits_2(tmp_path, capsys):
     assert "'soon' is not valid" in err[0]
     assert "unknown fault 'mic.kut'" in err[1]
     assert "'nowhere' is not" in err[2]
+
+
+# -- review 16c, 4: a check that combines sections runs when its own inputs were accepted ------
+
+EARS = """\
+title: t
+stack: audio-room
+seed: 1
+listeners: {count: 4, ears: 0}
+steady_state:
+  - {measure: dead_air.max, expect: "< 1.5s"}
+  - {measure: e2e_latency.p95, expect: "< 1.5s"}
+method:
+  - {at: 1s, fault: mic.cut, for: 2s}
+"""
+
+
+@pytest.mark.parametrize(
+    "change, elsewhere",
+    [
+        (("title: t", "title: [t]"), "F:1:8: title: a list is not valid"),
+        (("seed: 1", "seed: x"), "F:3:7: seed: 'x' is not valid"),
+        (("for: 2s", "for: 10x"), "F:9:35: method[0].for: '10x' is not valid"),
+    ],
+)
+def test_a_problem_elsewhere_does_not_hide_a_combined_check(change, elsewhere, tmp_path):
+    out = problems(EARS.replace(*change), tmp_path)
+    assert any(line.startswith(elsewhere) for line in out), out
+    assert "F:7:5: e2e_latency.p95 is measured by golden ears, but listeners.ears is 0" in "\n".join(out), out
+
+
+def test_ears_above_count_is_reported_beside_a_bad_title(tmp_path):
+    out = problems(EARS.replace("title: t", "title: [t]").replace("ears: 0", "ears: 9"), tmp_path)
+    assert "F:4:29: listeners.ears (9) is more than listeners.count (4)" in out, out
+
+
+@pytest.mark.parametrize("step", ["{at: 1s, fault: mic.cut, probe: x, ", "{at: 1s, faultt: mic.cut, "])
+def test_a_step_of_two_kinds_or_none_still_has_its_expect_and_durations_read(step, tmp_path):
+    text = HEAD + "  - " + step + "for: 10x, expect: [{measure: reconect_time, expect: 'p95 < 3s'}]}\n"
+    out = "\n".join(problems(text, tmp_path))
+    assert "unknown measure 'reconect_time' (did you mean 'reconnect_time'?)" in out, out
+    assert "'10x' is not" in out, out

@@ -75,9 +75,9 @@ def schema_problems(data: Any, pos: Positions, file: str) -> list[Problem]:
                 "object": "a mapping",
                 "string": "a string",
                 "integer": "a whole number",
-            }.get(str(err.schema.get("type")), err.message)
+            }.get(str(err.schema.get("type")), _cut(err.message))
         if expected is None and err.validator == "enum":
-            expected = "one of " + ", ".join(map(str, err.schema["enum"]))
+            expected = _cut("one of " + ", ".join(map(str, err.schema["enum"])))
         value = err.instance
         shown = (
             _shown(value)
@@ -85,7 +85,7 @@ def schema_problems(data: Any, pos: Positions, file: str) -> list[Problem]:
             else ("a mapping" if isinstance(value, dict) else "a list")
         )
         problems.append(
-            pos.problem(file, path, f"{_where(path)}{shown} is not valid; expected {expected or err.message}")
+            pos.problem(file, path, f"{_where(path)}{shown} is not valid; expected {expected or _cut(err.message)}")
         )
     return problems
 
@@ -97,6 +97,12 @@ def _where(path: Path_) -> str:
     for p in path:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out + ": "
+
+
+def _cut(message: str) -> str:
+    """A schema message as the "expected" part of a problem: jsonschema quotes the whole value in
+    it, which may be a megabyte; the problem quotes the value itself (shortened) already."""
+    return message if len(message) <= 200 else f"{message[:160]}... ({len(message):,} characters)"
 
 
 def _shown(value: Any) -> str:

@@ -18,6 +18,7 @@ down or slow gets a 503 within about a second, never a hang.
     POST   /rooms/{id}/speakers            {"user", "role": host|speaker}
     DELETE /rooms/{id}/speakers/{user}
 """
+
 import asyncio
 import json
 import logging
@@ -38,8 +39,11 @@ MAX_BODY = 16 * 1024
 REDIS_TIMEOUT = 0.5  # per Redis call; the whole request gives up after 1 s
 LISTENER_TTL = 60.0
 ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TRANSITIONS = {"open": ({"created"}, "open"), "start": ({"created", "open"}, "live"),
-               "end": ({"created", "open", "live"}, "ended")}
+TRANSITIONS = {
+    "open": ({"created"}, "open"),
+    "start": ({"created", "open"}, "live"),
+    "end": ({"created", "open", "live"}, "ended"),
+}
 
 log = logging.getLogger("room-api")
 stats = {"requests": 0, "errors_4xx": 0, "errors_5xx": 0, "joins": 0, "started": time.time()}
@@ -67,8 +71,11 @@ async def json_errors(request: web.Request, handler):
         if exc.status < 400:
             raise
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        message = {404: "no such resource", 405: f"method {request.method} not allowed",
-                   413: f"request body over {MAX_BODY} bytes"}.get(exc.status, exc.reason)
+        message = {
+            404: "no such resource",
+            405: f"method {request.method} not allowed",
+            413: f"request body over {MAX_BODY} bytes",
+        }.get(exc.status, exc.reason)
         response = error_response(exc.status, message, headers)
     except (RedisError, asyncio.TimeoutError, OSError) as exc:
         response = error_response(503, f"room store unavailable ({type(exc).__name__})")
@@ -129,9 +136,15 @@ class Rooms:
 
     async def view(self, rid: str) -> dict:
         room = await self.get(rid)
-        return {"id": rid, "title": room["title"], "host": room["host"], "state": room["state"],
-                "created": float(room["created"]), "joined": int(room.get("joined", 0)),
-                "listeners": await self.count(rid)}
+        return {
+            "id": rid,
+            "title": room["title"],
+            "host": room["host"],
+            "state": room["state"],
+            "created": float(room["created"]),
+            "joined": int(room.get("joined", 0)),
+            "listeners": await self.count(rid),
+        }
 
     async def count(self, rid: str) -> int:
         key = f"room:{rid}:listeners"
@@ -157,8 +170,9 @@ async def create_room(request: web.Request) -> web.Response:
     title = text_field(data, "title")
     host = text_field(data, "host")
     rid = "r-" + uuid.uuid4().hex[:10]
-    await rooms(request).r.hset(f"room:{rid}", mapping={"title": title, "host": host, "state": "created",
-                                                         "created": time.time(), "joined": 0})
+    await rooms(request).r.hset(
+        f"room:{rid}", mapping={"title": title, "host": host, "state": "created", "created": time.time(), "joined": 0}
+    )
     await rooms(request).r.hset(f"room:{rid}:speakers", host, "host")
     return web.json_response(await rooms(request).view(rid), status=201)
 
@@ -191,8 +205,15 @@ async def join(request: web.Request) -> web.Response:
         pipe.hincrby(f"room:{rid}", "joined", 1)
         await pipe.execute()
     stats["joins"] += 1
-    return web.json_response({"listener_id": lid, "room": rid, "user": user, "state": room["state"],
-                              "stream_url": STREAM_BASE_URL + STREAM_PATH})
+    return web.json_response(
+        {
+            "listener_id": lid,
+            "room": rid,
+            "user": user,
+            "state": room["state"],
+            "stream_url": STREAM_BASE_URL + STREAM_PATH,
+        }
+    )
 
 
 async def listener_update(request: web.Request) -> web.Response:
@@ -243,9 +264,17 @@ async def remove_speaker(request: web.Request) -> web.Response:
 
 
 async def on_startup(app: web.Application) -> None:
-    app["rooms"] = Rooms(aioredis.Redis(host=REDIS_HOST, port=REDIS_PORT, decode_responses=True,
-                                        socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT,
-                                        retry_on_timeout=False, max_connections=256))
+    app["rooms"] = Rooms(
+        aioredis.Redis(
+            host=REDIS_HOST,
+            port=REDIS_PORT,
+            decode_responses=True,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            socket_timeout=REDIS_TIMEOUT,
+            retry_on_timeout=False,
+            max_connections=256,
+        )
+    )
 
 
 async def on_cleanup(app: web.Application) -> None:
@@ -290,5 +319,10 @@ def make_app() -> web.Application:
 if __name__ == "__main__":
     _json_protocol_errors()
     logging.basicConfig(level=logging.INFO, format="room-api: %(levelname)s %(message)s")
-    web.run_app(make_app(), host="0.0.0.0", port=int(os.environ.get("PORT", "8080")), access_log=None,
-                print=lambda *_: log.info("listening on :%s", os.environ.get("PORT", "8080")))
+    web.run_app(
+        make_app(),
+        host="0.0.0.0",
+        port=int(os.environ.get("PORT", "8080")),
+        access_log=None,
+        print=lambda *_: log.info("listening on :%s", os.environ.get("PORT", "8080")),
+    )
