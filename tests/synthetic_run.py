@@ -120,3 +120,22 @@ def make_run(
     lines = [origin, {"t": 0.3, "kind": "listener.join", "src": "L0000", "attempt": 0}, *FAULTS]
     (folder / "journal.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
     return folder
+
+
+def write_judged_run(folder: Path, events: list, verdict, title: str, seed: int) -> Path:
+    """A run folder from hand-made events and one verdict judged on them (a failed run that rolled
+    nothing back); returns its journal. For report tests that need exact times."""
+    from chaos.timeline import Timeline
+
+    tl = Timeline()
+    tl.events = sorted(events, key=lambda e: e.t)
+    journal = tl.write_journal(folder / "journal.jsonl", {"title": title, "run_id": folder.name, "seed": seed})
+    summary = {
+        "title": title,
+        "status": "failed",
+        "exit_code": 1,
+        "verdicts": [verdict.to_json()],
+        "rollback": {"reverted": [], "failed": [], "gone": [], "unsettled": [], "details": {}, "ledger": None},
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return journal

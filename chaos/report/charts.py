@@ -227,32 +227,49 @@ def _servers(fig: go.Figure, rec: RunRecord, kind: str, row: int, clock: ReportC
     fig.update_yaxes(rangemode="tozero", row=row, col=1)
 
 
+def _band(
+    fig: go.Figure,
+    clock: ReportClock,
+    span: tuple[float, float],
+    fill: str,
+    line: dict[str, Any],
+    name: str,
+    label: tuple[float, str, str],
+) -> None:
+    """A shaded window over every row (a fault's, a crowd's arrivals), labelled at height
+    `label[0]` of the top row with `label[1]` and hover text `label[2]`; `span` on the run's clock."""
+    start, end = span
+    fig.add_vrect(
+        x0=clock.x(start), x1=clock.x(end), row="all", col=1, fillcolor=fill, line=line, layer="below", name=name
+    )
+    height, text, hover = label
+    fig.add_annotation(
+        x=clock.x((start + end) / 2),
+        y=height,
+        xref="x",
+        yref="y domain",
+        text=text,
+        showarrow=False,
+        yanchor="top",
+        bgcolor="rgba(255, 255, 255, 0.8)",
+        font={"size": 11},
+        hovertext=hover,
+    )
+
+
 def _faults_and_phases(fig: go.Figure, rec: RunRecord, clock: ReportClock) -> None:
     for f in sorted(rec.history.faults.values(), key=lambda f: f.start):
         end = max(f.end, f.start + 0.1)  # an instant fault still shows
         skipped = getattr(f, "skipped", "")  # a dry run's or a skipped step's would-be window
         label = f"{f.fault} {f.target or ''}".strip() + (f" (not injected: {skipped})" if skipped else "")
-        fig.add_vrect(
-            x0=clock.x(f.start),
-            x1=clock.x(end),
-            row="all",
-            col=1,
-            fillcolor="rgba(0, 0, 0, 0)" if skipped else FAULT_COLOR,
-            line={"width": 1, "color": "rgba(230, 150, 0, 0.9)", "dash": "dash" if skipped else "solid"},
-            layer="below",
-            name=f"{'skipped' if skipped else 'fault'} {f.occurrence} {label}",
-        )
-        fig.add_annotation(
-            x=clock.x((f.start + end) / 2),
-            y=0.9,
-            xref="x",
-            yref="y domain",
-            text=label,
-            showarrow=False,
-            yanchor="top",
-            bgcolor="rgba(255, 255, 255, 0.8)",
-            font={"size": 11},
-            hovertext=f"{fault_words(f)} {clock.span(f.start, f.end)} (occurrence {f.occurrence})",
+        _band(
+            fig,
+            clock,
+            (f.start, end),
+            "rgba(0, 0, 0, 0)" if skipped else FAULT_COLOR,
+            {"width": 1, "color": "rgba(230, 150, 0, 0.9)", "dash": "dash" if skipped else "solid"},
+            f"{'skipped' if skipped else 'fault'} {f.occurrence} {label}",
+            (0.9, label, f"{fault_words(f)} {clock.span(f.start, f.end)} (occurrence {f.occurrence})"),
         )
     for key, ev in sorted(rec.history.join_events.items(), key=lambda kv: kv[1].t):
         # a join step's crowd: a band over its arrivals (first to last), like a fault window
@@ -261,27 +278,18 @@ def _faults_and_phases(fig: go.Figure, rec: RunRecord, clock: ReportClock) -> No
         cut = rec.history.join_cancelled.get(key)
         if cut is not None:
             label += f" ({cut.data.get('cancelled')} never joined)"
-        fig.add_vrect(
-            x0=clock.x(ev.t),
-            x1=clock.x(end),
-            row="all",
-            col=1,
-            fillcolor=JOIN_COLOR,
-            line={"width": 1, "color": "rgba(30, 136, 229, 0.9)"},
-            layer="below",
-            name=f"join {key} {label}",
-        )
-        fig.add_annotation(
-            x=clock.x((ev.t + end) / 2),
-            y=0.8,
-            xref="x",
-            yref="y domain",
-            text=f"step {ev.data.get('step')}: {label}",
-            showarrow=False,
-            yanchor="top",
-            bgcolor="rgba(255, 255, 255, 0.8)",
-            font={"size": 11},
-            hovertext=f"a crowd joining: {label}, {clock.span(ev.t, end)} (occurrence {key})",
+        _band(
+            fig,
+            clock,
+            (ev.t, end),
+            JOIN_COLOR,
+            {"width": 1, "color": "rgba(30, 136, 229, 0.9)"},
+            f"join {key} {label}",
+            (
+                0.8,
+                f"step {ev.data.get('step')}: {label}",
+                f"a crowd joining: {label}, {clock.span(ev.t, end)} (occurrence {key})",
+            ),
         )
     for name, what in (("before", "gate"), ("during", "method"), ("after", "recovery")):
         w = rec.history.phases.get(name)

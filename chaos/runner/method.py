@@ -325,16 +325,27 @@ async def _join_crowd(ctx: RunContext, occ: Occurrence, mclock: MethodClock) -> 
 async def _ask_operator(ctx: RunContext, occ: Occurrence, fault: Fault, mclock: MethodClock) -> str | None:
     """Step mode: the operator confirms the fault (None: inject) or skips it (the reason); the
     method's clock stands still meanwhile."""
+    asked = ctx.timeline.clock.now()
     mclock.hold()
     length = f" for {occ.duration:g}s" if occ.duration else ""
+    # one clock: t+ counts from the method's start, the operator's waits included, as every
+    # progress line and the report do; the plan's offset moves later by the waits so far
+    waits = f"; the waits for answers so far put it at t+{asked - mclock.m0:.1f}s" if mclock.paused else ""
     try:
         answer = await ctx.prompter.ask(
             f"  step mode: inject {fault.describe()}{length} (step {occ.step.index}, occurrence {occ.key}, "
-            f"planned at t+{occ.at:g}s)?  y inject / s skip / k stop the run and roll back"
+            f"planned at t+{occ.at:g}s{waits})?  y inject / s skip / k stop the run and roll back"
         )
     finally:
         mclock.release()
-    ctx.timeline.record("operator.answer", "operator", occurrence=occ.key, answer=answer, by=ctx.user)
+    ctx.timeline.record(
+        "operator.answer",
+        "operator",
+        occurrence=occ.key,
+        answer=answer,
+        by=ctx.user,
+        asked=round(asked, 6),  # the method stood still from `asked` to this event: the report can show it
+    )
     if answer == "y":
         ctx.say(f"  {ctx.user}: inject {fault.describe()}")
         return None

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from experiment_files import problems
 
 from chaos.cli import main
 from chaos.errors import ExperimentError
@@ -11,14 +12,6 @@ from chaos.language.schema import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = ROOT / "experiments" / "mic-cut-hold-music.yaml"
-
-
-def problems(text: str, tmp_path: Path) -> list[str]:
-    f = tmp_path / "exp.yaml"
-    f.write_text(text)
-    with pytest.raises(ExperimentError) as info:
-        load_experiment(f)
-    return [str(p).replace(str(f), "F") for p in info.value.problems]
 
 
 GOOD = """\

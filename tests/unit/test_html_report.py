@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from synthetic_run import write_judged_run
 
 from chaos.checkers.history import History, Window
 from chaos.checkers.verdicts import check
@@ -21,7 +22,7 @@ from chaos.report.html import render_html
 from chaos.report.misses import choose_lanes, misses
 from chaos.report.runfiles import RunNotFound, find_run, load_run
 from chaos.report.story import plain_verdict, verdict_key
-from chaos.timeline import Event, Timeline
+from chaos.timeline import Event
 
 FLAGSHIP = Path(__file__).resolve().parents[1] / "data" / "runs" / "flagship-20261130-074937-ac9830"
 
@@ -148,18 +149,7 @@ def _failed_run(folder: Path, title: str = "Mic cut <script>alert(1)</script>") 
     (span,) = history.faults.values()
     verdict = check(history, "hold_music.onset", "p95 < 2s", Window(5.0, 10.0), "step", fault=span, step=0)
     assert verdict.outcome == "fail"
-    tl = Timeline()
-    tl.events = sorted(events, key=lambda e: e.t)
-    journal = tl.write_journal(folder / "journal.jsonl", {"title": title, "run_id": folder.name, "seed": 3})
-    summary = {
-        "title": title,
-        "status": "failed",
-        "exit_code": 1,
-        "verdicts": [verdict.to_json()],
-        "rollback": {"reverted": [], "failed": [], "gone": [], "unsettled": [], "details": {}, "ledger": None},
-    }
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return journal
+    return write_judged_run(folder, events, verdict, title, 3)
 
 
 def test_the_listeners_that_missed_are_named_missing_first_then_the_slowest(tmp_path):

@@ -122,6 +122,8 @@ def test_step_mode_y_injects_and_k_at_the_next_question_rolls_it_back_at_once(tm
 
 def test_step_mode_s_skips_a_fault_and_the_method_keeps_its_spacing(tmp_path):
     ctx, faults = context(tmp_path, first="300ms", step=True, user="bob")
+    said: list[str] = []
+    ctx.opt.progress = said.append
 
     async def main() -> None:
         ctx.stage, ctx.loop = "live", asyncio.get_running_loop()
@@ -148,6 +150,14 @@ def test_step_mode_s_skips_a_fault_and_the_method_keeps_its_spacing(tmp_path):
     # planned 400 ms after the first; the second question came after the first was answered
     assert start.t - skipped.t >= 0.4 - 0.05
     assert ctx.skipped == ["0.0"] and ctx.stopped is None
+    # one clock: the second question says where the operator's second of thinking put the fault
+    first_q, second_q = [m for m in said if "step mode: inject" in m]
+    assert "planned at t+0.2s)?" in first_q, first_q
+    assert "planned at t+0.6s; the waits for answers so far put it at t+" in second_q, second_q
+    moved = float(second_q.split("put it at t+")[1].split("s)")[0])
+    assert moved >= 0.6 + 1.0 - 0.05, second_q  # planned at 0.6 s, after a wait of at least 1 s
+    first_answer = ctx.timeline.of_kind("operator.answer")[0]
+    assert first_answer.t - first_answer.data["asked"] >= 1.0 - 0.05  # the wait, from the journal
 
 
 def test_a_dry_run_resolves_every_fault_and_applies_none(tmp_path):

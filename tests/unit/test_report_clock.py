@@ -5,12 +5,12 @@ so, for a run that never reached its method. Durations are not times: they do no
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from synthetic_run import write_judged_run
 
 from chaos.checkers.history import History, Window
 from chaos.checkers.verdicts import check
@@ -19,7 +19,7 @@ from chaos.report.html import render_html
 from chaos.report.misses import Lane, choose_lanes
 from chaos.report.runfiles import load_run
 from chaos.report.story import plain_verdict
-from chaos.timeline import Event, Timeline
+from chaos.timeline import Event
 
 FLAGSHIP = Path(__file__).resolve().parents[1] / "data" / "runs" / "flagship-20261130-074937-ac9830"
 M0 = 8.89  # the method's start on the run's clock: t+0
@@ -67,18 +67,7 @@ def _run(folder: Path, method: bool = True) -> Path:
         history, "dead_air", "max < 0.5s", Window(10.89, 14.89), "step", fault=history.faults["0.0"], step=0
     )
     assert verdict.outcome == "fail"  # L1's second of silence: judged on the run's clock
-    tl = Timeline()
-    tl.events = sorted(events, key=lambda e: e.t)
-    journal = tl.write_journal(folder / "journal.jsonl", {"title": "clock", "run_id": folder.name, "seed": 1})
-    summary = {
-        "title": "clock",
-        "status": "failed",
-        "exit_code": 1,
-        "verdicts": [verdict.to_json()],
-        "rollback": {"reverted": [], "failed": [], "gone": [], "unsettled": [], "details": {}, "ledger": None},
-    }
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return journal
+    return write_judged_run(folder, events, verdict, "clock", 1)
 
 
 def _figure(journal: Path):

@@ -1,22 +1,10 @@
 """`deadair validate` reports every problem of a file in one pass, each once and located
 (issue 16): the semantic pass runs on everything the schema did not reject."""
 
-from pathlib import Path
-
 import pytest
+from experiment_files import problems
 
 from chaos.cli import main
-from chaos.errors import ExperimentError
-from chaos.language.loader import load_experiment
-
-
-def problems(text: str, tmp_path: Path) -> list[str]:
-    f = tmp_path / "exp.yaml"
-    f.write_text(text)
-    with pytest.raises(ExperimentError) as info:
-        load_experiment(f)
-    return [str(p).replace(str(f), "F") for p in info.value.problems]
-
 
 HEAD = """\
 title: t
