@@ -6,7 +6,7 @@ Exit codes (documented in the README): 0 passed, 1 a hypothesis failed,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class DeadairError(Exception):
@@ -23,6 +23,7 @@ class Problem:
     line: int  # 1-based; 0 when the whole file is meant
     column: int  # 1-based; 0 when unknown
     message: str
+    last: bool = field(default=False, compare=False)  # "... and N more problems": printed after the rest
 
     def __str__(self) -> str:
         if self.line and self.column:
@@ -38,7 +39,7 @@ class ExperimentError(DeadairError):
     exit_code = 2
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column))
+        self.problems = sorted(problems, key=lambda p: (p.last, p.file, p.line, p.column))
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -3,8 +3,8 @@
 As Tavern does for API tests, each experiment file under the folders named by the ini
 option `deadair_paths` (default: `experiments`) is collected as one item, and so is a file
 named on the command line wherever it is (`pytest /tmp/my-exp.yaml`) if it is an experiment
-(a top-level `method`, `steady_state` or `steady-state-hypothesis`: another plugin's YAML, such
-as Tavern's, stays that plugin's). `deadair_paths` alone decides what a directory walk collects,
+(a top-level `method`, `steady_state` or `steady-state-hypothesis`, or a `title` without Tavern's
+`stages`, in any YAML style: another plugin's YAML, such as Tavern's, stays that plugin's). `deadair_paths` alone decides what a directory walk collects,
 a directory named on the command line too (`pytest elsewhere/` outside it collects nothing of
 deadair's: add the folder to `deadair_paths`). A file named twice, or by its path and through a
 symlink, is one item. An invalid file is a collection error with `file:line:column`. Experiment tags become markers, and
@@ -165,6 +165,38 @@ def _is_experiment_path(path: Path, config: pytest.Config) -> bool:
 _TOP_KEY = re.compile(r"^(?:method|steady_state|steady-state-hypothesis)\s*:", re.MULTILINE)
 
 
+_EXPERIMENT_KEYS = {"method", "steady_state", "steady-state-hypothesis"}
+_OTHER_PLUGINS_KEYS = {"stages", "test_name", "includes"}  # Tavern's
+
+
+def _top_level_keys(text: str) -> set[str] | None:
+    """The first document's top-level keys, read from YAML events (any style: block, flow
+    `{title: t, method: [...]}`, quoted `"method":`), without building the document: no alias is
+    expanded, and the file was read bounded. None if it is not YAML."""
+    import yaml
+
+    keys: set[str] = set()
+    depth, is_key = 0, True
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.DocumentEndEvent):
+                break
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if depth == 0 and not isinstance(event, yaml.MappingStartEvent):
+                    return keys  # a list at the top: no experiment
+                depth += 1
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+                is_key = not is_key if depth == 1 else is_key  # a key's or value's collection ended
+            elif depth == 1 and isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+                if is_key and isinstance(event, yaml.ScalarEvent):
+                    keys.add(event.value)
+                is_key = not is_key
+    except yaml.YAMLError:
+        return keys or None
+    return keys
+
+
 def _looks_like_experiment(path: Path) -> bool:
     """A file named on the command line is claimed only if it is an experiment (deadair or Chaos
     Toolkit): a top-level `method`, `steady_state` or `steady-state-hypothesis`. Another plugin's
@@ -175,7 +207,10 @@ def _looks_like_experiment(path: Path) -> bool:
     except OSError:
         return True  # let the loader say what is wrong with it
     if path.suffix != ".json":
-        return bool(_TOP_KEY.search(text))
+        keys = _top_level_keys(text)
+        if keys is None:  # not YAML: claimed if it looks like one of ours, for a located error
+            return bool(_TOP_KEY.search(text))
+        return bool(keys & _EXPERIMENT_KEYS) or ("title" in keys and not keys & _OTHER_PLUGINS_KEYS)
     import json
 
     try:

@@ -11,14 +11,18 @@ before the method is planned. Crossing one is a located problem (exit 2) like an
 from __future__ import annotations
 
 MAX_FILE_BYTES = 128 * 1024
-"""An experiment file's size. 128 KiB is some 35 times the largest experiment here (or 2,900
-steps written out). The time to validate grows with it, in PyYAML's pure-Python parser (the only
-one used: libyaml's disagrees with it on what is valid YAML) and the JSON Schema: a file at the
-limit full of valid steps takes ~1 s of CPU to parse and ~2 s in all on a busy 2-core machine;
-at 256 KiB it was ~4 s, past "within seconds"."""
+"""An experiment file's size. 128 KiB is some 35 times the largest experiment here (or about
+3,100 short steps written out, `- {at: 5s, fault: mic.cut, for: 8s}`; 1,500 with a target and
+parameters). The time to validate grows with it, in PyYAML's pure-Python parser (the only one
+used: libyaml's disagrees with it on what is valid YAML) and the JSON Schema: a file at the limit
+full of flat valid steps takes ~1.5 s of CPU; the worst shape measured, values nested to the
+depth limit over and over, ~2.5 to 3 s of CPU and ~100 MB; at 256 KiB it would be twice that,
+past "within seconds"."""
 
 MAX_DEPTH = 64
-"""How deeply mappings and lists may nest. An experiment nests 6 levels; an HTTP probe's JSON
+"""How deeply values may nest: the document is level 1, and a mapping, list or scalar is one level
+below what holds it (63 brackets around a number are 64 levels). An experiment nests 6 (its
+scalars counted); an HTTP probe's JSON
 body may add a dozen. 64 keeps every later pass (which walks the document recursively) far from
 Python's recursion limit (1000 frames)."""
 
@@ -30,7 +34,7 @@ anything is expanded."""
 
 MAX_DOCUMENT_CHARS = 1024 * 1024
 """Characters of the document's values (scalars, keys included) once every YAML alias, Chaos
-Toolkit `ref` and configuration `${name}` is expanded: 1 MiB, four times the largest file. An
+Toolkit `ref` and configuration `${name}` is expanded: 1 MiB, 8 times the largest file. An
 alias to a long string counts as a copy of it, so that `[*s, *s, ...]` cannot make a value of
 gigabytes that every later pass (the schema's messages, a probe's JSON body) would copy."""
 
@@ -43,7 +47,7 @@ MAX_VARIABLE_CHARS = 65_536
 "${b}${b}", b: "${c}${c}", ...}` doubles at every level). 64 KiB holds any URL, argument or body."""
 
 MAX_EXPANDED_CHARS = 1024 * 1024
-"""Characters that substituting `${name}` may add to the whole document: 1 MiB, four times the
+"""Characters that substituting `${name}` may add to the whole document: 1 MiB, 8 times the
 largest file, so that many uses of a long variable cannot make a document no file could be."""
 
 MAX_STEPS = 10_000

@@ -227,9 +227,13 @@ def parse_experiment(
                     "set listeners.ears to at least 1 (a measure with no one to take it can never fail)",
                 )
             )
-    if not whole:  # the rest needs every value: the hypothesis, the windows, the seed
-        raise ExperimentError(_unique(problems))
-    if not steady and not any(st.expect for st in steps) and not m.problems:
+    judged = [v for k in ("steady_state", "method") if isinstance(v := data.get(k), list)]
+    hypothesis_read = (  # every check and step was read, whatever else was wrong with the file
+        not any(p[:1] in (("steady_state",), ("method",)) for p in pos.rejected)
+        and all(isinstance(data.get(k, []), list) for k in ("steady_state", "method"))
+        and sum(map(len, judged)) == len(steady) + len(steps)
+    )
+    if hypothesis_read and not steady and not any(st.expect for st in steps):
         problems.append(
             Problem(
                 file,
@@ -239,6 +243,8 @@ def parse_experiment(
                 "an experiment without a hypothesis passes whatever happens",
             )
         )
+    if not whole:  # the rest needs every value: the hypothesis, the windows, the seed
+        raise ExperimentError(_unique(problems))
     windows = Windows(**{k: parse_duration(v) for k, v in (data.get("windows") or {}).items()})
     if problems:
         raise ExperimentError(_unique(problems))
@@ -293,13 +299,14 @@ def _arrival(value: Any) -> dict[str, Any]:
 
 def _unique(problems: list[Problem]) -> list[Problem]:
     """Each problem once (two passes may find the same thing at the same place), and no more than
-    MAX_PROBLEMS: a file with a thousand wrong steps says so in a screenful, not in megabytes."""
-    once = list(dict.fromkeys(problems))
+    MAX_PROBLEMS: a file with a thousand wrong steps says so in a screenful, not in megabytes. The
+    first ones in the file are kept (a pass that runs later may find earlier lines), the count last."""
+    once = sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.column))  # file order, as printed
     if len(once) <= MAX_PROBLEMS:
         return once
     last = once[MAX_PROBLEMS - 1]
     more = f"... and {len(once) - MAX_PROBLEMS + 1:,} more problems (the first {MAX_PROBLEMS - 1} are shown)"
-    return [*once[: MAX_PROBLEMS - 1], Problem(last.file, 0, 0, more)]
+    return [*once[: MAX_PROBLEMS - 1], Problem(last.file, 0, 0, more, last=True)]
 
 
 def _too_many_steps(data: dict[str, Any], pos: Positions, file: str) -> Problem | None:

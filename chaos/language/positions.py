@@ -9,6 +9,7 @@ milliseconds, and 5,000 nested brackets never reach Python's recursion limit).
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Any
 
@@ -16,10 +17,28 @@ import yaml
 
 from chaos.errors import Problem
 from chaos.language.limits import MAX_DEPTH, MAX_DOCUMENT_CHARS, MAX_FILE_BYTES, MAX_VALUES
+from chaos.stack.yamltabs import TabTolerantSafeLoader
 
 Path_ = tuple[Any, ...]
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+_LINE_BREAK = re.compile("\r\n|\r|\n")  # an editor's and grep -n's, not YAML's (which adds U+0085, U+2028, U+2029)
+
+
+class _Lines:
+    """Line and column (1-based) of a character index, lines counted as editors count them: YAML's
+    marks also break lines at U+0085, U+2028 and U+2029, and would be a line off after each."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
+
+    def at(self, index: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self.starts, index)
+        start = self.starts[line - 1]
+        return line, index - start + 1 - self.text.count("\ufeff", start, index)  # a BOM takes no column
+
+    def of(self, mark: Any) -> tuple[int, int]:
+        return self.at(mark.index) if mark is not None else (1, 1)
 
 
 class Positions:
@@ -107,7 +126,8 @@ class _Limits:
     def _too_deep(self, levels: int, mark: Any, what: str) -> None:
         if self._depth + levels > MAX_DEPTH:
             raise LimitExceeded(
-                problem=f"{what}nested more than {MAX_DEPTH} levels deep (mappings and lists within each other"
+                problem=f"{what}nested more than {MAX_DEPTH} levels deep (the document is level 1; a mapping, list or "
+                "value is one level below what holds it"
                 f"{', counting what aliases name' if what else ''}); expected a flatter document",
                 problem_mark=mark,
             )
@@ -151,18 +171,20 @@ class _Limits:
         return node
 
 
-class _PythonLoader(_Limits, yaml.SafeLoader):
-    """PyYAML's own parser: its messages for broken YAML are the clearer ones."""
+class _PythonLoader(_Limits, TabTolerantSafeLoader):
+    """PyYAML's own parser (its messages for broken YAML are the clearer ones), with libyaml's
+    rule for tabs between tokens, so that `key:\tvalue` or `[\t1.5]` load as Compose loads them."""
 
     def __init__(self, stream: str) -> None:
-        yaml.SafeLoader.__init__(self, stream)
+        TabTolerantSafeLoader.__init__(self, stream)
         self._start_limits()
 
 
 def _compose(text: str) -> Any:
     """The document's node graph, within the limits, by PyYAML's own (pure-Python) parser, always:
     libyaml, where PyYAML was built with it, is four times faster but does not agree on what is
-    valid (`[\t1.5]` passes it; a byte order mark after line 1 does not), and whether a file is
+    valid (a byte order mark after line 1 passes one and not the other; tabs agree since
+    chaos.stack.yamltabs), and whether a file is
     valid may not depend on how PyYAML was built. MAX_FILE_BYTES is set so that this parser stays
     within seconds (chaos.language.limits)."""
     loader = _PythonLoader(text)  # its reader refuses control characters already
@@ -192,24 +214,22 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
     problems: list[Problem] = []
     if (big := size_problem(text, file)) is not None:
         return None, pos, [big]
+    lines = _Lines(text)
     try:
         root = _compose(text)
     except LimitExceeded as exc:
-        mark = exc.problem_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, col = lines.of(exc.problem_mark)
         problems.append(Problem(file, line, col, str(exc.problem)))
         return None, pos, problems
     except RecursionError:  # not reached within MAX_DEPTH; kept so that no traceback can escape
         problems.append(Problem(file, 1, 1, f"nested too deeply; expected at most {MAX_DEPTH} levels"))
         return None, pos, problems
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, col = lines.of(exc.problem_mark or exc.context_mark)
         problems.append(Problem(file, line, col, f"YAML syntax: {exc.problem or exc}"))
         return None, pos, problems
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow: at its place, on one line
-        breaks = list(_LINE_BREAK.finditer(text, 0, exc.position))  # YAML's, as its marks count lines
-        line, col = len(breaks) + 1, exc.position - (breaks[-1].end() if breaks else 0) + 1
+        line, col = lines.at(exc.position)
         char = exc.character if isinstance(exc.character, str) else chr(exc.character)
         problems.append(
             Problem(
@@ -232,12 +252,12 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
     scalar_loader = yaml.SafeLoader("")
 
     def build(node: yaml.Node, path: Path_) -> Any:
-        pos.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        pos.values[path] = lines.of(node.start_mark)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for knode, vnode in node.value:
                 if knode.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: one problem, the mapping skipped
-                    line, col = knode.start_mark.line + 1, knode.start_mark.column + 1
+                    line, col = lines.of(knode.start_mark)
                     problems.append(
                         Problem(
                             file,
@@ -253,9 +273,9 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
                 if not isinstance(key, (str, int, float)) or isinstance(key, bool):
                     key = str(key)
                 if key in out:
-                    line, col = knode.start_mark.line + 1, knode.start_mark.column + 1
+                    line, col = lines.of(knode.start_mark)
                     problems.append(Problem(file, line, col, f"duplicate key {key!r}"))
-                pos.keys[path + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+                pos.keys[path + (key,)] = lines.of(knode.start_mark)
                 out[key] = build(vnode, path + (key,))
             return out
         if isinstance(node, yaml.SequenceNode):

@@ -25,13 +25,18 @@ from chaos.language.schema import schema
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
 
+def shown(raw: str, at_most: int = 40) -> str:
+    """A --var's value as a message names it: a 70,000-character value is not printed whole."""
+    return raw if len(raw) <= at_most else f"{raw[:at_most]}... ({len(raw):,} characters)"
+
+
 def apply_overrides(data: dict, overrides: dict[str, str], pos: Positions) -> list[Problem]:
     """--var KEY=VALUE: a declared variable, or a key of the experiment by its dotted path
     (missing mappings on the way are created: windows.gate=1s works without a windows key)."""
     problems = []
     variables = data.get("vars") if isinstance(data.get("vars"), dict) else None
     for key, raw in overrides.items():
-        where = f"--var {key}={raw}"
+        where = f"--var {key}={shown(raw)}"
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:

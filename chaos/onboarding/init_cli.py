@@ -65,7 +65,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if sc.by_hand:
         print("NOT rewritten: change these by hand in the generated file, or the traffic bypasses the link:")
         print("\n".join(f"  {line}" for line in sc.by_hand))
-    for note in [*sc.notes, *([] if ini is not None else [ini_text])]:
+    for note in [*sc.notes, *([] if ini is not None or not ini_text else [ini_text])]:
         print(f"note: {note}")
     exp = load_experiment(sc.experiment_out)  # what init wrote passes `deadair validate` (checked before, too)
     print(f"\n{sc.experiment_out}: ok ({exp.title})")

@@ -283,8 +283,19 @@ class Stack:
                 missing.append(image)
             except DockerException as exc:
                 raise StackError(f"cannot inspect image {image}: {exc}") from exc
+        own = [i for i in missing if i.startswith("deadair/")]  # `deadair setup` builds these, and only these
+        others = [i for i in missing if i not in own]
         if missing:
-            raise EnvironmentNotReady(f"image(s) {', '.join(missing)} not built; run `deadair setup`")
+            raise EnvironmentNotReady(
+                "; ".join(
+                    ([f"image(s) {', '.join(own)} not built; run `deadair setup`"] if own else [])
+                    + (
+                        [f"image(s) {', '.join(others)} not present here; `docker pull` or build them"]
+                        if others
+                        else []
+                    )
+                )
+            )
 
     def up(self, timeout: float = 300.0) -> float:
         """Start the stack and wait until every node is healthy and every link exists.

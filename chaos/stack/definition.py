@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from chaos.errors import EnvironmentNotReady
+from chaos.stack.yamltabs import TabTolerantSafeLoader
 
 COMPOSE_FILE_NAMES = ("docker-compose.yml", "compose.yaml", "compose.yml", "docker-compose.yaml")
 _LINK_LABEL = re.compile(r"^deadair\.link\.([a-z0-9][a-z0-9_.-]*)$")
@@ -139,7 +140,11 @@ def _read_compose(compose_file: Path) -> dict[str, Any]:
             raw = f.read(MAX_COMPOSE_BYTES + 1)
         if len(raw) > MAX_COMPOSE_BYTES:
             raise StackError(f"{compose_file}: more than {MAX_COMPOSE_BYTES:,} bytes; expected a compose file")
-        doc = yaml.safe_load(raw.decode("utf-8"))
+        doc = yaml.load(raw.decode("utf-8"), Loader=TabTolerantSafeLoader)  # Compose's tabs load
+    except yaml.MarkedYAMLError as exc:  # one located line, not PyYAML's several
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{compose_file}:{mark.line + 1}:{mark.column + 1}" if mark else str(compose_file)
+        raise StackError(f"{where}: YAML syntax: {exc.problem or exc}; expected a compose file") from None
     except (OSError, yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:
         raise StackError(f"cannot read the stack's compose file {compose_file}: {exc}") from None
     except RecursionError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import yaml
 
 from chaos.errors import ExperimentError, Problem
-from chaos.stack.definition import COMPOSE_FILE_NAMES, labels_of, port_env
+from chaos.stack.definition import labels_of, port_env
 
 TOXIPROXY_IMAGE = "deadair/toxiproxy:2.12.0"
 API_PORT = 8474
@@ -34,6 +35,7 @@ _SERVICE_PORT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*):(\d{1,5})(/[^\s$]*)?$
 MAX_COMPOSE_BYTES = 1_000_000
 MAX_VALUES = 200_000  # values once every alias is expanded: a compose file of 500 services has ~20,000
 MAX_DEPTH = 64
+MAX_CHARS = 1_048_576  # characters of text once every alias is expanded (a 400 KB string under 9**5 aliases)
 MAX_SERVICES = 500
 MAX_NAME = 64  # a stack name: a folder name and part of compose project and container names
 # a URL's default port, for `redis://db` (no port): rewritten only when it is the linked port
@@ -104,14 +106,25 @@ class Scaffold:
     used: set[str] = field(default_factory=set)  # links some address was rewritten to
     compose_out: Path = Path()
     experiment_out: Path = Path()
+    regenerate: str = "deadair init --force"  # the command that writes this again
+
+
+USER_COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")  # Compose's order
+OVERRIDE_NAMES = (
+    "compose.override.yaml",
+    "compose.override.yml",
+    "docker-compose.override.yaml",
+    "docker-compose.override.yml",
+)
 
 
 def find_compose_file(folder: Path) -> Path:
-    for fname in COMPOSE_FILE_NAMES:
+    """The user's compose file as `docker compose` picks it in a folder (compose.yaml first)."""
+    for fname in USER_COMPOSE_NAMES:
         if (folder / fname).is_file():
             return folder / fname
     raise ScaffoldError(
-        [Problem(str(folder), 0, 0, f"no compose file ({', '.join(COMPOSE_FILE_NAMES)}); expected --compose FILE")]
+        [Problem(str(folder), 0, 0, f"no compose file ({', '.join(USER_COMPOSE_NAMES)}); expected --compose FILE")]
     )
 
 
@@ -152,11 +165,29 @@ _Compose12Loader.add_constructor("tag:yaml.org,2002:int", _int12)
 _Compose12Loader.add_constructor("tag:yaml.org,2002:bool", lambda loader, node: node.value.lower() == "true")
 
 
-def _expanded_size(root: yaml.Node) -> tuple[int, int]:
-    """(values once every alias is expanded, depth) of a node tree, without expanding it: an
-    alias is the same node object, so each node's size is counted once (the "billion laughs")."""
+class _BothDumper(yaml.SafeDumper):
+    """Writes a string quoted when YAML 1.1 (compose v1) or 1.2 (compose v2) would read it as
+    something else: PyYAML quotes only for 1.1, and 1.2 reads a plain `1e3` as 1000.0, `0o17` as 15."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    node = dumper.represent_str(value)
+    tag12 = _Compose12Loader.resolve(_Compose12Loader, yaml.ScalarNode, value, (True, False))  # type: ignore[arg-type]
+    if tag12 != "tag:yaml.org,2002:str" and isinstance(node, yaml.ScalarNode) and node.style is None:
+        node.style = '"'
+    return node
+
+
+_BothDumper.add_representer(str, _represent_str)
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int, int]:
+    """(values once every alias is expanded, depth, characters of text once expanded) of a node
+    tree, without expanding it: an alias is the same node object, so each node's size is counted
+    once (the "billion laughs", and one long string behind many aliases)."""
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
+    chars: dict[int, int] = {}
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -170,12 +201,14 @@ def _expanded_size(root: yaml.Node) -> tuple[int, int]:
         if done or not children:
             size[id(node)] = 1 + sum(size.get(id(c), 0) for c in children)
             depth[id(node)] = 1 + max((depth.get(id(c), 0) for c in children), default=0)
-            if size[id(node)] > MAX_VALUES or depth[id(node)] > MAX_DEPTH:
-                return size[id(node)], depth[id(node)]
+            own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+            chars[id(node)] = own + sum(chars.get(id(c), 0) for c in children)
+            if size[id(node)] > MAX_VALUES or depth[id(node)] > MAX_DEPTH or chars[id(node)] > MAX_CHARS:
+                return size[id(node)], depth[id(node)], chars[id(node)]
             continue
         stack.append((node, True))
         stack.extend((c, False) for c in children if id(c) not in size)
-    return size[id(root)], depth[id(root)]
+    return size[id(root)], depth[id(root)], chars[id(root)]
 
 
 def read_compose(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
@@ -193,16 +226,16 @@ def read_compose(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
     try:
         node = loader.get_single_node()
         if node is not None:
-            values, depth = _expanded_size(node)
-            if values > MAX_VALUES or depth > MAX_DEPTH:
+            values, depth, chars = _expanded_size(node)
+            if values > MAX_VALUES or depth > MAX_DEPTH or chars > MAX_CHARS:
                 raise ScaffoldError(
                     [
                         Problem(
                             str(path),
                             1,
                             1,
-                            f"more than {MAX_VALUES:,} values once its aliases are expanded, or nested more than "
-                            f"{MAX_DEPTH} levels deep; expected a compose file",
+                            f"more than {MAX_VALUES:,} values or {MAX_CHARS:,} characters once its aliases are "
+                            f"expanded, or nested more than {MAX_DEPTH} levels deep; expected a compose file",
                         )
                     ]
                 )
@@ -379,6 +412,17 @@ def plan(
                     f'those, or add `expose: ["{t.port}"]` to {t.service}',
                 )
             )
+    for t in [*links, *([entry] if entry else [])]:
+        mode = services.get(t.service, {}).get("network_mode")
+        if mode:  # host, service:X, none...: not on the stack's network, so Toxiproxy cannot reach it by name
+            problems.append(
+                Problem(
+                    src,
+                    *_where(node, "services", t.service, "network_mode"),
+                    f"{t.given}: service {t.service} has network_mode {mode}, so Toxiproxy cannot reach it by "
+                    f"name; expected a service on the stack's network (remove network_mode, or choose another)",
+                )
+            )
     if not links:
         problems.append(Problem("--link", 0, 0, "expected at least one --link SERVICE:PORT: a dependency to fault"))
     if len({(t.service, t.port) for t in links}) != len(links):
@@ -407,15 +451,33 @@ def plan(
         _unique(f"entry-{_safe_name(entry.service)}", planned), FIRST_ENTRY_PORT, entry.service, entry.port
     )
     compose_out = out_dir / "compose" / stack_name / "docker-compose.yml"
+    if compose_out.resolve() == compose_file.resolve():  # --force would overwrite the user's own file
+        raise ScaffoldError(
+            [
+                Problem(
+                    src,
+                    0,
+                    0,
+                    f"the generated file would replace this compose file ({compose_out}); expected --name "
+                    "ANOTHER or another DIR",
+                )
+            ]
+        )
     sc = Scaffold(stack_name, {}, planned, entry_link, compose_out=compose_out)
+    flags = ["deadair", "init", str(out_dir), "--compose", str(compose_file)]
+    flags += [x for t in links for x in ("--link", f"{t.service}:{t.port}")]
+    flags += ["--entry", f"{entry.service}:{entry.port}{entry.path if entry.path != '/' else ''}"]
+    sc.regenerate = shlex.join([*flags, *(["--name", name] if name else []), "--force"])
     new_services = {proxy: _toxiproxy_service(proxy, planned, entry_link, doc)}
-    needed = {entry.service, *(t.service for t in links)}
+    chosen = {entry.service, *(t.service for t in links)}
+    needed = _with_dependencies(chosen, services)
     for svc, spec in services.items():
         spec = dict(spec)
         if svc in needed and spec.get("profiles"):  # compose starts it only with --profile; deadair starts defaults
+            why = "the experiment needs it" if svc in chosen else "a service the experiment needs depends on it"
             sc.notes.append(
                 f"{svc}: profiles {spec.pop('profiles')} dropped in the generated file: compose starts a service "
-                "with profiles only when one is asked for, and the experiment needs it"
+                f"with profiles only when one is asked for, and {why}"
             )
         new_services[svc] = _service(svc, spec, planned, proxy, compose_file, compose_out.parent, sc)
     for link in planned:
@@ -424,9 +486,21 @@ def plan(
                 f"no service's environment names {link.service}:{link.port}: point its clients at "
                 f"{proxy}:{link.listen_port} (link {link.name}) by hand, or their traffic bypasses the link"
             )
+    pulled = sorted({str(spec["image"]) for spec in services.values() if spec.get("image") and not spec.get("build")})
+    if pulled:
+        sc.notes.append(
+            f"deadair starts the stack without pulling or building images: `docker pull` {' '.join(pulled)} first "
+            "(`deadair setup` builds only deadair's own images)"
+        )
     out_doc = {k: v for k, v in doc.items() if k != "services"}
     out_doc["services"] = new_services
     out_doc = _relocate_top(out_doc, compose_file, compose_out.parent)
+    overrides = [compose_file.parent / f for f in OVERRIDE_NAMES if (compose_file.parent / f).is_file()]
+    if overrides:
+        sc.notes.append(
+            f"{overrides[0]} is not read: Compose merges it into your file, deadair reads one file; to keep its "
+            f"settings, generate from the merged file (`docker compose config > merged.yml`, then --compose merged.yml)"
+        )
     if (compose_file.parent / ".env").is_file():
         sc.notes.append(
             f"{compose_file.parent / '.env'} sets variables for your compose file; compose reads .env from the "
@@ -436,6 +510,18 @@ def plan(
     sc.experiment_out = out_dir / "experiments" / f"{stack_name}-first.yaml"
     sc.files[sc.experiment_out] = experiment_text(sc, entry, compose_file)
     return sc
+
+
+def _with_dependencies(chosen: set[str], services: dict[str, dict[str, Any]]) -> set[str]:
+    """These services and every service they `depends_on`, transitively (list or mapping form)."""
+    out, todo = set(chosen), list(chosen)
+    while todo:
+        deps = services.get(todo.pop(), {}).get("depends_on") or []
+        for dep in deps if isinstance(deps, (list, dict)) else []:
+            if isinstance(dep, str) and dep in services and dep not in out:
+                out.add(dep)
+                todo.append(dep)
+    return out
 
 
 def _published_ports(spec: dict[str, Any]) -> set[int]:
@@ -535,12 +621,20 @@ def _service(
         sc.notes.append(
             f"{svc}: container_name {spec.pop('container_name')!r} dropped (it would clash with your own stack)"
         )
-    if spec.get("environment"):
+    if spec.get("environment") and not spec.get("network_mode"):  # else `toxiproxy` is no name it can resolve
         spec["environment"] = _environment(svc, spec, links, proxy, sc)
     for key in ("command", "entrypoint", "healthcheck"):
-        text = str(spec.get(key) or "")
         for link in links:
-            if link.service != svc and re.search(rf"(?<![\w.-]){re.escape(link.service)}(?![\w-])", text):
+            named = rf"(?<![\w.-]){re.escape(link.service)}(?![\w-])"
+            if link.service == svc or not any(re.search(named, text) for text in _strings(spec.get(key))):
+                continue
+            if key == "healthcheck":  # kept off links on purpose
+                sc.notes.append(
+                    f"{svc}: its healthcheck names {link.service}: leave it so, not through {proxy}: rollback of "
+                    f"a node fault waits for the node to be healthy, and a healthcheck through a faulted link "
+                    f"would make it wait for the link fault too"
+                )
+            else:
                 sc.by_hand.append(
                     f"{svc}: its {key} names {link.service}: point it at {proxy}:{link.listen_port} (link {link.name}) by hand"
                 )
@@ -564,12 +658,36 @@ def _service(
     if isinstance(env_file, str):
         spec["env_file"] = _relocate(env_file, old_dir, new_dir)
     elif isinstance(env_file, list):
-        spec["env_file"] = [_relocate(str(f), old_dir, new_dir) if isinstance(f, str) else f for f in env_file]
+        spec["env_file"] = [_env_file(f, old_dir, new_dir) for f in env_file]
     if spec.get("volumes"):
         spec["volumes"] = [_volume(v, old_dir, new_dir) for v in spec["volumes"]]
     if isinstance(spec.get("extends"), dict) and "file" in spec["extends"]:
         spec["extends"] = {**spec["extends"], "file": _relocate(str(spec["extends"]["file"]), old_dir, new_dir)}
     return spec
+
+
+def _strings(value: Any) -> list[str]:
+    """The texts in a command, entrypoint or healthcheck (a string, or lists and mappings of them),
+    without building one string of all of them."""
+    out: list[str] = []
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+        elif item is not None:
+            out.append(_text(item))
+    return out
+
+
+_USERINFO = re.compile(r"(://[^/@\s:]*):[^/@\s]*@")
+
+
+def _masked(value: str) -> str:
+    """A value as printed and written in the header: `postgres://u:pw@db` -> `postgres://u:***@db`."""
+    return _USERINFO.sub(r"\1:***@", value)
 
 
 _DEFAULTED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?[-=]")
@@ -590,7 +708,7 @@ def _environment(svc: str, spec: dict[str, Any], links: list[PlannedLink], proxy
         if through:
             new[key] = changed
             names = ", ".join(f"link {link.name} -> {link.service}:{link.port}" for link in through)
-            sc.rewritten.append(f"{svc}: {key}={value} -> {changed} ({names})")
+            sc.rewritten.append(f"{svc}: {key}={_masked(value)} -> {_masked(changed)} ({names})")
             for var in _DEFAULTED.findall(value):  # ${REDIS_URL:-redis://db:6379}: the shell's or .env's value wins
                 sc.by_hand.append(
                     f"{svc}: {key} is ${{{var}:-...}}: only its default was rewritten; where {var} is set (your "
@@ -656,6 +774,15 @@ def _relocate(path: str, old_dir: Path, new_dir: Path) -> str:
     return os.path.relpath(absolute, new_abs)
 
 
+def _env_file(entry: Any, old_dir: Path, new_dir: Path) -> Any:
+    """`web.env`, or the long syntax `{path: web.env, required: false}`."""
+    if isinstance(entry, str):
+        return _relocate(entry, old_dir, new_dir)
+    if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+        return {**entry, "path": _relocate(entry["path"], old_dir, new_dir)}
+    return entry
+
+
 def _volume(entry: Any, old_dir: Path, new_dir: Path) -> Any:
     if isinstance(entry, dict):
         if entry.get("type") == "bind" and "source" in entry:
@@ -668,8 +795,22 @@ def _volume(entry: Any, old_dir: Path, new_dir: Path) -> Any:
 
 
 def _relocate_top(doc: dict[str, Any], compose_file: Path, new_dir: Path) -> dict[str, Any]:
-    """Top-level configs and secrets with a `file:` relative to the user's compose file."""
+    """Top-level configs and secrets with a `file:`, and `include:` entries (a path, a list of
+    paths, or `{path: ..., env_file: ..., project_directory: ...}`), relative to the user's file."""
     old_dir = compose_file.resolve().parent
+
+    def move(value: Any) -> Any:
+        if isinstance(value, str):
+            return _relocate(value, old_dir, new_dir)
+        return [move(v) for v in value] if isinstance(value, list) else value
+
+    if isinstance(doc.get("include"), list):
+        doc["include"] = [
+            {**item, **{k: move(item[k]) for k in ("path", "env_file", "project_directory") if k in item}}
+            if isinstance(item, dict)
+            else move(item)
+            for item in doc["include"]
+        ]
     for key in ("configs", "secrets"):
         section = doc.get(key)
         if isinstance(section, dict):
@@ -679,23 +820,33 @@ def _relocate_top(doc: dict[str, Any], compose_file: Path, new_dir: Path) -> dic
     return doc
 
 
+_LINE_BREAKS = re.compile("[\n\r\x85\u2028\u2029]")
+
+
+def _one_line(text: str) -> str:
+    """A comment line that stays one: a multi-line value (`ML: |`) would end the comment and
+    leave its next line as YAML, so such a line is written JSON-escaped."""
+    return json.dumps(text)[1:-1] if _LINE_BREAKS.search(text) else text
+
+
 def _compose_text(doc: dict[str, Any], compose_file: Path, sc: Scaffold) -> str:
     source = os.path.relpath(compose_file.resolve(), sc.compose_out.parent.resolve())
     head = [
         f"# Written by `deadair init` from {source}, which it did not change.",
         "# Your services, plus Toxiproxy: deadair creates the links below (labels deadair.link.*) before",
-        "# it starts the other services. Regenerate with `deadair init --force`, or edit this file.",
+        "# it starts the other services. Edit this file, or regenerate it (from the folder init ran in):",
+        f"#   {_one_line(sc.regenerate)}",
         "#",
     ]
     for link in [sc.entry, *sc.links]:
         head.append(f"#   link {link.name}: {link.label}")
     if sc.rewritten:
         head.append("# Addresses rewritten to go through the links:")
-        head += [f"#   {line}" for line in sc.rewritten]
+        head += [f"#   {_one_line(line)}" for line in sc.rewritten]
     if sc.by_hand:
         head.append("# NOT rewritten (change by hand, or the traffic bypasses the link):")
-        head += [f"#   {line}" for line in sc.by_hand]
-    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+        head += [f"#   {_one_line(line)}" for line in sc.by_hand]
+    body = yaml.dump(doc, Dumper=_BothDumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
     return "\n".join(head) + "\n" + body
 
 
@@ -747,10 +898,20 @@ deadair_paths = experiments
 
 
 def pytest_config(out_dir: Path) -> tuple[Path | None, str]:
-    """(pytest.ini to write, or None when the folder has a pytest configuration already; the snippet).
+    """(pytest.ini to write, or None when DIR or a folder above it has a pytest configuration
+    already; what to add to it, empty when it has `deadair_paths` already, as on a rerun).
 
-    Every file pytest reads its configuration from counts (a pytest.ini, even empty, wins over the
-    others), so a pytest.ini written beside one would hide the user's own settings."""
+    pytest looks for its configuration from the folder it runs in upwards, and every file it
+    reads counts (a pytest.ini, even empty, wins over the others), so a pytest.ini written below
+    one would hide the user's own settings."""
+    for folder in [out_dir.resolve(), *out_dir.resolve().parents]:
+        ini, snippet = _pytest_config_in(folder)
+        if ini is None:
+            return ini, snippet
+    return out_dir / "pytest.ini", PYTEST_INI
+
+
+def _pytest_config_in(out_dir: Path) -> tuple[Path | None, str]:
     toml = 'deadair_paths = ["experiments"]'
     ini = "deadair_paths = experiments"
     for name, markers, snippet in (
@@ -768,6 +929,8 @@ def pytest_config(out_dir: Path) -> tuple[Path | None, str]:
         except (OSError, UnicodeDecodeError):
             text = None
         found = next((m for m in markers if text is not None and m in text), None)
+        if found is not None and "deadair_paths" in (text or ""):
+            return None, ""
         if found is not None:
             return None, f"{f} configures pytest already: add `{snippet}` under {found or '[pytest]'}"
     return out_dir / "pytest.ini", PYTEST_INI

@@ -130,7 +130,7 @@ def test_init_writes_files_that_validate_and_refuses_to_overwrite(app, capsys):
     args = ["init", str(app), "--link", "db:5432", "--link", "cache:6379", "--entry", "web:8080/health"]
     assert main(args) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "web: DATABASE_URL=postgres://u:pw@db:5432/shop -> postgres://u:pw@toxiproxy:8001/shop" in out
+    assert "web: DATABASE_URL=postgres://u:***@db:5432/shop -> postgres://u:***@toxiproxy:8001/shop" in out
     assert "NOT rewritten" in out and "LEGACY_DB=db" in out
     experiment = app / "experiments" / "shop-first.yaml"
     exp = load_experiment(experiment)
@@ -398,3 +398,183 @@ def test_a_dependency_in_a_profile_is_started_by_the_generated_file(tmp_path):
     services = yaml.safe_load(sc.files[sc.compose_out])["services"]
     assert "profiles" not in services["db"] and services["extra"]["profiles"] == ["debug"]
     assert any(note.startswith("db: profiles ['full'] dropped") for note in sc.notes)
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_init_never_overwrites_the_users_own_compose_file(tmp_path, capsys, force):
+    user = tmp_path / "compose" / "shop" / "docker-compose.yml"
+    user.parent.mkdir(parents=True)
+    user.write_text(USER)
+    argv = ["--compose", str(user), "--link", "db:5432", "--entry", "web:8080", *force]
+    assert _init(tmp_path, *argv) == 2
+    assert "would replace this compose file" in capsys.readouterr().err
+    assert user.read_text() == USER
+
+
+def test_a_long_string_behind_many_aliases_is_a_located_error(tmp_path, capsys):
+    """One 150 KB string reached through nine aliases: 1.35 MB of text once expanded (a 400 KB one
+    under 5 levels of 9 aliases took 22 s and 2.9 GB before the characters were counted)."""
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  db: {image: d, expose: [5432]}\n  web:\n    image: w\n    command:\n"
+        f"      - &s {'x' * 150_000}\n      - [{', '.join(['*s'] * 9)}]\n"
+    )
+    assert _init(tmp_path, "--link", "db:5432", "--entry", "db:5432") == 2
+    err = capsys.readouterr().err
+    assert "characters once its aliases are expanded" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docker-compose.yml"]
+
+
+def test_a_rewritten_multi_line_value_keeps_the_header_a_comment(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web:\n    image: w\n    ports: ['80:80']\n    environment:\n"
+        "      ML: |\n        line one db:5432\n        line two: [\n  db: {image: d}\n"
+    )
+    sc = scaffold.plan(tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), None)
+    text = sc.files[sc.compose_out]
+    doc = yaml.safe_load(text)
+    assert doc["services"]["web"]["environment"]["ML"] == "line one toxiproxy:8001\nline two: [\n"
+    header = text[: text.index("\nservices:")].split("\n")
+    assert all(line.startswith("#") for line in header), header
+    assert any("ML=line one db:5432\\nline two" in line for line in header)
+
+
+def test_quoted_strings_either_yaml_reads_as_numbers_stay_strings(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web:\n    image: w\n    ports: ['80:80']\n    environment:\n      DB: db:5432\n"
+        '      A: "1e3"\n      B: "7E10"\n      C: "0o17"\n      D: "1.5e3"\n      E: "yes"\n  db: {image: d}\n'
+    )
+    sc = scaffold.plan(tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), None)
+    for loader in (yaml.SafeLoader, scaffold._Compose12Loader):
+        env = yaml.load(sc.files[sc.compose_out], Loader=loader)["services"]["web"]["environment"]
+        assert env == {"DB": "toxiproxy:8001", "A": "1e3", "B": "7E10", "C": "0o17", "D": "1.5e3", "E": "yes"}
+
+
+def test_a_service_off_the_stacks_network_is_no_link_and_keeps_its_addresses(tmp_path, capsys):
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web:\n    image: w\n    network_mode: host\n    environment: {DB: 'db:5432'}\n"
+        "  side:\n    image: s\n    network_mode: 'service:web'\n    environment: {DB: 'db:5432'}\n"
+        "  api: {image: a, ports: ['80:80'], environment: {DB: 'db:5432'}}\n  db: {image: d}\n"
+    )
+    for entry in ("web:80", "side:80"):
+        assert _init(tmp_path, "--link", "db:5432", "--entry", entry) == 2
+        err = capsys.readouterr().err
+        assert f"docker-compose.yml:{4 if entry == 'web:80' else 8}:5: --entry {entry}: service" in err, err
+    sc = scaffold.plan(tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), None)
+    services = yaml.safe_load(sc.files[sc.compose_out])["services"]
+    assert services["web"]["environment"] == {"DB": "db:5432"} and services["side"]["environment"] == {"DB": "db:5432"}
+    assert services["api"]["environment"] == {"DB": "toxiproxy:8001"}
+
+
+def test_long_form_env_files_and_includes_still_point_at_the_users_files(app):
+    (app / "docker-compose.yml").write_text(
+        "include:\n  - ./infra.yml\n  - {path: [./a.yml, ./b.yml], env_file: ./inc.env}\n"
+        + USER.split("\n", 1)[1].replace("env_file: web.env", "env_file: [{path: ./web.env, required: true}, x.env]")
+    )
+    sc = scaffold.plan(
+        app / "docker-compose.yml", app, targets("db:5432"), scaffold.Target.parse("web:8080", "--entry")
+    )
+    doc = yaml.safe_load(sc.files[sc.compose_out])
+    assert doc["services"]["web"]["env_file"] == [{"path": "../../web.env", "required": True}, "../../x.env"]
+    assert doc["include"] == ["../../infra.yml", {"path": ["../../a.yml", "../../b.yml"], "env_file": "../../inc.env"}]
+
+
+def test_a_healthcheck_that_names_a_link_is_left_off_it(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web:\n    image: w\n    ports: ['80:80']\n    environment: {DB: 'db:5432'}\n"
+        "    healthcheck: {test: [CMD, pg_isready, -h, db]}\n  db: {image: d}\n"
+    )
+    sc = scaffold.plan(tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), None)
+    assert not any("healthcheck" in line for line in sc.by_hand)
+    assert any(n.startswith("web: its healthcheck names db: leave it so") and "rollback" in n for n in sc.notes)
+
+
+def test_a_missing_image_of_the_users_says_pull_or_build_not_setup():
+    from types import SimpleNamespace
+
+    from docker.errors import ImageNotFound
+
+    from chaos.errors import EnvironmentNotReady
+    from chaos.stack.compose import Stack
+
+    class Images:
+        def get(self, image: str) -> None:
+            raise ImageNotFound(image)
+
+    stack = Stack.__new__(Stack)
+    stack.definition = SimpleNamespace(images=["deadair/toxiproxy:2.12.0", "redis:7"])  # type: ignore[assignment]
+    stack.__dict__["docker"] = SimpleNamespace(images=Images())
+    with pytest.raises(EnvironmentNotReady) as raised:
+        stack.check_images()
+    assert str(raised.value) == (
+        "image(s) deadair/toxiproxy:2.12.0 not built; run `deadair setup`; "
+        "image(s) redis:7 not present here; `docker pull` or build them"
+    )
+
+
+def test_what_the_needed_services_depend_on_leaves_its_profiles_and_images_are_pulled(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web: {image: w, ports: ['80:80'], environment: {DB: 'db:5432'}, depends_on: [migrate]}\n"
+        "  migrate: {image: m, profiles: [tools], depends_on: {seed: {condition: service_started}}}\n"
+        "  seed: {image: s, profiles: [tools]}\n  db: {image: 'postgres:16'}\n  extra: {image: e, profiles: [x]}\n"
+        "  app: {build: ., profiles: [x]}\n"
+    )
+    sc = scaffold.plan(tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), None)
+    services = yaml.safe_load(sc.files[sc.compose_out])["services"]
+    assert "profiles" not in services["migrate"] and "profiles" not in services["seed"]
+    assert services["extra"]["profiles"] == ["x"]
+    assert any(n.startswith("seed: profiles ['tools'] dropped") and "depends on it" in n for n in sc.notes)
+    assert any(
+        n.startswith("deadair starts the stack without pulling") and "`docker pull` e m postgres:16 s w" in n
+        for n in sc.notes
+    )
+
+
+def test_a_pytest_configuration_above_dir_counts_and_a_rerun_does_not_ask_for_its_own_lines(tmp_path, capsys):
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\naddopts = '-q'\n")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "docker-compose.yml").write_text(USER)
+    argv = ["--link", "db:5432", "--entry", "web:8080"]
+    assert _init(sub, *argv) == 0
+    assert not (sub / "pytest.ini").exists()
+    assert f"{tmp_path / 'pyproject.toml'} configures pytest already" in capsys.readouterr().out
+    (tmp_path / "pyproject.toml").unlink()
+    assert _init(sub, *argv, "--force") == 0 and (sub / "pytest.ini").is_file()
+    capsys.readouterr()
+    assert _init(sub, *argv, "--force") == 0
+    assert "configures pytest already" not in capsys.readouterr().out
+
+
+def test_compose_yaml_is_preferred_as_compose_does_and_an_override_is_mentioned(app):
+    (app / "compose.yaml").write_text(USER.replace("  web:\n", "  front:\n    image: f\n  web:\n"))
+    (app / "docker-compose.override.yml").write_text("services: {}\n")
+    assert scaffold.find_compose_file(app) == app / "compose.yaml"
+    sc = scaffold.plan(app / "compose.yaml", app, targets("db:5432"), scaffold.Target.parse("web:8080", "--entry"))
+    assert "front" in yaml.safe_load(sc.files[sc.compose_out])["services"]
+    assert any(n.startswith(f"{app / 'docker-compose.override.yml'} is not read") for n in sc.notes)
+
+
+def test_passwords_in_rewritten_urls_are_masked_where_printed(app):
+    sc = scaffold.plan(
+        app / "docker-compose.yml", app, targets("db:5432"), scaffold.Target.parse("web:8080", "--entry")
+    )
+    text = sc.files[sc.compose_out]
+    assert "DATABASE_URL=postgres://u:***@db:5432/shop -> postgres://u:***@toxiproxy:8001/shop" in text
+    assert "pw@" not in text.split("\nservices:")[0] and not any("pw@" in line for line in sc.rewritten)
+    assert (
+        yaml.safe_load(text)["services"]["web"]["environment"]["DATABASE_URL"] == "postgres://u:pw@toxiproxy:8001/shop"
+    )
+
+
+def test_the_header_says_the_command_that_regenerates_the_file(app):
+    sc = scaffold.plan(
+        app / "docker-compose.yml",
+        app,
+        targets("db:5432", "cache:6379"),
+        scaffold.Target.parse("web:8080/health", "--entry", True),
+        "my shop",
+    )
+    assert (
+        f"#   deadair init {app} --compose {app / 'docker-compose.yml'} --link db:5432 --link cache:6379 "
+        "--entry web:8080/health --name 'my shop' --force\n"
+    ) in sc.files[sc.compose_out]

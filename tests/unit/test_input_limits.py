@@ -117,7 +117,8 @@ def test_nesting_at_the_limit_is_left_to_the_schema(tmp_path, capsys):
     ]
     past = "title: t\nx: " + "[" * 63 + "1" + "]" * 63 + "\n"
     assert loaded(past, tmp_path, capsys) == [
-        "F:2:67: nested more than 64 levels deep (mappings and lists within each other); expected a flatter document"
+        "F:2:67: nested more than 64 levels deep (the document is level 1; a mapping, list or value is one "
+        "level below what holds it); expected a flatter document"
     ]
 
 
@@ -334,16 +335,55 @@ def test_a_merge_key_is_one_clear_problem(tmp_path, capsys):
     ]
 
 
-def test_validity_does_not_depend_on_libyaml(tmp_path, capsys):
-    """libyaml accepts a tab before a flow value; PyYAML's parser, the one always used, does not."""
-    out = loaded("title: t\ntags: [\t1.5]\n" + CHECKS + ONE_STEP, tmp_path, capsys)
-    assert out == ["F:2:8: YAML syntax: found character '\\t' that cannot start any token"]
+@pytest.mark.parametrize(
+    "line", ["title: x\t", "title:\tx", "windows: {gate:\t1s}", "tags: [\ta]", "title: x\t# c", "tags:\n  - a\t\n  - b"]
+)
+def test_tabs_that_libyaml_allows_between_tokens_load(line, tmp_path):
+    """libyaml (and Docker Compose) skip a tab between tokens where it cannot indent; so does the
+    pure-Python parser always used, so that whether a file is valid does not depend on the build."""
+    f = tmp_path / "exp.yaml"
+    f.write_text(line + "\n" + ("" if line.startswith("title") else "title: t\n") + CHECKS + ONE_STEP)
+    assert load_experiment(f).title in ("x", "t")
+
+
+def test_a_tab_that_indents_is_still_a_located_problem(tmp_path, capsys):
+    out = loaded("title: t\nwindows:\n\tgate: 1s\n" + CHECKS + ONE_STEP, tmp_path, capsys)
+    assert out == ["F:3:1: YAML syntax: found character '\\t' that cannot start any token"]
+
+
+def test_a_compose_file_with_the_tabs_compose_allows_loads(tmp_path):
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(
+        "services:\t# the room\n  toxiproxy:\n    image:\tdeadair/toxiproxy:2.12.0\n"
+        '    labels: {deadair.toxiproxy:\t"8474"}\t\n'
+    )
+    assert list(find_stack(str(compose)).services) == ["toxiproxy"]
+
+
+def test_a_compose_yaml_error_is_one_located_line(tmp_path):
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text("services:\n  a:\timage: x\n")
+    with pytest.raises(StackError) as info:
+        find_stack(str(compose))
+    assert (
+        str(info.value) == f"{compose}:2:11: YAML syntax: mapping values are not allowed here; expected a compose file"
+    )
 
 
 def test_problems_are_capped_with_a_count_of_the_rest(tmp_path, capsys):
     text = "title: t\n" + CHECKS + "method:\n" + "".join(f"- {{at: {i}s, fault: mic.cutt}}\n" for i in range(150))
     out = loaded(text, tmp_path, capsys)
-    assert len(out) == limits.MAX_PROBLEMS and "F: ... and 51 more problems (the first 99 are shown)" in out
+    assert len(out) == limits.MAX_PROBLEMS and out[-1] == "F: ... and 51 more problems (the first 99 are shown)"
+
+
+def test_the_problems_shown_under_the_cap_are_the_first_in_the_file(tmp_path, capsys):
+    """Two problems a step, found by different passes: the first 99 by line and column are shown,
+    then the count of the rest, last."""
+    steps = "".join(f"- {{at: {i}x, fault: mic.cutt}}\n" for i in range(150))
+    out = loaded("title: t\n" + CHECKS + "method:\n" + steps, tmp_path, capsys)
+    where = [tuple(int(n) for n in line.split(":")[1:3]) for line in out[:-1]]
+    assert where == sorted(where) and where[0] == (4, 8) and where[-1][0] == 4 + 49, where[-3:]
+    assert out[-1] == "F: ... and 201 more problems (the first 99 are shown)"
 
 
 def test_a_variable_cycle_made_by_var_is_located_at_the_var(tmp_path, capsys):
@@ -359,7 +399,10 @@ def test_a_long_variable_set_by_var_is_refused_at_the_var(tmp_path, capsys):
     f.write_text("title: t\nvars: {a: 1s}\n" + CHECKS + ONE_STEP)
     assert main(["validate", str(f), "--var", "a=" + "x" * 70_000]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("--var a=xxx") and "variable a is 70,000 characters" in err
+    assert (
+        err.startswith("--var a=" + "x" * 40 + "... (70,000 characters): ") and "variable a is 70,000 characters" in err
+    )
+    assert len(err) < 1000, len(err)
 
 
 def test_a_step_end_set_by_var_is_located_at_the_var(tmp_path, capsys):
@@ -390,3 +433,26 @@ def test_a_bad_compose_file_named_by_stack_is_a_located_problem(name, tmp_path, 
         find_stack(str(compose))
     out = loaded(f"title: t\nstack: {compose}\n" + CHECKS + ONE_STEP, tmp_path, capsys)
     assert len(out) == 1 and out[0].startswith("F:2:8: ") and "Traceback" not in out[0], out
+
+
+@pytest.mark.parametrize("other", ["title: [x]\n", "title: x\nseed: y\n"])
+def test_nothing_to_judge_is_not_hidden_behind_an_unrelated_problem(other, tmp_path, capsys):
+    """No check and no expect is its own problem: a bad title or seed elsewhere does not hide it."""
+    out = loaded(other + ONE_STEP, tmp_path, capsys)
+    assert len(out) == 2 and out[0].startswith("F:1:1: nothing to judge: no steady_state check"), out
+
+
+def test_nothing_to_judge_waits_for_a_step_that_could_not_be_read(tmp_path, capsys):
+    out = loaded(
+        "title: x\nmethod: [{at: 0x, fault: mic.cut, for: 2s, expect: [{measure: dead_air.max, expect: '< 1s'}]}]\n",
+        tmp_path,
+        capsys,
+    )
+    assert not any("nothing to judge" in line for line in out), out
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85"])
+def test_lines_are_counted_as_an_editor_counts_them(sep, tmp_path, capsys):
+    """YAML breaks lines at U+0085, U+2028 and U+2029 too; editors and grep -n do not."""
+    out = loaded(f'title: t\ndescription: "a{sep}b"\nbad: 1\n' + CHECKS + ONE_STEP, tmp_path, capsys)
+    assert len(out) == 1 and out[0].startswith("F:3:1: unknown key 'bad'"), out

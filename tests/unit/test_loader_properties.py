@@ -64,7 +64,7 @@ def assert_clean(text: str) -> None:
     """An Experiment, or located problems: each in this file (or a --var), on one of its lines
     and within it (a column past the end of its line is a wrong place, too)."""
     CASES[0] += 1
-    lines = re.split("\r\n|[\n\r\x85\u2028\u2029]", text)  # YAML's line breaks: the lines of its marks
+    lines = re.split("\r\n|\r|\n", text)  # an editor's lines (YAML also breaks at U+0085, U+2028, U+2029)
     try:
         parse_experiment(text, PATH)
     except ExperimentError as exc:
@@ -103,6 +103,8 @@ scalars = st.one_of(
             "99999999999h",
             "1ms",
             "${links.mic}",
+            "a\tb",
+            "line\u2028separator",
         ]
     ),
 )
@@ -116,9 +118,29 @@ documents = st.recursive(
 )
 
 
-@budget(3300)
+@budget(2900)
 @given(st.text(max_size=300))
 def test_arbitrary_text(text):
+    assert_clean(text)
+
+
+FLAGSHIP_TEXT = yaml.safe_dump(FLAGSHIP, sort_keys=False, allow_unicode=True)
+
+
+@budget(400)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(FLAGSHIP_TEXT)), st.sampled_from(["\t", " \t", "\u2028", "\u2029", "\x85"])),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_tabs_and_unicode_line_separators_anywhere(inserts):
+    """Tabs (allowed between tokens, not as indentation) and the characters YAML alone counts as
+    line breaks: problems stay on the lines an editor shows."""
+    text = FLAGSHIP_TEXT
+    for at, chars in sorted(inserts, reverse=True):
+        text = text[:at] + chars + text[at:]
     assert_clean(text)
 
 
@@ -161,7 +183,7 @@ def mutate(doc, mutations):
     return doc
 
 
-@budget(1400)
+@budget(1200)
 @given(
     st.lists(
         st.tuples(st.sampled_from(ALL_PATHS), st.sampled_from(["delete", "replace", "add"]), scalars),
@@ -409,6 +431,7 @@ def test_chaostoolkit_documents(text):
 
 PROPERTIES = [
     "test_arbitrary_text",
+    "test_tabs_and_unicode_line_separators_anywhere",
     "test_arbitrary_yaml_documents",
     "test_mutated_flagship",
     "test_alias_structures",
@@ -428,6 +451,7 @@ def test_the_budget_is_over_ten_thousand_cases():
     assert CASES[0] >= 10_000, CASES[0]
     tests = [
         test_arbitrary_text,
+        test_tabs_and_unicode_line_separators_anywhere,
         test_arbitrary_yaml_documents,
         test_mutated_flagship,
         test_alias_structures,

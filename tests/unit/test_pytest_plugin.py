@@ -124,3 +124,24 @@ def test_a_file_named_by_its_path_and_through_a_symlink_is_one_item(pytester):
     result = pytester.runpytest("--collect-only", "-q", "elsewhere/mine.yaml", "link.yaml")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*1/2 tests collected (1 deselected)*"])
+
+
+def test_a_named_file_is_an_experiment_by_its_top_level_keys_in_any_yaml_style(tmp_path):
+    """Flow style, quoted keys and a misspelt `methods:` beside a `title` are claimed (a located
+    error beats "no match"); Tavern's `stages`, a list, or a key nested deeper are not."""
+    from chaos.pytest_plugin import _looks_like_experiment
+
+    step = "{at: 0s, fault: link.latency, target: entry-api, for: 1s, with: {latency: 10ms}}"
+    cases = {
+        f"{{title: t, method: [{step}]}}\n": True,
+        f'"title": t\n"method":\n  - {step}\n': True,
+        "title: t\nmethods:\n  - {at: 0s}\n": True,
+        "test_name: x\nstages:\n  - {name: s, request: {url: 'http://x', method: GET}}\n---\ntitle: t\n": False,
+        "title: t\nstages: []\n": False,
+        "- method: x\n": False,
+        "other:\n  method: x\n  title: y\n": False,
+    }
+    for i, (text, claimed) in enumerate(cases.items()):
+        f = tmp_path / f"f{i}.yaml"
+        f.write_text(text)
+        assert _looks_like_experiment(f) is claimed, text
