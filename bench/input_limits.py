@@ -9,7 +9,8 @@ levels of nine aliases, 5,000 nested brackets, a 5,000-character stack name, var
 each other, 200,000 steps (2.2 MB), a 50,000-character string named by 15,000 aliases (under the
 size limit: 750 MB once expanded), a Chaos Toolkit file
 whose activities multiply a 100 KB configuration value, and a file just under the size limit full
-of valid steps (the slowest honest file). Each is run `--runs` times in a fresh process under
+of valid steps, and one of probes whose bodies nest as deep as allowed (the slowest honest
+files). Each is run `--runs` times in a fresh process under
 /usr/bin/time (wall seconds, peak RSS); writes bench/results/input-limits-<time>.json with the
 commit, host, cores and time.
 """
@@ -85,6 +86,20 @@ def under_the_size_limit() -> str:
     return head + step * ((MAX_FILE_BYTES - len(head) - 1) // len(step))
 
 
+def nested_under_the_size_limit() -> str:
+    """The slowest honest shape found by review: probes whose bodies nest as deep as allowed."""
+    from chaos.language.limits import MAX_FILE_BYTES
+
+    body = "[" * 56 + "1" + "]" * 56
+    head = HEAD + "steady_state:\n"
+    probe = "  - {probe: p%d, http: {url: 'http://127.0.0.1:9/', body: " + body + "}, tolerance: 200}\n"
+    out, i = head, 0
+    while len(out) + len(probe % i) < MAX_FILE_BYTES - 1:
+        out += probe % i
+        i += 1
+    return out
+
+
 INPUTS: dict[str, tuple[str, Callable[[], str]]] = {
     "alias bomb (9 levels of 9)": ("yaml", alias_bomb),
     "5,000 nested brackets": ("yaml", brackets),
@@ -94,6 +109,7 @@ INPUTS: dict[str, tuple[str, Callable[[], str]]] = {
     "a 50,000-character string behind 15,000 aliases": ("yaml", aliased_long_string),
     "Chaos Toolkit: 100 KB value x 100 uses x 300 refs": ("json", ctk_multiplied),
     "valid steps just under the size limit": ("yaml", under_the_size_limit),
+    "probes nested to the depth limit, just under the size limit": ("yaml", nested_under_the_size_limit),
 }
 
 
