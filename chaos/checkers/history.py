@@ -140,6 +140,11 @@ class History:
         self.harness: list[Event] = []  # harness.*: deadair itself disturbed the stack
         self.phases: dict[str, Window] = {}
         self.method_start: float | None = None  # run.method: where the method's clock (t+) starts
+        # listener.lost: the load generator lost the listener (its shard's worker died or went
+        # silent) at t, the last moment its events are known; swarm.shard_lost says why
+        self.lost: dict[str, float] = {}
+        self.shards_lost: dict[int, Event] = {}
+        self.limits: list[Event] = []  # swarm.limit: a worker received more than its bandwidth budget
         starts: dict[str, Event] = {}
         self.faults: dict[str, FaultSpan] = {}
         joins: list[Event] = []  # step.join: a crowd joining during the method
@@ -151,6 +156,12 @@ class History:
                 self.probes[ev.src].append(ev)
             elif ev.kind.startswith("ear."):
                 self.ears[ev.src].append(ev)
+            if ev.kind == "listener.lost":
+                self.lost.setdefault(ev.src, ev.t)
+            elif ev.kind == "swarm.shard_lost":
+                self.shards_lost[int(ev.data.get("shard", -1))] = ev
+            elif ev.kind == "swarm.limit":
+                self.limits.append(ev)
             if ev.kind == "listener.join" and ev.data.get("ear"):
                 self.ears.setdefault(ev.src, [])  # a golden ear, even one that never heard a thing
             elif ev.kind == "server.sample":
@@ -219,6 +230,17 @@ class History:
         other._spans = {lid: merge_spans(moved(spans)) for lid, spans in self.dead_air_spans().items()}
         return other
 
+    def without(self, lids: set[str]) -> History:
+        """The same history without these listeners (the load generator lost them: what they heard
+        is not known, so they are not judged)."""
+        other = History.__new__(History)
+        other.__dict__.update(self.__dict__)
+        other.by_listener = defaultdict(list, {k: v for k, v in self.by_listener.items() if k not in lids})
+        other.ears = defaultdict(list, {k: v for k, v in self.ears.items() if k not in lids})
+        if self._spans is not None:
+            other._spans = {k: v for k, v in self._spans.items() if k not in lids}
+        return other
+
     def spans_of_step(self, step: int) -> list[FaultSpan]:
         return sorted((f for f in self.faults.values() if f.step == step), key=lambda f: f.start)
 
@@ -256,10 +278,11 @@ class History:
         return None
 
     def lag(self, w: Window) -> float:
-        """The swarm's worst event-loop lag over a window: how late any listener's clock may be."""
+        """The swarm's worst event-loop lag over a window: how late any listener's clock may be
+        (a shard's clock's uncertainty against the run's added: chaos.listen.shards.fleet)."""
         return max(
             (
-                float(e.data.get("lag_max", 0.0))
+                float(e.data.get("lag_max", 0.0)) + float(e.data.get("clock_uncertainty", 0.0))
                 for e in self.health
                 if e.t >= w.start and float(e.data.get("since", e.t - 1.0)) <= w.end
             ),
@@ -275,10 +298,11 @@ class History:
             spans: dict[str, list[tuple[float, float]]] = {}
             for lid, evs in self.by_listener.items():
                 out: list[tuple[float, float]] = []
+                end = min(self.end, self.lost.get(lid, self.end))  # a lost listener is known until its loss
                 first_join = next((e.t for e in evs if e.kind == "listener.join"), None)
                 first_audio = next((e.t for e in evs if e.kind == "listener.first_audio"), None)
                 if first_join is not None and first_audio is None:  # never heard anything: from its join on
-                    out.append((first_join, self.end))
+                    out.append((first_join, end))
                 open_at = None
                 for e in evs:
                     if e.kind == "listener.stall_start":
@@ -289,7 +313,7 @@ class History:
                         if e.kind == "listener.stall_end":
                             open_at = None
                 if open_at is not None:
-                    out.append((open_at, self.end))
+                    out.append((open_at, end))
                 spans[lid] = merge_spans(out + self.silence_spans(lid))
             self._spans = spans
         return self._spans

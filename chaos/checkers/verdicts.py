@@ -140,6 +140,12 @@ def check(
     exp = parse_expectation(expect)
     stat = exp.stat or name_stat or measure.default_stat
     occurrences = [(fault, window)] + list(more or [])
+    # Listeners the load generator lost before a window ended are not judged: what they heard
+    # from their loss on is not known (it is neither the system's dead air nor silence)
+    ends = max(w.end for _, w in occurrences)
+    lost = {lid for lid, t in h.lost.items() if t < ends}
+    if lost:
+        h = h.without(lost)
 
     def judge_on(hist: History, compute=measure.compute) -> tuple[Distribution, list[str]]:
         dist, empty = None, []
@@ -198,6 +204,18 @@ def check(
         "; ".join(notes),
         missing_ids=list(dict.fromkeys(dist.missing_ids)),
     )
+    if lost:
+        _say_lost(v, h, lost, dist)
+    over = [
+        e for e in h.limits if any(float(e.data.get("since", e.t)) < w.end and e.t > w.start for _, w in occurrences)
+    ]
+    if over and v.outcome == "fail":  # a full link on the load generator's side is heard as dead air too
+        e = max(over, key=lambda e: float(e.data.get("rx_bps", 0)))
+        v.make_unknown(
+            f"unknown: shard {e.data.get('shard', '?')} received {float(e.data.get('rx_bps', 0)) / 1e6:.1f} Mbit/s "
+            f"at {method_time(e.t, h.method_start)}, over its budget of {float(e.data.get('budget_bps', 0)) / 1e6:.1f} "
+            "Mbit/s (listeners.bandwidth): the load generator's own link may decide this verdict"
+        )
     if lag_rule and measure.lag_alternative is not None and not dist.no_data:
         alt, _ = judge_on(h, measure.lag_alternative)
         alt_value = alt.stat(stat)
@@ -230,6 +248,27 @@ def check(
             "the load generator, not the system, may decide this verdict"
         )
     return v
+
+
+def _say_lost(v: Verdict, h: History, lost: set[str], dist: Distribution) -> None:
+    """Name the listeners the load generator lost; a verdict they could have changed is unknown."""
+    shards = sorted(
+        {
+            f"shard {k} ({e.data.get('node') or e.data.get('host') or '?'}: {e.data.get('why', 'lost')})"
+            for k, e in h.shards_lost.items()
+        }
+    )
+    ids = sorted(lost)
+    named = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    text = (
+        f"{len(ids)} listener(s) lost by the load generator, not judged from their loss on "
+        f"(not the system's dead air){': ' + '; '.join(shards) if shards else ''}: {named}"
+    )
+    v.summary["lost_by_load_generator"] = len(ids)
+    if v.outcome == "pass" or dist.no_data:
+        v.make_unknown(f"unknown: {text}")
+    else:
+        v.note = f"{v.note}; {text}" if v.note else text
 
 
 def check_probe(h: History, name: str, tolerance, window: Window, phase: str) -> Verdict:

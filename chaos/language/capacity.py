@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 from chaos.language.expectations import parse_expectation
+from chaos.language.limits import one_process_problem
 from chaos.language.meaning import Meaning
 from chaos.language.model import Capacity, Check
 from chaos.language.positions import Positions
@@ -134,4 +135,4 @@ def _override_problem(data: dict[str, Any], key: str, value: float, file: str) -
             any(p.message.startswith("unknown key") for p in problems),
             "; ".join(p.message for p in problems[:2]),
         )
-    return False, None
+    return False, one_process_problem(trial.get("listeners"))

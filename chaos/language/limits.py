@@ -70,3 +70,19 @@ def describe(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.3g}h"
     return f"{seconds:.3g}s"
+
+
+SINGLE_PROCESS_MAX = 100_000  # listeners one process may hold; more need listeners.workers (chaos.listen.shards)
+
+
+def one_process_problem(listeners: object) -> str | None:
+    """Why a listeners section asks more of one process than it holds (None: it does not)."""
+    if not isinstance(listeners, dict):
+        return None
+    count = listeners.get("count")
+    if isinstance(count, int) and count > SINGLE_PROCESS_MAX and listeners.get("workers") is None:
+        return (
+            f"listeners.count {count} is more than one process holds ({SINGLE_PROCESS_MAX}): "
+            "set listeners.workers (auto, or a number of shards) to spread them over a cluster"
+        )
+    return None

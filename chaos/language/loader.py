@@ -28,13 +28,13 @@ from chaos.errors import EnvironmentNotReady, ExperimentError, Problem
 from chaos.language import chaostoolkit
 from chaos.language.arrival import arrival_problem, parse_arrival
 from chaos.language.capacity import parse_capacity
-from chaos.language.limits import MAX_FILE_BYTES, MAX_PROBLEMS, MAX_STEPS
+from chaos.language.limits import MAX_FILE_BYTES, MAX_PROBLEMS, MAX_STEPS, one_process_problem
 from chaos.language.meaning import Meaning
 from chaos.language.model import DEFAULT_BACKOFF, DEFAULT_LISTENERS, Experiment, ListenersSpec, Windows
 from chaos.language.positions import Positions, load_yaml, too_large
 from chaos.language.registry import resolve_measure
 from chaos.language.schema import schema_problems
-from chaos.language.units import parse_duration
+from chaos.language.units import parse_bitrate, parse_duration
 from chaos.language.variables import apply_overrides, interpolate
 from chaos.stack.definition import find_stack
 
@@ -155,11 +155,17 @@ def parse_experiment(
         min_stall=parse_duration(lst["min_stall"]) if "min_stall" in lst else 0.02,
         prebuffer=parse_duration(lst["prebuffer"]) if "prebuffer" in lst else 0.0,
         ears=lst.get("ears", 0),
+        workers=lst.get("workers"),
+        sample=lst.get("sample", 20),
+        source_addresses=tuple(lst.get("source_addresses", ())),
+        bandwidth=parse_bitrate(lst["bandwidth"]) if "bandwidth" in lst else 0.0,
         **_arrival(lst.get("arrival", "all")),
     )
     if (bad := arrival_problem(parse_arrival(lst.get("arrival", "all")))) is not None:
         problems.append(Problem(file, *pos.of(("listeners", "arrival")), bad))
     joins = sum(s.join.count for s in steps if s.join is not None)  # listeners a join step adds
+    if (too_many := one_process_problem(lst)) is not None:
+        problems.append(Problem(file, *pos.of(("listeners", "count")), too_many))
     if listeners.ears > listeners.count:
         problems.append(
             Problem(

@@ -103,6 +103,13 @@ class ListenersSpec:
     arrival_over: float = 0.0  # ramp: seconds over which the joins spread
     arrival_rate: float = 0.0  # poisson: joins per second; rising: the first rate
     arrival_rate_to: float = 0.0  # rising: the last rate
+    # The distributed swarm (chaos.listen.shards): None = one process, no engine; "auto" = one
+    # shard per core of the cluster; N = N shards. `sample`: listeners (besides the ears) whose
+    # shard ships every event; the others ship per-listener digests.
+    workers: int | str | None = None
+    sample: int = 20
+    source_addresses: tuple[str, ...] = ()  # connect from these (ephemeral ports are per source address)
+    bandwidth: float = 0.0  # bits/s one worker's host may receive (0: no budget); over it, its fails are unknown
 
     @property
     def arrival_span(self) -> float:

@@ -8,6 +8,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(ms|s|m|h)\s*$")
 
+_BITRATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(kbit/s|Mbit/s|Gbit/s)\s*$")
+_BITS = {"kbit/s": 1e3, "Mbit/s": 1e6, "Gbit/s": 1e9}
+BITRATE_HELP = "a bandwidth such as 500Mbit/s or 10Gbit/s"
 DURATION_HELP = "a duration with a unit, such as 300ms, 2s, 1.5m or 1h"
 RATE_HELP = "a rate such as 50/s or 600/m"
 
@@ -28,6 +31,15 @@ def parse_rate(text: object) -> float:
         if m:
             return float(m.group(1)) / _SCALE[m.group(2)]
     raise ValueError(f"{text!r} is not {RATE_HELP}")
+
+
+def parse_bitrate(text: object) -> float:
+    """Bits per second from `500Mbit/s`, `10Gbit/s`, `64kbit/s` (decimal prefixes, as links are sold)."""
+    if isinstance(text, str):
+        m = _BITRATE.match(text)
+        if m:
+            return float(m.group(1)) * _BITS[m.group(2)]
+    raise ValueError(f"{text!r} is not {BITRATE_HELP}")
 
 
 def format_duration(seconds: float) -> str:

@@ -29,6 +29,9 @@ Events (kind, fields):
     listener.reconnect     attempt, delay             a retry is scheduled after `delay`
     listener.gave_up       attempts                   the backoff schedule is exhausted
     listener.lost_pages    count                      page-sequence gaps (audio lost in transit)
+    listener.lost          shard, why                 the load generator lost the listener (a distributed
+                                                      swarm's worker died or went silent); t: the last
+                                                      moment its events are known (chaos.listen.shards)
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class ListenerSettings:
     arrival_rate: float = 0.0
     arrival_rate_to: float = 0.0
     ears: int = 0  # how many of the listeners decode what they hear (chaos.listen.ears)
+    source_addresses: tuple[str, ...] = ()  # connect from these, spread by listener (ephemeral ports are per address)
 
 
 class Playout:

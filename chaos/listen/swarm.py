@@ -16,6 +16,7 @@ import json
 import random
 import socket
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,7 @@ class Crowd:
     step: int
     key: str  # the occurrence ("step.n")
     offsets: list[float]
-    listeners: list[Listener] = field(default_factory=list)
+    listeners: list = field(default_factory=list)  # Listener objects (one process) or their ids (shards)
     task: asyncio.Task | None = None
     cancelled: str = ""  # why its pending arrivals were cancelled ("": they were not)
 
@@ -61,6 +62,7 @@ class Swarm:
         self.settings = settings
         self.timeline = timeline
         self.rng = rng or random.Random(0)
+        self.ear_settings = ear_settings
         width = max(4, len(str(settings.count)))
         ears = min(settings.ears, settings.count)
         self.listeners: list[Listener] = []
@@ -159,6 +161,19 @@ class Swarm:
                 )
         return never
 
+    def admit(self, members: list[tuple[str, bool]]) -> None:
+        """Listeners named by someone else join now: a shard of a distributed swarm
+        (chaos.listen.shards) is told who joins and when; `(lid, ear)` pairs, ears decoding."""
+        for lid, ear in members:
+            if ear:
+                from chaos.listen.ears import GoldenEar
+
+                listener: Listener = GoldenEar(lid, self, self.ear_settings)
+            else:
+                listener = Listener(lid, self)
+            self.listeners.append(listener)
+            self._spawn(self._connect(listener))
+
     def _join_later(self, listener: Listener) -> None:
         self._spawn(self._connect(listener))
 
@@ -251,9 +266,11 @@ class Swarm:
         self.timeline.record("listener.connect", listener.lid, attempt=listener.attempt)
         stream = listener.stream
         assert self._loop is not None and stream is not None
+        sources = s.source_addresses
+        local = (sources[zlib.crc32(listener.lid.encode()) % len(sources)], 0) if sources else None
         try:
             await asyncio.wait_for(
-                self._loop.create_connection(lambda: listener, stream.host, stream.port),
+                self._loop.create_connection(lambda: listener, stream.host, stream.port, local_addr=local),
                 timeout=s.playout.connect_timeout,
             )
         except TimeoutError:
@@ -282,6 +299,9 @@ class Swarm:
             now = clock.now()
             for listener in self.listeners:
                 listener.check(now)
+
+    async def sync(self) -> None:
+        """Every event up to now is on the timeline already (a distributed swarm fetches them)."""
 
     def hearing(self) -> int:
         """Listeners whose buffer holds audio right now."""

@@ -45,6 +45,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="game-day step mode: confirm each fault on the terminal (y inject, s skip, k kill switch)",
     )
     parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the swarm's shards on the Ray cluster at ADDRESS (host:port of its head); without it, "
+        "listeners.workers starts a local cluster for the run (README: Running the swarm on a cluster)",
+    )
+    parser.add_argument(
         "--progress",
         choices=PROGRESS,
         default="auto",
@@ -68,7 +74,10 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
     mode = getattr(args, "progress", "auto") or "auto"
     if mode == "auto":
         mode = "live" if sys.stderr.isatty() else "lines"
-    return {"dry": dry, "step": step, "keys": keys, "live_status": mode}
+    cluster = getattr(args, "cluster", None)
+    if cluster is not None and not cluster.strip():
+        raise UsageError("--cluster needs the address of a Ray cluster's head (host:port)")
+    return {"dry": dry, "step": step, "keys": keys, "live_status": mode, "cluster": cluster}
 
 
 def plan_only(exp: Experiment) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from chaos.faults.ledger import Ledger
 from chaos.language.model import Experiment
 from chaos.language.plan import Occurrence, method_length, plan
+from chaos.listen.shards.fleet import ShardedSwarm
 from chaos.listen.swarm import Swarm
 from chaos.runner.model import RunOptions, Stopped
 from chaos.runner.operator import KillSignal, Prompter, login_user
@@ -54,7 +55,10 @@ class RunContext:
         self.plan: list[Occurrence] = plan(experiment)
         self.method_len = method_length(self.plan)
         self.links: dict[str, str] = {}
-        self.swarm: Swarm | None = None  # the listening swarm, once the listeners joined (join steps add to it)
+        self.engines: list[Any] = []  # distributed engines the swarm started or joined (closed after it leaves)
+        self.swarm: Swarm | ShardedSwarm | None = (
+            None  # the listening swarm, once the listeners joined (join steps add to it)
+        )
         self.abort: dict[str, Any] | None = None
         self.crash: str | None = None  # the traceback of an unexpected error (a bug)
         self.stack_started = False  # this run started the stack (set before it is brought up)

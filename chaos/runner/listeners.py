@@ -11,6 +11,8 @@ from typing import Any
 
 from chaos.listen.ears import EarSettings
 from chaos.listen.listener import ListenerSettings, PlayoutSettings, StreamAddress
+from chaos.listen.shards.engine import CONNECT_TIMEOUT, RayEngine
+from chaos.listen.shards.fleet import ShardedSwarm
 from chaos.listen.swarm import Swarm
 from chaos.runner.context import RunContext
 from chaos.stack.compose import Stack
@@ -21,7 +23,7 @@ from chaos.stack.room import RoomApi, RoomApiError
 class Audience:
     """The listening swarm and, when they joined through room-api, the room: what `leave` undoes."""
 
-    swarm: Swarm
+    swarm: Swarm | ShardedSwarm
     room_api: RoomApi | None = None
     room: str | None = None
 
@@ -39,6 +41,7 @@ async def join(ctx: RunContext, stack: Stack) -> Audience:
         arrival_over=spec.arrival_over,
         arrival_rate=spec.arrival_rate,
         arrival_rate_to=spec.arrival_rate_to,
+        source_addresses=spec.source_addresses,
         playout=PlayoutSettings(
             min_stall=spec.min_stall,
             read_timeout=spec.read_timeout,
@@ -54,9 +57,12 @@ async def join(ctx: RunContext, stack: Stack) -> Audience:
         settings = ListenerSettings(join_api=(host, port), room=room, **common)
     else:
         settings = ListenerSettings(stream=StreamAddress(host, port, spec.path), **common)
-    swarm = Swarm(
-        settings, tl, random.Random(exp.seed), ear_settings=EarSettings.from_services(stack.definition.services)
-    )
+    ears = EarSettings.from_services(stack.definition.services)
+    swarm: Swarm | ShardedSwarm
+    if spec.workers is not None or ctx.opt.cluster:
+        swarm = await _sharded(ctx, settings, ears)
+    else:
+        swarm = Swarm(settings, tl, random.Random(exp.seed), ear_settings=ears)
     ctx.swarm = swarm  # join steps add their crowds to it
     tl.record("run.listeners", "runner", count=settings.count, join=spec.join, via=spec.via, address=f"{host}:{port}")
     joined = clock.now()
@@ -65,6 +71,36 @@ async def join(ctx: RunContext, stack: Stack) -> Audience:
     ctx.timings["warmup"] = clock.now() - joined
     ctx.say(f"  {heard}/{settings.count} listeners hear audio {ctx.timings['warmup']:.2f}s after joining")
     return Audience(swarm, room_api, room)
+
+
+async def _sharded(ctx: RunContext, settings: ListenerSettings, ears: EarSettings) -> ShardedSwarm:
+    """The distributed swarm (chaos.listen.shards): its engine started or joined (the embedded
+    local cluster unless --cluster), the shards placed; the engine is closed on every exit path
+    (`ctx.engines`, closed by the runner after the listeners leave, whatever ended the run)."""
+    exp, spec = ctx.exp, ctx.exp.listeners
+    engine = RayEngine(ctx.opt.cluster)
+    ctx.engines.append(engine)
+    ctx.say(
+        f"  starting the swarm's engine: {'Ray at ' + ctx.opt.cluster if ctx.opt.cluster else 'a local Ray cluster'}"
+    )
+    info = await ctx.blocking(engine.connect, timeout=CONNECT_TIMEOUT)
+    workers = spec.workers if isinstance(spec.workers, int) else max(1, int(info["cpus"]))
+    joins = sum(s.join.count for s in exp.method if s.join is not None)
+    ctx.timeline.record("swarm.engine", "runner", workers=workers, **info)
+    swarm = ShardedSwarm(
+        settings,
+        ctx.timeline,
+        engine,
+        workers,
+        random.Random(exp.seed),
+        ear_settings=ears,
+        sample=spec.sample,
+        capacity=settings.count + joins,
+        bandwidth=spec.bandwidth,
+        say=ctx.say,
+    )
+    ctx.say(f"  {workers} shard(s) on {info['nodes']} node(s), {info['cpus']:g} CPU(s)")
+    return swarm
 
 
 async def leave(ctx: RunContext, audience: Audience) -> None:

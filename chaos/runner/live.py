@@ -73,6 +73,8 @@ async def gate(ctx: RunContext) -> bool:
     await asyncio.sleep(exp.windows.gate)
     await sample_checks(ctx, "before")
     ctx.record_phase("before", g0, clock.now())
+    if ctx.swarm is not None:
+        await ctx.swarm.sync()  # a distributed swarm's events up to now (chaos.listen.shards.fleet)
     events, now = list(tl.events), clock.now()  # judged off the loop: judging must not lag the listeners
     verdicts = [
         v for v in await ctx.blocking(lambda: judge(exp, History(events, end=now)), timeout=60) if v.phase == "before"

@@ -36,6 +36,9 @@ class RunOptions:
     user: str | None = None  # who is at the keyboard (default: the login user), recorded if they stop the run
     live_status: str = "off"  # "live": one status line redrawn in place; "lines": a plain line now and then; "off"
     status_stream: TextIO | None = None  # where the status goes (default sys.stderr)
+    # The distributed swarm: a Ray cluster's address (None: with listeners.workers, a local
+    # cluster the run starts and stops); given alone, it means listeners.workers: auto
+    cluster: str | None = None
 
 
 @dataclass

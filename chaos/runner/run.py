@@ -66,6 +66,8 @@ from chaos.runner.startup import bring_up_stack
 from chaos.stack.room import RoomApiError
 from chaos.stack.toxiproxy import ToxiproxyError
 
+ENGINE_CLOSE_TIMEOUT = 60.0  # s: Ray's shutdown of a local cluster takes 1-2 s, longer on a busy host
+
 
 def run(experiment: Experiment, options: RunOptions | None = None) -> RunResult:
     """Run one experiment against its stack; always rolls back; never leaves a stack it started."""
@@ -130,6 +132,7 @@ def _run(ctx: RunContext) -> RunResult:
         ctx.stage = "closing"  # the kill switch has nothing left to stop: rollback comes next
         ctx.live.close()
         ctx.pool.shutdown(wait=False, cancel_futures=True)
+        _close_engines(ctx)
     roll_back(ctx, result)
     result.timings = {**ctx.timings, "total": time.monotonic() - t0}
     result.stack_started = ctx.stack_started
@@ -139,6 +142,18 @@ def _run(ctx: RunContext) -> RunResult:
     account_for_rollback(ctx, result)
     write_outputs(ctx, result)
     return result
+
+
+def _close_engines(ctx: RunContext) -> None:
+    """The distributed swarm's engine (chaos.listen.shards): its shards removed, a local cluster
+    stopped; bounded, in a thread of its own, so a hung engine cannot hold rollback."""
+    for engine in ctx.engines:
+        closer = threading.Thread(target=engine.close, name="deadair-engine-close", daemon=True)
+        closer.start()
+        closer.join(ENGINE_CLOSE_TIMEOUT)
+        if closer.is_alive():
+            ctx.say(f"  the swarm's engine did not close in {ENGINE_CLOSE_TIMEOUT:g}s; left to exit with deadair")
+    ctx.engines.clear()
 
 
 def run_loop(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -68,8 +68,8 @@ def test_overrides_set_variables_or_any_key_by_path(tmp_path):
     assert exp.listeners.count == 50 and exp.method[0].duration == 3.0
     assert exp.windows.gate == 1.0 and exp.method[1].params["latency"] == 800 and exp.seed == 9
     assert problems(tmp_path, BASE, **{"listeners.cnt": "5"}) == [
-        "--var listeners.cnt=5: unknown key 'cnt' (did you mean 'count'?); expected one of: arrival, backoff, count, "
-        "ears, join, min_stall, path, prebuffer, read_timeout, response_timeout, via"
+        "--var listeners.cnt=5: unknown key 'cnt' (did you mean 'count'?); expected one of: arrival, backoff, "
+        "bandwidth, count, ears, join, min_stall, path, prebuffer, read_timeout, response_timeout, sample, source_addresses, via, workers"
     ]
     assert problems(tmp_path, BASE, **{"windows.gate": "soon"}) == [
         "--var windows.gate=soon: windows.gate: 'soon' is not valid; expected a duration with a unit, such as "
