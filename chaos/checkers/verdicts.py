@@ -205,7 +205,7 @@ def check(
         missing_ids=list(dict.fromkeys(dist.missing_ids)),
     )
     if lost:
-        _say_lost(v, h, lost, dist)
+        _say_lost(v, h, lost, dist, stat, exp, decide=lag_rule)
     over = [
         e for e in h.limits if any(float(e.data.get("since", e.t)) < w.end and e.t > w.start for _, w in occurrences)
     ]
@@ -250,8 +250,14 @@ def check(
     return v
 
 
-def _say_lost(v: Verdict, h: History, lost: set[str], dist: Distribution) -> None:
-    """Name the listeners the load generator lost; a verdict they could have changed is unknown."""
+def _say_lost(
+    v: Verdict, h: History, lost: set[str], dist: Distribution, stat: str, exp: Expectation, decide: bool
+) -> None:
+    """Name the listeners the load generator lost. A verdict they could have changed is unknown:
+    judged again with each of them at its best (the lowest value seen, or 0) and at its worst
+    (missing: infinity), it must come out the same (a `max` that fails stays failed, a p50 that
+    fails may not). Measures whose samples are not one per listener cannot be bounded so. Without
+    `decide` (guardrails: they act on what they see), only named."""
     shards = sorted(
         {
             f"shard {k} ({e.data.get('node') or e.data.get('host') or '?'}: {e.data.get('why', 'lost')})"
@@ -261,14 +267,23 @@ def _say_lost(v: Verdict, h: History, lost: set[str], dist: Distribution) -> Non
     ids = sorted(lost)
     named = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
     text = (
-        f"{len(ids)} listener(s) lost by the load generator, not judged from their loss on "
+        f"{len(ids)} listener(s) lost by the load generator, not judged in this window "
         f"(not the system's dead air){': ' + '; '.join(shards) if shards else ''}: {named}"
     )
     v.summary["lost_by_load_generator"] = len(ids)
-    if v.outcome == "pass" or dist.no_data:
+    if decide and (dist.no_data or _lost_could_flip(dist, stat, exp, len(ids))):
         v.make_unknown(f"unknown: {text}")
     else:
         v.note = f"{v.note}; {text}" if v.note else text
+
+
+def _lost_could_flip(dist: Distribution, stat: str, exp: Expectation, k: int) -> bool:
+    if dist.basis not in ("listeners", "ears"):
+        return True
+    best = min([0.0, *dist.samples])
+    low = Distribution(dist.samples + [best] * k, dist.missing)
+    high = Distribution(list(dist.samples), dist.missing + k)
+    return exp.holds(low.stat(stat)) != exp.holds(high.stat(stat))
 
 
 def check_probe(h: History, name: str, tolerance, window: Window, phase: str) -> Verdict:

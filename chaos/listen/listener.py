@@ -188,6 +188,7 @@ class SwarmLike(Protocol):
 
     timeline: Timeline
     settings: ListenerSettings
+    rx_bytes: int  # bytes every listener received (a distributed swarm's bandwidth per worker)
 
     def schedule_retry(self, listener: Listener) -> None: ...
 
@@ -236,6 +237,7 @@ class Listener(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = _monotonic() - self._origin
+        self.swarm.rx_bytes += len(data)
         self.last_data = now
         if not self.connected:
             data = self._response_head(data, now)

@@ -78,6 +78,7 @@ class Swarm:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.crowds: list[Crowd] = []  # join steps' crowds, arriving or arrived
         self.lag_max = 0.0  # the largest event-loop lag seen in the whole run
+        self.rx_bytes = 0  # received by all listeners (chaos.listen.shards: bandwidth per worker)
 
     def arrival_offsets(self) -> list[float]:
         """When each listener joins, from the start: all at once, a ramp, a seeded Poisson process,

@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from chaos.errors import EnvironmentNotReady
 from chaos.listen.ears import EarSettings
 from chaos.listen.listener import ListenerSettings, PlayoutSettings, StreamAddress
 from chaos.listen.shards.engine import CONNECT_TIMEOUT, RayEngine
@@ -83,7 +84,11 @@ async def _sharded(ctx: RunContext, settings: ListenerSettings, ears: EarSetting
     ctx.say(
         f"  starting the swarm's engine: {'Ray at ' + ctx.opt.cluster if ctx.opt.cluster else 'a local Ray cluster'}"
     )
-    info = await ctx.blocking(engine.connect, timeout=CONNECT_TIMEOUT)
+    try:
+        info = await ctx.blocking(engine.connect, timeout=CONNECT_TIMEOUT)
+    except TimeoutError as exc:
+        where = f"the Ray cluster at {ctx.opt.cluster}" if ctx.opt.cluster else "a local Ray cluster"
+        raise EnvironmentNotReady(f"the swarm's engine did not start or join {where} in {CONNECT_TIMEOUT:g}s") from exc
     workers = spec.workers if isinstance(spec.workers, int) else max(1, int(info["cpus"]))
     joins = sum(s.join.count for s in exp.method if s.join is not None)
     ctx.timeline.record("swarm.engine", "runner", workers=workers, **info)

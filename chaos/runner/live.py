@@ -58,6 +58,8 @@ async def live_phases(ctx: RunContext, stack: Stack, faults: dict[str, Fault]) -
         server.cancel()
         if audience is not None:
             await leave(ctx, audience)
+        elif ctx.swarm is not None:  # stopped while warming up: the listeners leave all the same
+            await ctx.swarm.stop()
         ctx.live.close()
         tl.record("run.end", "runner")
         if threading.current_thread() is threading.main_thread():

@@ -184,6 +184,8 @@ async def _guard(ctx: RunContext, m0: float, work: asyncio.Future) -> None:
     clock = ctx.timeline.clock
     while not work.done():
         await asyncio.sleep(GUARD_INTERVAL)
+        if ctx.swarm is not None:
+            await ctx.swarm.sync()  # a distributed swarm's events up to now: no stall of a silent shard grows here
         now = clock.now()
         events = list(ctx.timeline.events)
 

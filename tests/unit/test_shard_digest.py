@@ -186,3 +186,16 @@ def test_the_digest_drops_only_what_no_measure_reads():
         ("ear.tone", "E0000"),
     ]
     assert out[-1].data == {"title": "live"}  # the attempt number is not shipped: no measure reads it
+
+
+def test_a_missing_batch_is_refused_not_decoded_onto_the_wrong_listeners():
+    import pytest
+
+    d, u = Digester(), Undigester()
+    d.add(Event(1.0, "listener.join", "L0001", {}))
+    first = d.take()
+    d.add(Event(2.0, "listener.join", "L0002", {}))
+    second = d.take()
+    with pytest.raises(ValueError, match="out of step"):
+        u.events(*second, names_from=d.named - len(second[0]))  # the first never arrived
+    assert [e.src for e in u.events(*first, names_from=0)] == ["L0001"]

@@ -75,6 +75,9 @@ def test_a_lost_shard_names_its_listeners_and_the_verdict_is_unknown_not_dead_ai
     assert v.outcome == "unknown", v.note
     assert "4 listener(s) lost by the load generator" in v.note and "shard 1" in v.note
     assert v.summary["count"] == 4  # judged on the shard that kept listening
+    assert (
+        check(h, "dead_air", "max < 1s", w, "abort", lag_rule=False).outcome == "pass"
+    )  # guardrails act on what they see
     # a verdict the others already fail stays a fail, and still names the lost
     v = check(h, "dead_air", "max < 0s", w, "during")
     assert v.outcome == "fail" and "lost by the load generator" in v.note
@@ -136,3 +139,24 @@ def test_shards_on_one_host_share_its_ephemeral_ports(monkeypatch):
         await fleet.stop()
 
     asyncio.run(main())
+
+
+def test_a_cancelled_sync_still_merges_the_batch_the_shard_handed_over():
+    async def main(port: int) -> tuple[ShardedSwarm, Timeline]:
+        fleet, tl = _fleet(port, 6, 2)
+        await fleet.start()
+        for _ in range(20):  # cancel waiters mid-flight while listeners join and play
+            waiter = asyncio.ensure_future(fleet.sync())
+            await asyncio.sleep(0)
+            waiter.cancel()
+            await asyncio.sleep(0.02)
+        assert await fleet.wait_all_hearing(10) == 6
+        await fleet.stop()
+        return fleet, tl
+
+    with StreamServer() as server:
+        fleet, tl = asyncio.run(main(server.port))
+    assert not [e for e in tl.events if e.kind == "swarm.shard_lost"]
+    h = History(tl.events)
+    assert sorted(h.listeners) == sorted(fleet.listeners)
+    assert all(h.first_audio(lid) is not None for lid in h.listeners)

@@ -68,6 +68,11 @@ class Digester:
         self.new_names, self.records = [], []
         return names, records
 
+    @property
+    def named(self) -> int:
+        """How many ids have been sent (a batch's new names start at named - len(new_names))."""
+        return len(self._index)
+
 
 class Undigester:
     """The runner's side of one shard's digests: records back into events."""
@@ -75,8 +80,12 @@ class Undigester:
     def __init__(self) -> None:
         self.names: list[str] = []
 
-    def events(self, new_names: list[str], records: list[Record]) -> list[Event]:
-        """The events the records stand for (a shard records on the run's clock already)."""
+    def events(self, new_names: list[str], records: list[Record], names_from: int | None = None) -> list[Event]:
+        """The events the records stand for (a shard records on the run's clock already).
+        `names_from`: where the batch's new names start in the shard's table; ValueError when that
+        is not where ours ends (a batch went missing: its records would name the wrong listeners)."""
+        if names_from is not None and names_from != len(self.names):
+            raise ValueError(f"batches out of step: names from {names_from}, {len(self.names)} known")
         self.names += new_names
         out = []
         for rec in records:

@@ -85,11 +85,17 @@ class InProcessEngine:
     def _kill(shard: Any) -> None:
         """As a dead worker: it answers nothing more, and its listeners' connections close."""
         shard.dead = True
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop left: its listeners went with it
         if shard.swarm is not None:
             asyncio.ensure_future(shard.swarm.stop())
 
     def close(self) -> None:
-        pass
+        for shard in self.shards:
+            if not getattr(shard, "dead", False):
+                self._kill(shard)
 
 
 class RayEngine:

@@ -99,7 +99,12 @@ class ShardedSwarm:
     async def start(self) -> None:
         """Place the shards, find each one's clock offset, start them, and begin the arrivals."""
         s = self.settings
-        handles = self.engine.spawn(self.workers, lambda i: (i, s, self.ear_settings))
+        loop = asyncio.get_running_loop()
+        spawn = loop.run_in_executor(None, self.engine.spawn, self.workers, lambda i: (i, s, self.ear_settings))
+        try:
+            handles = await asyncio.wait_for(spawn, CALL_TIMEOUT)
+        except TimeoutError as exc:
+            raise EnvironmentNotReady(f"the engine did not place {self.workers} shard(s) in {CALL_TIMEOUT:g}s") from exc
         self.shards = [ShardState(h) for h in handles]
         per_shard = -(-self.capacity // len(self.shards))  # ceil
         try:
@@ -115,7 +120,6 @@ class ShardedSwarm:
         ids += [(f"L{i:0{width}d}", False) for i in range(ears, s.count)]
         offsets = arrival_offsets(s.arrival, len(ids), s.arrival_over, s.arrival_rate, s.arrival_rate_to, self.rng)
         order = sorted(range(len(ids)), key=lambda i: offsets[i])  # stable: ties keep the ids' order
-        loop = asyncio.get_running_loop()
         t0 = loop.time()
 
         async def until(offset: float) -> float:
@@ -269,19 +273,28 @@ class ShardedSwarm:
     async def _flush(self, st: ShardState, method: str = "flush", timeout: float = HEARTBEAT) -> None:
         """One batch, merged; one at a time per shard (a batch names its new listeners once, so
         batches must merge in the order the shard made them)."""
-        async with st.lock:
-            if st.lost is not None:
-                return
-            try:
-                batch = await st.handle.call(method, timeout=timeout)
-            except (ShardLost, ShardFailed) as exc:
-                self._lose(st, str(exc))  # a batch it made but never delivered is lost with it
-                return
-            self._merge(st, batch)
+
+        async def once() -> None:
+            async with st.lock:
+                if st.lost is not None:
+                    return
+                try:
+                    batch = await st.handle.call(method, timeout=timeout)
+                except (ShardLost, ShardFailed) as exc:
+                    self._lose(st, str(exc))  # a batch it made but never delivered is lost with it
+                    return
+                try:
+                    self._merge(st, batch)
+                except ValueError as exc:
+                    self._lose(st, str(exc))
+
+        # shielded: a waiter cancelled (the pump at stop, a signal during sync) must not drop a
+        # batch the shard has already handed over
+        await asyncio.shield(asyncio.ensure_future(once()))
 
     def _merge(self, st: ShardState, batch: dict[str, Any]) -> None:
         k = st.handle.index
-        events = self.timeline.events
+        events: list[Event] = []
         for t, kind, src, data in batch["events"]:
             if kind == "swarm.limit":
                 src, data = f"swarm/{k}", {**data, "shard": k}
@@ -291,7 +304,8 @@ class ShardedSwarm:
                 if "rx_bps" in batch:
                     data["rx_bps"] = batch["rx_bps"]
             events.append(Event(t, kind, src, data))
-        events += st.undigest.events(batch["names"], batch["digest"])
+        events += st.undigest.events(batch["names"], batch["digest"], batch.get("names_from"))
+        self.timeline.events += events
         for name, sketch in (batch.get("sketches") or {}).items():
             self._sketch(name, sketch)
         st.last_seen = max(st.last_seen, float(batch["now"]))
@@ -378,8 +392,6 @@ class ShardedSwarm:
             listeners=len(self.listeners),
             sketches={name: _quantiles(sk) for name, sk in self.sketches.items()},
         )
-        for st in self.shards:
-            st.handle.kill()
 
 
 class ShardLimitExceeded(EnvironmentNotReady):

@@ -19,7 +19,6 @@ import dataclasses
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from chaos.listen.listener import ListenerSettings
@@ -87,7 +86,7 @@ class Shard:
         self.timeline: ShardTimeline | None = None
         self.seq = 0
         self._sketched = 0.0
-        self._rx = (time.monotonic(), _rx_bytes())
+        self._rx = (time.monotonic(), 0)
         self.bandwidth = 0.0
 
     async def ping(self) -> float:
@@ -136,6 +135,7 @@ class Shard:
         events, names, records = self.timeline.take()
         batch: dict[str, Any] = {
             "seq": self.seq,
+            "names_from": self.timeline.digester.named - len(names),
             "now": now,
             "events": events,
             "names": names,
@@ -144,7 +144,7 @@ class Shard:
             "listeners": len(self.swarm.listeners),
             "lag_max": self.swarm.lag_max,
         }
-        mono, rx = time.monotonic(), _rx_bytes()
+        mono, rx = time.monotonic(), self.swarm.rx_bytes
         if mono > self._rx[0]:
             batch["rx_bps"] = bps = round(8 * (rx - self._rx[1]) / (mono - self._rx[0]))
             if self.bandwidth and bps > self.bandwidth:  # the worker's own link may be what listeners hear
@@ -173,14 +173,3 @@ class Shard:
         await self.swarm.stop()
         await asyncio.sleep(0)
         return await self.flush(sketches=True)
-
-
-def _rx_bytes() -> int:
-    """Bytes this process has read (Linux's /proc/self/io rchar: sockets included)."""
-    try:
-        for line in Path("/proc/self/io").read_text().splitlines():
-            if line.startswith("rchar:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
