@@ -110,7 +110,10 @@ class ShardedSwarm:
         try:
             await asyncio.gather(*(self._start_shard(st, per_shard) for st in self.shards))
         except ShardLost as exc:
-            raise EnvironmentNotReady(f"a shard of the swarm did not start: {exc}") from exc
+            raise EnvironmentNotReady(
+                f"a shard of the swarm did not start: {exc} (a worker waits for its share of a CPU: "
+                "is the cluster's CPU taken by other actors?)"
+            ) from exc
         self._check_ports(per_shard)
         for st in self.shards:
             st.pump = asyncio.ensure_future(self._pump(st))
@@ -392,6 +395,14 @@ class ShardedSwarm:
             listeners=len(self.listeners),
             sketches={name: _quantiles(sk) for name, sk in self.sketches.items()},
         )
+        # the shards are done: free their workers now (a shared cluster's CPUs), bounded; the
+        # engine's close does it again on every exit path
+        loop = asyncio.get_running_loop()
+        kill = loop.run_in_executor(None, lambda: [st.handle.kill() for st in self.shards])
+        try:
+            await asyncio.wait_for(kill, CALL_TIMEOUT)
+        except TimeoutError:
+            self.say(f"  the swarm's shards did not go in {CALL_TIMEOUT:g}s; the engine's close removes them")
 
 
 class ShardLimitExceeded(EnvironmentNotReady):
