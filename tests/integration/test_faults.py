@@ -465,7 +465,11 @@ def edge_listeners(stack: Stack) -> int:
 
 def test_join_storm_through_the_runner_fills_the_edges_and_reports(stack: Stack, tmp_path, state_dir):
     f = experiment(
-        tmp_path, [{"at": "1s", "fault": "flood.joins", "for": "6s", "with": {"rate": "150/s", "count": 450}}], count=2
+        # 450 joins at 150/s take 3 s; the step lasts four times that, so a flooder the CPU slows
+        # down (CI on a busy machine: 392 sent in 6 s) still sends them all
+        tmp_path,
+        [{"at": "1s", "fault": "flood.joins", "for": "12s", "with": {"rate": "150/s", "count": 450}}],
+        count=2,
     )
     h, summary = run_file(f, tmp_path)
     [report] = [e for e in h.events if e.kind == "fault.report"]
