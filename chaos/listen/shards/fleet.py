@@ -398,11 +398,15 @@ class ShardedSwarm:
         # the shards are done: free their workers now (a shared cluster's CPUs), bounded; the
         # engine's close does it again on every exit path
         loop = asyncio.get_running_loop()
-        kill = loop.run_in_executor(None, lambda: [st.handle.kill() for st in self.shards])
+        kill = loop.run_in_executor(None, self._kill_all)
         try:
             await asyncio.wait_for(kill, CALL_TIMEOUT)
         except TimeoutError:
             self.say(f"  the swarm's shards did not go in {CALL_TIMEOUT:g}s; the engine's close removes them")
+
+    def _kill_all(self) -> None:
+        for st in self.shards:
+            st.handle.kill()
 
 
 class ShardLimitExceeded(EnvironmentNotReady):
