@@ -48,6 +48,41 @@ class Crowd:
         return len(self.offsets) - len(self.listeners)
 
 
+def from_now(loop: asyncio.AbstractEventLoop) -> Until:
+    """Offsets counted from now on the loop's clock (a crowd with no method clock to follow)."""
+    start = loop.time()
+
+    async def until(offset: float) -> float:
+        await asyncio.sleep(max(0.0, start + offset - loop.time()))
+        return loop.time() - start
+
+    return until
+
+
+def cancel_crowds(crowds: list[Crowd], timeline: Timeline, reason: str) -> int:
+    """Stop every crowd's pending arrivals (the method stopped early, or the run ends): each crowd
+    with listeners that never joined gets a `step.join_cancelled` event saying how many and why.
+    Returns how many never joined. Shared by the one-process and the distributed swarm."""
+    never = 0
+    for crowd in crowds:
+        if crowd.task is not None and not crowd.task.done():
+            crowd.task.cancel()  # it waits at an await: it makes no listener after this
+        if crowd.pending and not crowd.cancelled:
+            crowd.cancelled = reason
+            never += crowd.pending
+            timeline.record(
+                "step.join_cancelled",
+                "swarm",
+                step=crowd.step,
+                occurrence=crowd.key,
+                count=len(crowd.offsets),
+                joined=len(crowd.listeners),
+                cancelled=crowd.pending,
+                reason=reason,
+            )
+    return never
+
+
 class Swarm:
     """Many listeners on one event loop, with one watchdog for all of them."""
 
@@ -106,17 +141,9 @@ class Swarm:
         many seconds from now (or as `until` says), ids `J<step>-<n>` in offset order (n padded like
         the first listeners' ids). They stay until `stop`; `crowd.task` ends once the last one's
         join is recorded."""
-        loop = self._loop
-        assert loop is not None, "add_crowd needs a started swarm"
-        if until is None:
-            start = loop.time()
-
-            async def until(offset: float) -> float:
-                await asyncio.sleep(max(0.0, start + offset - loop.time()))
-                return loop.time() - start
-
+        assert self._loop is not None, "add_crowd needs a started swarm"
         crowd = Crowd(step, key or f"{step}.0", sorted(offsets))
-        crowd.task = asyncio.ensure_future(self._arrive(crowd, until))
+        crowd.task = asyncio.ensure_future(self._arrive(crowd, until or from_now(self._loop)))
         self.crowds.append(crowd)
         return crowd
 
@@ -140,27 +167,8 @@ class Swarm:
             await asyncio.sleep(0)
 
     def cancel_crowds(self, reason: str) -> int:
-        """Stop every crowd's pending arrivals (the method stopped early, or the run ends): each
-        crowd with listeners that never joined gets a `step.join_cancelled` event saying how many
-        and why. Returns how many never joined."""
-        never = 0
-        for crowd in self.crowds:
-            if crowd.task is not None and not crowd.task.done():
-                crowd.task.cancel()  # it waits at an await: it makes no listener after this
-            if crowd.pending and not crowd.cancelled:
-                crowd.cancelled = reason
-                never += crowd.pending
-                self.timeline.record(
-                    "step.join_cancelled",
-                    "swarm",
-                    step=crowd.step,
-                    occurrence=crowd.key,
-                    count=len(crowd.offsets),
-                    joined=len(crowd.listeners),
-                    cancelled=crowd.pending,
-                    reason=reason,
-                )
-        return never
+        """Stop every crowd's pending arrivals (chaos.listen.swarm.cancel_crowds)."""
+        return cancel_crowds(self.crowds, self.timeline, reason)
 
     def admit(self, members: list[tuple[str, bool]]) -> None:
         """Listeners named by someone else join now: a shard of a distributed swarm

@@ -160,3 +160,22 @@ def test_a_cancelled_sync_still_merges_the_batch_the_shard_handed_over():
     h = History(tl.events)
     assert sorted(h.listeners) == sorted(fleet.listeners)
     assert all(h.first_audio(lid) is not None for lid in h.listeners)
+
+
+def test_a_join_steps_crowd_on_shards_has_the_one_process_ids_and_cancels_what_never_joined():
+    async def main(port: int):
+        fleet, tl = _fleet(port, 2, 2)
+        await fleet.start()
+        crowd = fleet.add_crowd(3, [0.0, 0.0, 0.1, 30.0], key="3.0")
+        await asyncio.sleep(0.5)
+        never = fleet.cancel_crowds("the method stopped")
+        await fleet.stop()
+        tl.record("run.end", "runner")
+        return fleet, tl, never, crowd
+
+    with StreamServer() as server:
+        fleet, tl, never, crowd = asyncio.run(main(server.port))
+    assert crowd.listeners == ["J3-0000", "J3-0001", "J3-0002"] and never == 1
+    [cancelled] = [e for e in tl.events if e.kind == "step.join_cancelled"]
+    assert (cancelled.data["joined"], cancelled.data["cancelled"]) == (3, 1)
+    assert {"J3-0000", "J3-0001", "J3-0002"} <= set(History(tl.events).listeners)

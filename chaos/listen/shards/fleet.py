@@ -30,7 +30,7 @@ from chaos.language.arrival import arrival_offsets
 from chaos.listen.listener import ListenerSettings
 from chaos.listen.shards.digest import Undigester
 from chaos.listen.shards.engine import ShardFailed, ShardHandle, ShardLost
-from chaos.listen.swarm import Crowd, Until
+from chaos.listen.swarm import Crowd, Until, cancel_crowds, from_now
 from chaos.timeline import Event, Timeline
 
 FLUSH_EVERY = 0.5  # s between a shard's batches (and heartbeats)
@@ -123,15 +123,9 @@ class ShardedSwarm:
         ids += [(f"L{i:0{width}d}", False) for i in range(ears, s.count)]
         offsets = arrival_offsets(s.arrival, len(ids), s.arrival_over, s.arrival_rate, s.arrival_rate_to, self.rng)
         order = sorted(range(len(ids)), key=lambda i: offsets[i])  # stable: ties keep the ids' order
-        t0 = loop.time()
-
-        async def until(offset: float) -> float:
-            await asyncio.sleep(max(0.0, t0 + offset - loop.time()))
-            return loop.time() - t0
-
         sampled = _every(len(ids) - ears, self.sample)
         members = [(ids[i][0], ids[i][1], ids[i][1] or (i - ears) in sampled) for i in order]
-        self._arrivals = asyncio.ensure_future(self._arrive([offsets[i] for i in order], members, until))
+        self._arrivals = asyncio.ensure_future(self._arrive([offsets[i] for i in order], members, from_now(loop)))
 
     def _check_ports(self, per_shard: int) -> None:
         """Ephemeral ports toward one destination are per source address of a host, shared by every
@@ -183,14 +177,19 @@ class ShardedSwarm:
         )
 
     # -- arrivals --------------------------------------------------------------------------------
-    async def _arrive(self, offsets: list[float], members: list[tuple[str, bool, bool]], until: Until) -> None:
-        """Tell the shards who joins as each one's offset comes (batched, round-robin)."""
+    async def _arrive(
+        self, offsets: list[float], members: list[tuple[str, bool, bool]], until: Until, joined: list | None = None
+    ) -> None:
+        """Tell the shards who joins as each one's offset comes (batched, round-robin); `joined`
+        (a crowd's) gets their ids as they are told."""
         i, n = 0, len(offsets)
         while i < n:
             now = await until(offsets[i])
             j = i
             while j < n and (j == i or offsets[j] <= now) and j - i < BATCH:
                 j += 1
+            if joined is not None:
+                joined += [m[0] for m in members[i:j]]
             await self._admit(members[i:j])
             i = j
 
@@ -218,54 +217,18 @@ class ShardedSwarm:
         self, step: int, offsets: list[float] | tuple[float, ...], until: Until | None = None, key: str = ""
     ) -> Crowd:
         """A join step's crowd, paced here on the method's clock (`until`), ids `J<step>-<n>`."""
-        loop = asyncio.get_running_loop()
-        if until is None:
-            start = loop.time()
-
-            async def until(offset: float) -> float:
-                await asyncio.sleep(max(0.0, start + offset - loop.time()))
-                return loop.time() - start
-
         crowd = Crowd(step, key or f"{step}.0", sorted(offsets))
         width = max(4, len(str(len(crowd.offsets))))
         sampled = _every(len(crowd.offsets), self.sample)
         members = [(f"J{step}-{j:0{width}d}", False, j in sampled) for j in range(len(crowd.offsets))]
-
-        async def arrive() -> None:
-            i, n = 0, len(members)
-            while i < n:
-                now = await until(crowd.offsets[i])
-                j = i
-                while j < n and (j == i or crowd.offsets[j] <= now) and j - i < BATCH:
-                    j += 1
-                crowd.listeners += [m[0] for m in members[i:j]]
-                await self._admit(members[i:j])
-                i = j
-
-        crowd.task = asyncio.ensure_future(arrive())
+        until = until or from_now(asyncio.get_running_loop())
+        crowd.task = asyncio.ensure_future(self._arrive(crowd.offsets, members, until, crowd.listeners))
         self.crowds.append(crowd)
         return crowd
 
     def cancel_crowds(self, reason: str) -> int:
         """As Swarm.cancel_crowds: pending arrivals never happen, recorded per crowd."""
-        never = 0
-        for crowd in self.crowds:
-            if crowd.task is not None and not crowd.task.done():
-                crowd.task.cancel()
-            if crowd.pending and not crowd.cancelled:
-                crowd.cancelled = reason
-                never += crowd.pending
-                self.timeline.record(
-                    "step.join_cancelled",
-                    "swarm",
-                    step=crowd.step,
-                    occurrence=crowd.key,
-                    count=len(crowd.offsets),
-                    joined=len(crowd.listeners),
-                    cancelled=crowd.pending,
-                    reason=reason,
-                )
-        return never
+        return cancel_crowds(self.crowds, self.timeline, reason)
 
     # -- batches ---------------------------------------------------------------------------------
     async def _pump(self, st: ShardState) -> None:
