@@ -217,31 +217,39 @@ async def run_flood(spec: FloodSpec, tally: _Tally | None = None) -> dict[str, A
             tally.error(exc)
             return {"kind": spec.kind, "error": f"could not create a room: {exc}", **tally.summary()}
 
+    async def request() -> tuple[int, bytes] | None:
+        """One request on a new connection: (status, body), or None when it failed."""
+        t = loop.time()
+        tally.sent += 1
+        writer = None
+        body: str | None
+        try:
+            if spec.kind == "joins":
+                path, method, body = f"/rooms/{room}/join", "POST", json.dumps({"user": "deadair-storm"})
+            else:
+                path, method, body = spec.path, spec.method, spec.body
+            status, payload, _, writer = await _http(spec.ip, spec.port, method, path, body, 10)
+        except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            tally.error(exc)
+            return None
+        finally:
+            if writer is not None:
+                _close(writer)
+        tally.latencies.append(loop.time() - t)
+        tally.status[str(status)] = tally.status.get(str(status), 0) + 1
+        tally.ok += 200 <= status < 300
+        if not 200 <= status < 300:
+            tally.failed += 1
+        return status, payload
+
     async def one_request() -> None:
-        async with slots:
-            t = loop.time()
-            tally.sent += 1
-            writer = None
-            try:
-                if spec.kind == "joins":
-                    status, payload, _, writer = await _http(
-                        spec.ip, spec.port, "POST", f"/rooms/{room}/join", json.dumps({"user": "deadair-storm"}), 10
-                    )
-                else:
-                    status, payload, _, writer = await _http(spec.ip, spec.port, spec.method, spec.path, spec.body, 10)
-                tally.latencies.append(loop.time() - t)
-                tally.status[str(status)] = tally.status.get(str(status), 0) + 1
-                tally.ok += 200 <= status < 300
-                if not 200 <= status < 300:
-                    tally.failed += 1
-            except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as exc:
-                tally.error(exc)
-                return
-            finally:
-                if writer is not None:
-                    _close(writer)
-        if spec.kind == "joins" and spec.listen and 200 <= status < 300:
-            await listen(payload)
+        """A request in the slot the launcher took for it; a join that got in then listens."""
+        try:
+            answer = await request()
+        finally:
+            slots.release()
+        if answer and spec.kind == "joins" and spec.listen and 200 <= answer[0] < 300:
+            await listen(answer[1])
 
     async def listen(payload: bytes) -> None:
         """Stream what the join answered, through lb, until the deadline (a listener that stays)."""
@@ -288,6 +296,13 @@ async def run_flood(spec: FloodSpec, tally: _Tally | None = None) -> dict[str, A
             await asyncio.sleep(due - loop.time())
             if loop.time() >= deadline:
                 break
+        if make is one_request:
+            # Requests in flight are capped at `concurrency`: wait for a slot here, so that no
+            # backlog of launched requests is left to start after the deadline (or to delay a stop).
+            try:
+                await asyncio.wait_for(slots.acquire(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                break
         task = asyncio.ensure_future(make())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -310,23 +325,28 @@ def main(argv: list[str] | None = None) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ImportError, ValueError, OSError):
         pass
-    result: dict[str, Any] = {}
-    stop: dict[str, str | None] = {"signal": None}
     tally = _Tally()
+    result: dict[str, Any] = {}
+    written: list[bool] = []
+
+    def on_term(signum: int, frame: object) -> None:
+        # The numbers are known now; closing thousands of sockets is not, and a busy loop may not
+        # reach a loop-level handler for seconds. Python runs this one at once: write the numbers
+        # and go (the kernel closes the sockets), so a stop (stop_floods: SIGTERM, a grace, then
+        # SIGKILL) never loses them to a slow teardown on a busy machine.
+        if not written:
+            _write_results(spec.results, {"kind": spec.kind, "stopped": "SIGTERM", **tally.summary()})
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
 
     async def body() -> None:
-        loop = asyncio.get_running_loop()
-        me = asyncio.current_task()
-
-        def on_term() -> None:
-            stop["signal"] = "SIGTERM"
-            me.cancel()  # type: ignore[union-attr]
-
-        loop.add_signal_handler(signal.SIGTERM, on_term)
         try:
             result.update(await asyncio.wait_for(run_flood(spec, tally), spec.duration + 5))
-        except (TimeoutError, asyncio.CancelledError):
-            result.update({"kind": spec.kind, "stopped": stop["signal"] or "timeout", **tally.summary()})
+        except TimeoutError:
+            result.update({"kind": spec.kind, "stopped": "timeout", **tally.summary()})
+        _write_results(spec.results, result)  # before the loop closes (and cancels what is left)
+        written.append(True)
 
     try:
         import uvloop
@@ -339,11 +359,16 @@ def main(argv: list[str] | None = None) -> int:
             runner.run(body())
     except GuardError as exc:
         result = {"kind": spec.kind, "error": str(exc)}
-    if spec.results:
-        tmp = spec.results + ".tmp"
-        Path(tmp).write_text(json.dumps(result))
-        os.replace(tmp, spec.results)
+        _write_results(spec.results, result)
     return 0 if "error" not in result else 2
+
+
+def _write_results(path: str, result: dict[str, Any]) -> None:
+    """Write the flood's numbers whole (a temporary file renamed), so a reader never sees half."""
+    if path:
+        tmp = path + ".tmp"
+        Path(tmp).write_text(json.dumps(result))
+        os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -233,3 +233,57 @@ def test_sweep_finds_a_flood_process_started_by_the_version_before_the_subpackag
         assert proc.wait(timeout=5) is not None and not floods.flood_pids(flood_id)
     finally:
         proc.kill()
+
+
+def test_a_stopped_flood_writes_its_numbers_before_it_goes(tmp_path):
+    """SIGTERM: the numbers are written at once and the process exits, leaving its sockets to the
+    kernel (a stop must not lose them to a slow teardown of thousands of connections)."""
+    import asyncio
+    import json
+    import signal
+    import threading
+
+    held: list = []
+    ready = threading.Event()
+    port: list[int] = []
+
+    def serve() -> None:
+        async def main() -> None:
+            async def on(reader, writer) -> None:
+                held.append(writer)  # accept and never answer: the requests stay in flight
+                await asyncio.sleep(60)
+
+            srv = await asyncio.start_server(on, "127.0.0.1", 0)
+            port.append(srv.sockets[0].getsockname()[1])
+            ready.set()
+            await asyncio.sleep(60)
+
+        asyncio.run(main())
+
+    threading.Thread(target=serve, daemon=True).start()
+    assert ready.wait(10)
+    out = tmp_path / "r.json"
+    spec = floods.FloodSpec(
+        kind="http",
+        ip="127.0.0.1",
+        port=port[0],
+        path="/",
+        rate=500,
+        count=5000,
+        duration=60,
+        concurrency=50,
+        results=str(out),
+        id=f"deadair-flood-term-{os.getpid()}",
+    )
+    proc = floods.start(spec)
+    try:
+        deadline = time.monotonic() + 30
+        while len(held) < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(held) >= 50
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        numbers = json.loads(out.read_text())
+        assert numbers["stopped"] == "SIGTERM" and numbers["sent"] == 50, numbers  # the launcher waits for a slot
+    finally:
+        proc.kill()
