@@ -299,10 +299,13 @@ async def run_flood(spec: FloodSpec, tally: _Tally | None = None) -> dict[str, A
         if make is one_request:
             # Requests in flight are capped at `concurrency`: wait for a slot here, so that no
             # backlog of launched requests is left to start after the deadline (or to delay a stop).
-            try:
-                await asyncio.wait_for(slots.acquire(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                break
+            if slots.locked():
+                try:
+                    await asyncio.wait_for(slots.acquire(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    break
+            else:
+                await slots.acquire()  # free: taken at once
         task = asyncio.ensure_future(make())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -334,9 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         # reach a loop-level handler for seconds. Python runs this one at once: write the numbers
         # and go (the kernel closes the sockets), so a stop (stop_floods: SIGTERM, a grace, then
         # SIGKILL) never loses them to a slow teardown on a busy machine.
-        if not written:
-            _write_results(spec.results, {"kind": spec.kind, "stopped": "SIGTERM", **tally.summary()})
-        os._exit(0)
+        try:
+            if not written:
+                _write_results(spec.results, {"kind": spec.kind, "stopped": "SIGTERM", **tally.summary()})
+        finally:
+            os._exit(0)
 
     signal.signal(signal.SIGTERM, on_term)
 
@@ -345,8 +350,17 @@ def main(argv: list[str] | None = None) -> int:
             result.update(await asyncio.wait_for(run_flood(spec, tally), spec.duration + 5))
         except TimeoutError:
             result.update({"kind": spec.kind, "stopped": "timeout", **tally.summary()})
-        _write_results(spec.results, result)  # before the loop closes (and cancels what is left)
-        written.append(True)
+        result.setdefault("stopped", "deadline")
+        final(result)  # before the loop closes (and cancels what is left)
+
+    def final(numbers: dict[str, Any]) -> None:
+        """The last word, written with SIGTERM held back: a stop during it waits for it, then exits."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            _write_results(spec.results, numbers)
+            written.append(True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
     try:
         import uvloop
@@ -359,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.run(body())
     except GuardError as exc:
         result = {"kind": spec.kind, "error": str(exc)}
-        _write_results(spec.results, result)
+        final(result)
     return 0 if "error" not in result else 2
 
 
