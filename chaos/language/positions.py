@@ -17,6 +17,7 @@ import yaml
 
 from chaos.errors import Problem
 from chaos.language.limits import MAX_DEPTH, MAX_DOCUMENT_CHARS, MAX_FILE_BYTES, MAX_VALUES
+from chaos.stack.yamlbounds import BoundedComposer, LimitExceeded
 from chaos.stack.yamltabs import TabTolerantSafeLoader
 
 Path_ = tuple[Any, ...]
@@ -84,100 +85,19 @@ class Positions:
         return self.values.get((), (1, 1))
 
 
-class LimitExceeded(yaml.MarkedYAMLError):
-    """A limit of chaos.language.limits crossed while composing, at the node that crosses it."""
-
-    def __init__(self, problem: str, problem_mark: Any) -> None:
-        super().__init__(problem=problem, problem_mark=problem_mark)
-
-
-class _Limits:
-    """A composer's compose_node, refusing while it composes (before anything is expanded):
-    nesting deeper than MAX_DEPTH, an alias inside the value it names (a recursive structure),
-    more than MAX_VALUES values and more than MAX_DOCUMENT_CHARS characters of scalars once
-    aliases are expanded. An alias costs what it names (its values, its characters, its depth),
-    known because that value was composed before it."""
-
-    anchors: dict[Any, yaml.Node]
-    peek_event: Any
-
-    def _start_limits(self) -> None:
-        self._depth = 0
-        self._values = 0
-        self._chars = 0
-        self._sizes: dict[int, tuple[int, int, int]] = {}  # id(node) -> (values, characters, levels)
-
-    def _count(self, n: int, chars: int, mark: Any, what: str) -> None:
-        self._values += n
-        self._chars += chars
-        if self._values > MAX_VALUES:
-            raise LimitExceeded(
-                problem=f"{what} makes the document more than {MAX_VALUES:,} values "
-                "(each alias counts as a copy of what it names); expected a smaller experiment",
-                problem_mark=mark,
-            )
-        if self._chars > MAX_DOCUMENT_CHARS:
-            raise LimitExceeded(
-                problem=f"{what} makes the document's values more than {MAX_DOCUMENT_CHARS:,} characters "
-                "(each alias counts as a copy of what it names); expected a smaller experiment",
-                problem_mark=mark,
-            )
-
-    def _too_deep(self, levels: int, mark: Any, what: str) -> None:
-        if self._depth + levels > MAX_DEPTH:
-            raise LimitExceeded(
-                problem=f"{what}nested more than {MAX_DEPTH} levels deep (the document is level 1; a mapping, list or "
-                "value is one level below what holds it"
-                f"{', counting what aliases name' if what else ''}); expected a flatter document",
-                problem_mark=mark,
-            )
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event: Any = self.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            target = self.anchors.get(event.anchor)
-            if target is not None:
-                size = self._sizes.get(id(target))
-                if size is None:
-                    raise LimitExceeded(
-                        problem=f"the alias *{event.anchor} is inside the value &{event.anchor} names: "
-                        "a recursive structure; expected an alias to a value defined before it",
-                        problem_mark=event.start_mark,
-                    )
-                self._too_deep(size[2], event.start_mark, f"the alias *{event.anchor} makes the document ")
-                self._count(size[0], size[1], event.start_mark, f"the alias *{event.anchor}")
-            return super().compose_node(parent, index)  # type: ignore[misc]
-        self._too_deep(1, event.start_mark, "")
-        scalar = isinstance(event, yaml.ScalarEvent)
-        self._count(1, len(event.value) if scalar else 0, event.start_mark, "this value")
-        self._depth += 1
-        try:
-            node = super().compose_node(parent, index)  # type: ignore[misc]
-        finally:
-            self._depth -= 1
-        if isinstance(node, yaml.MappingNode):
-            children = [c for pair in node.value for c in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        else:
-            self._sizes[id(node)] = (1, len(node.value), 1)
-            return node
-        sizes = [self._sizes.get(id(c), (1, 0, 1)) for c in children]
-        self._sizes[id(node)] = (
-            1 + sum(s[0] for s in sizes),
-            sum(s[1] for s in sizes),
-            1 + max((s[2] for s in sizes), default=0),
-        )
-        return node
-
-
-class _PythonLoader(_Limits, TabTolerantSafeLoader):
+class _PythonLoader(BoundedComposer, TabTolerantSafeLoader):
     """PyYAML's own parser (its messages for broken YAML are the clearer ones), with libyaml's
-    rule for tabs between tokens, so that `key:\tvalue` or `[\t1.5]` load as Compose loads them."""
+    rule for tabs between tokens, so that `key:\tvalue` or `[\t1.5]` load as Compose loads them,
+    within chaos.language.limits' bounds."""
+
+    max_depth = MAX_DEPTH
+    max_values = MAX_VALUES
+    max_chars = MAX_DOCUMENT_CHARS
+    smaller = "a smaller experiment"
 
     def __init__(self, stream: str) -> None:
         TabTolerantSafeLoader.__init__(self, stream)
-        self._start_limits()
+        self.start_bounds()
 
 
 def _compose(text: str) -> Any:

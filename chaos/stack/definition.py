@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from chaos.errors import EnvironmentNotReady
-from chaos.stack.yamltabs import TabTolerantSafeLoader
+from chaos.stack.composefile import ComposeFileError, read_compose_file
 
 COMPOSE_FILE_NAMES = ("docker-compose.yml", "compose.yaml", "compose.yml", "docker-compose.yaml")
 _LINK_LABEL = re.compile(r"^deadair\.link\.([a-z0-9][a-z0-9_.-]*)$")
@@ -65,6 +63,7 @@ class StackDefinition:
     toxiproxy_api_port: int
     links: dict[str, Link]
     listeners: dict[str, str] = field(default_factory=dict)  # the stack's deadair.listeners.* labels; {}: no audio
+    document: dict[str, Any] = field(default_factory=dict, repr=False)  # the whole file as read (configs, secrets)
 
     @property
     def nodes(self) -> list[str]:
@@ -123,35 +122,18 @@ class StackDefinition:
                     f"{compose_file}: deadair.listeners.{key} names {listeners[key]!r}, not a link; "
                     f"links: {', '.join(links)}"
                 )
-        return cls(name or compose_file.parent.name, compose_file, services, tox_service, api_port, links, listeners)
-
-
-MAX_COMPOSE_BYTES = 1024 * 1024
-"""A compose file's size: far beyond any stack, small enough to parse within a second."""
+        return cls(
+            name or compose_file.parent.name, compose_file, services, tox_service, api_port, links, listeners, doc
+        )
 
 
 def _read_compose(compose_file: Path) -> dict[str, Any]:
-    """A compose file as a mapping; anything else (too large, not UTF-8, not YAML, nested past
-    the parser's recursion, not a mapping) is a StackError, never a traceback. Aliases are kept
-    shared, not expanded, and only scalars are turned into strings (labels_of), so a "billion
-    laughs" costs nothing here."""
+    """A compose file as a mapping, read as Compose reads it (chaos.stack.composefile); anything
+    else is a StackError at its place, never a traceback."""
     try:
-        with compose_file.open("rb") as f:
-            raw = f.read(MAX_COMPOSE_BYTES + 1)
-        if len(raw) > MAX_COMPOSE_BYTES:
-            raise StackError(f"{compose_file}: more than {MAX_COMPOSE_BYTES:,} bytes; expected a compose file")
-        doc = yaml.load(raw.decode("utf-8"), Loader=TabTolerantSafeLoader)  # Compose's tabs load
-    except yaml.MarkedYAMLError as exc:  # one located line, not PyYAML's several
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{compose_file}:{mark.line + 1}:{mark.column + 1}" if mark else str(compose_file)
-        raise StackError(f"{where}: YAML syntax: {exc.problem or exc}; expected a compose file") from None
-    except (OSError, yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:
-        raise StackError(f"cannot read the stack's compose file {compose_file}: {exc}") from None
-    except RecursionError:
-        raise StackError(f"cannot read the stack's compose file {compose_file}: nested too deeply") from None
-    if not isinstance(doc, dict):
-        raise StackError(f"{compose_file}: is {type(doc).__name__}, not a compose file (a mapping with services)")
-    return doc
+        return read_compose_file(compose_file).doc
+    except ComposeFileError as exc:
+        raise StackError(str(exc)) from None
 
 
 def links_from_labels(labels: dict[str, str]) -> dict[str, Link]:

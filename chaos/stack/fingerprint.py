@@ -120,13 +120,8 @@ def _inputs(definition: StackDefinition) -> set[Path]:
 
 
 def _top_level(definition: StackDefinition, section: str) -> dict[str, Any] | None:
-    import yaml
-
-    try:
-        doc = yaml.safe_load(definition.compose_file.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    value = doc.get(section)
+    """A top-level section of the compose file as the definition read it (one reader for all)."""
+    value = definition.document.get(section)
     return value if isinstance(value, dict) else None
 
 

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-import yaml
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 
 from chaos.errors import EnvironmentNotReady
 from chaos.stack import engine
 from chaos.stack.compose import compose_command
+from chaos.stack.composefile import ComposeFileError, read_compose_file
 from chaos.stack.definition import repo_root
 
 TOXIPROXY_VERSION = "2.12.0"
@@ -292,9 +292,12 @@ def stack_builds(compose_dir: Path) -> list[tuple[str, str, str]]:
     """(context, dockerfile, image) for every distinct built image of every stack under compose_dir."""
     seen: dict[str, tuple[str, str, str]] = {}
     for compose_file in sorted(compose_dir.glob("*/docker-compose.yml")):
-        doc = yaml.safe_load(compose_file.read_text()) or {}
+        try:
+            doc = read_compose_file(compose_file).doc
+        except ComposeFileError as exc:
+            raise EnvironmentNotReady(str(exc)) from None
         for svc in (doc.get("services") or {}).values():
-            build = svc.get("build")
+            build = svc.get("build") if isinstance(svc, dict) else None
             if not build or not svc.get("image"):
                 continue
             if isinstance(build, str):

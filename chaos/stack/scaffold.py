@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from chaos.errors import ExperimentError, Problem
+from chaos.stack.composefile import Compose12Loader, ComposeFileError, read_compose_file
 from chaos.stack.definition import labels_of, port_env
 
 TOXIPROXY_IMAGE = "deadair/toxiproxy:2.12.0"
@@ -32,10 +33,6 @@ API_PORT = 8474
 FIRST_LINK_PORT = 8001  # dependency links: 8001, 8002, ...
 FIRST_ENTRY_PORT = 8100  # host -> service links, published on the host
 _SERVICE_PORT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*):(\d{1,5})(/[^\s$]*)?$")
-MAX_COMPOSE_BYTES = 1_000_000
-MAX_VALUES = 200_000  # values once every alias is expanded: a compose file of 500 services has ~20,000
-MAX_DEPTH = 64
-MAX_CHARS = 1_048_576  # characters of text once every alias is expanded (a 400 KB string under 9**5 aliases)
 MAX_SERVICES = 500
 MAX_NAME = 64  # a stack name: a folder name and part of compose project and container names
 # a URL's default port, for `redis://db` (no port): rewritten only when it is the linked port
@@ -128,43 +125,6 @@ def find_compose_file(folder: Path) -> Path:
     )
 
 
-class _Compose12Loader(yaml.SafeLoader):
-    """Scalars as Compose v2 reads them (YAML 1.2 core schema): only true/false are booleans, no
-    base-60 (`22:22` stays a string), no `yes`/`on`, no dates, `0o17` is octal, `017` decimal, and a
-    null stays null. PyYAML's SafeLoader is YAML 1.1 and would change such values."""
-
-
-_Compose12Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag == "tag:yaml.org,2002:merge"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Compose12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_Compose12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
-)
-_Compose12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
-_Compose12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
-)
-
-
-def _int12(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = str(loader.construct_scalar(node))
-    return int(text, 0) if text.startswith(("0o", "0x")) else int(text, 10)
-
-
-_Compose12Loader.add_constructor("tag:yaml.org,2002:int", _int12)
-_Compose12Loader.add_constructor("tag:yaml.org,2002:bool", lambda loader, node: node.value.lower() == "true")
-
-
 class _BothDumper(yaml.SafeDumper):
     """Writes a string quoted when YAML 1.1 (compose v1) or 1.2 (compose v2) would read it as
     something else: PyYAML quotes only for 1.1, and 1.2 reads a plain `1e3` as 1000.0, `0o17` as 15."""
@@ -172,7 +132,7 @@ class _BothDumper(yaml.SafeDumper):
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     node = dumper.represent_str(value)
-    tag12 = _Compose12Loader.resolve(_Compose12Loader, yaml.ScalarNode, value, (True, False))  # type: ignore[arg-type]
+    tag12 = Compose12Loader.resolve(Compose12Loader, yaml.ScalarNode, value, (True, False))  # type: ignore[arg-type]
     if tag12 != "tag:yaml.org,2002:str" and isinstance(node, yaml.ScalarNode) and node.style is None:
         node.style = '"'
     return node
@@ -181,84 +141,17 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _BothDumper.add_representer(str, _represent_str)
 
 
-def _expanded_size(root: yaml.Node) -> tuple[int, int, int]:
-    """(values once every alias is expanded, depth, characters of text once expanded) of a node
-    tree, without expanding it: an alias is the same node object, so each node's size is counted
-    once (the "billion laughs", and one long string behind many aliases)."""
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    chars: dict[int, int] = {}
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if id(node) in size:
-            continue
-        children: list[yaml.Node] = []
-        if isinstance(node, yaml.MappingNode):
-            children = [n for kv in node.value for n in kv]
-        elif isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        if done or not children:
-            size[id(node)] = 1 + sum(size.get(id(c), 0) for c in children)
-            depth[id(node)] = 1 + max((depth.get(id(c), 0) for c in children), default=0)
-            own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
-            chars[id(node)] = own + sum(chars.get(id(c), 0) for c in children)
-            if size[id(node)] > MAX_VALUES or depth[id(node)] > MAX_DEPTH or chars[id(node)] > MAX_CHARS:
-                return size[id(node)], depth[id(node)], chars[id(node)]
-            continue
-        stack.append((node, True))
-        stack.extend((c, False) for c in children if id(c) not in size)
-    return size[id(root)], depth[id(root)], chars[id(root)]
-
-
 def read_compose(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
-    """The user's compose file read as Compose reads it (YAML 1.2 scalars), and its node tree (for
-    the line and column of what is wrong). Bounded: size, nesting, aliases, services."""
+    """The user's compose file read as Compose reads it (chaos.stack.composefile: YAML 1.2 scalars,
+    libyaml's tabs, bounded), and its node tree (for the line and column of what is wrong); it
+    must have services, at most MAX_SERVICES."""
     try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_COMPOSE_BYTES + 1)
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScaffoldError([Problem(str(path), 0, 0, f"cannot read the compose file: {exc}")]) from None
-    if len(raw) > MAX_COMPOSE_BYTES:
-        raise ScaffoldError([Problem(str(path), 0, 0, "a compose file of more than 1 MB; expected a compose file")])
-    loader = _Compose12Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is not None:
-            values, depth, chars = _expanded_size(node)
-            if values > MAX_VALUES or depth > MAX_DEPTH or chars > MAX_CHARS:
-                raise ScaffoldError(
-                    [
-                        Problem(
-                            str(path),
-                            1,
-                            1,
-                            f"more than {MAX_VALUES:,} values or {MAX_CHARS:,} characters once its aliases are "
-                            f"expanded, or nested more than {MAX_DEPTH} levels deep; expected a compose file",
-                        )
-                    ]
-                )
-        doc = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-        raise ScaffoldError(
-            [Problem(str(path), line, col, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
-        ) from None
-    except RecursionError:
-        raise ScaffoldError(
-            [Problem(str(path), 1, 1, f"nested more than {MAX_DEPTH} levels deep; expected a compose file")]
-        ) from None
-    finally:
-        loader.dispose()
-    services = doc.get("services") if isinstance(doc, dict) else None
-    if (
-        not isinstance(doc, dict)
-        or not isinstance(services, dict)
-        or not services
-        or not all(isinstance(s, dict) for s in services.values())
-    ):
+        compose = read_compose_file(path)
+    except ComposeFileError as exc:
+        raise ScaffoldError([Problem(str(path), exc.line, exc.column, exc.message)]) from None
+    doc, node = compose.doc, compose.node
+    services = doc.get("services")
+    if not isinstance(services, dict) or not services or not all(isinstance(s, dict) for s in services.values()):
         raise ScaffoldError([Problem(str(path), 1, 1, "no services; expected a compose file with a services mapping")])
     if len(services) > MAX_SERVICES:
         raise ScaffoldError([Problem(str(path), 1, 1, f"{len(services)} services; expected at most {MAX_SERVICES}")])

@@ -11,6 +11,7 @@ from chaos.cli import main
 from chaos.errors import ExperimentError
 from chaos.language.loader import load_experiment
 from chaos.stack import scaffold
+from chaos.stack.composefile import Compose12Loader
 from chaos.stack.definition import StackDefinition
 
 USER = """\
@@ -191,7 +192,7 @@ def test_no_compose_file_and_a_deadair_stack_already_are_errors(tmp_path, capsys
     assert "docker-compose.yml:4:5: service tox already carries deadair.toxiproxy" in capsys.readouterr().err
     (tmp_path / "docker-compose.yml").write_text("services: [\n")
     assert main(["init", str(tmp_path), "--link", "db:5432"]) == 2
-    assert "docker-compose.yml:2:1: not valid YAML" in capsys.readouterr().err
+    assert "docker-compose.yml:2:1: YAML syntax" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["docker-compose.yml"]
 
 
@@ -244,7 +245,7 @@ def test_values_are_written_as_compose_reads_them(tmp_path):
     )
     sc = scaffold.plan(tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), None)
     text = sc.files[sc.compose_out]
-    for loader in (yaml.SafeLoader, scaffold._Compose12Loader):  # compose v1 (YAML 1.1) and v2 (1.2)
+    for loader in (yaml.SafeLoader, Compose12Loader):  # compose v1 (YAML 1.1) and v2 (1.2)
         doc = yaml.load(text, Loader=loader)
         web, other = doc["services"]["web"], doc["services"]["other"]
         assert web["command"] == ["serve", "22:22", 15, 17, 1000.0, "2024-01-01"], loader
@@ -264,7 +265,7 @@ def test_hostile_compose_files_are_located_errors(tmp_path, capsys):
     bomb += ['      - &a0 ["lol"]']
     bomb += [f"      - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     cases = {
-        "\n".join(bomb) + "\n": "once its aliases are expanded",
+        "\n".join(bomb) + "\n": "each alias counts as a copy of what it names",
         "services: " + "[" * 5000 + "]" * 5000 + "\n": "levels deep",
         "services:\n"
         + "".join(f"  s{i}: {{image: x}}\n" for i in range(scaffold.MAX_SERVICES + 1)): "services; expected",
@@ -420,7 +421,7 @@ def test_a_long_string_behind_many_aliases_is_a_located_error(tmp_path, capsys):
     )
     assert _init(tmp_path, "--link", "db:5432", "--entry", "db:5432") == 2
     err = capsys.readouterr().err
-    assert "characters once its aliases are expanded" in err and "Traceback" not in err
+    assert "characters (each alias counts as a copy of what it names)" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["docker-compose.yml"]
 
 
@@ -444,7 +445,7 @@ def test_quoted_strings_either_yaml_reads_as_numbers_stay_strings(tmp_path):
         '      A: "1e3"\n      B: "7E10"\n      C: "0o17"\n      D: "1.5e3"\n      E: "yes"\n  db: {image: d}\n'
     )
     sc = scaffold.plan(tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), None)
-    for loader in (yaml.SafeLoader, scaffold._Compose12Loader):
+    for loader in (yaml.SafeLoader, Compose12Loader):
         env = yaml.load(sc.files[sc.compose_out], Loader=loader)["services"]["web"]["environment"]
         assert env == {"DB": "toxiproxy:8001", "A": "1e3", "B": "7E10", "C": "0o17", "D": "1.5e3", "E": "yes"}
 
