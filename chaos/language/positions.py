@@ -9,7 +9,6 @@ milliseconds, and 5,000 nested brackets never reach Python's recursion limit).
 
 from __future__ import annotations
 
-import bisect
 import re
 from typing import Any
 
@@ -18,28 +17,11 @@ import yaml
 from chaos.errors import Problem
 from chaos.language.limits import MAX_DEPTH, MAX_DOCUMENT_CHARS, MAX_FILE_BYTES, MAX_VALUES
 from chaos.stack.yamlbounds import BoundedComposer, LimitExceeded
+from chaos.stack.yamllines import EditorLines
 from chaos.stack.yamltabs import TabTolerantSafeLoader
 
 Path_ = tuple[Any, ...]
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_LINE_BREAK = re.compile("\r\n|\r|\n")  # an editor's and grep -n's, not YAML's (which adds U+0085, U+2028, U+2029)
-
-
-class _Lines:
-    """Line and column (1-based) of a character index, lines counted as editors count them: YAML's
-    marks also break lines at U+0085, U+2028 and U+2029, and would be a line off after each."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.starts = [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
-
-    def at(self, index: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self.starts, index)
-        start = self.starts[line - 1]
-        return line, index - start + 1 - self.text.count("\ufeff", start, index)  # a BOM takes no column
-
-    def of(self, mark: Any) -> tuple[int, int]:
-        return self.at(mark.index) if mark is not None else (1, 1)
 
 
 class Positions:
@@ -134,7 +116,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions, list[Problem]]:
     problems: list[Problem] = []
     if (big := size_problem(text, file)) is not None:
         return None, pos, [big]
-    lines = _Lines(text)
+    lines = EditorLines(text)
     try:
         root = _compose(text)
     except LimitExceeded as exc:

@@ -117,8 +117,7 @@ def _ask_links(compose_file: Path) -> list[str]:
     """At a terminal with no --link: which dependencies go behind links."""
     from chaos.stack import scaffold
 
-    doc, _ = scaffold.read_compose(compose_file)
-    ports = scaffold.known_ports(doc)
+    ports = scaffold.known_ports(scaffold.read_compose(compose_file).doc)
     known = [f"{svc}:{p}" for svc, found in ports.items() for p in sorted(found)]
     print(f"services of {compose_file} and the ports they are known to listen on: {', '.join(known) or 'none'}")
     try:

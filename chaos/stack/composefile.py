@@ -17,10 +17,12 @@ from typing import Any
 import yaml
 
 from chaos.stack.yamlbounds import BoundedComposer, LimitExceeded
+from chaos.stack.yamllines import EditorLines
 from chaos.stack.yamltabs import TabTolerantSafeLoader
 
 MAX_BYTES = 1024 * 1024
-"""A compose file's size: far beyond any stack, small enough to parse within a second."""
+"""A compose file's size: far beyond any stack (a 500-service file is ~100 KB); with MAX_VALUES it
+bounds a parse to seconds (199,000 values in 400 KB: 6.5 s on a loaded 2-core host)."""
 MAX_VALUES = 200_000  # values once every alias is expanded: a compose file of 500 services has ~20,000
 MAX_DEPTH = 64
 MAX_CHARS = 1024 * 1024  # characters of text once every alias is expanded
@@ -35,10 +37,13 @@ class ComposeFileError(Exception):
 
 
 class Compose12Loader(BoundedComposer, TabTolerantSafeLoader):
-    """Scalars as Compose v2 reads them (YAML 1.2 core schema): only true/false are booleans, no
-    base-60 (`22:22` stays a string), no `yes`/`on`, no dates, `0o17` is octal, `017` decimal, and a
-    null stays null. PyYAML's SafeLoader is YAML 1.1 and would change such values. Tabs as libyaml
-    skips them; nesting, values and characters bounded through aliases."""
+    """Scalars as Compose v2 reads them: go-yaml v3 decoding into plain values (YAML 1.2 core, with
+    go-yaml's own number rules). Only true/false are booleans (no `yes`/`on`), no base 60 (`22:22`
+    stays a string), no dates, a null stays null; numbers are read as Go's strconv reads them once
+    underscores are dropped (`1_000` is 1000, `0x1F`, `0o17`, `0b101`, and `017` octal as YAML 1.1's
+    15). PyYAML's SafeLoader is YAML 1.1 and would change such values. Tabs as libyaml skips them;
+    nesting, values and characters bounded through aliases; an anchor may be named again (the
+    later one counts), as go-yaml allows."""
 
     max_depth = MAX_DEPTH
     max_values = MAX_VALUES
@@ -49,6 +54,32 @@ class Compose12Loader(BoundedComposer, TabTolerantSafeLoader):
         TabTolerantSafeLoader.__init__(self, stream)
         self.start_bounds()
 
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None and not isinstance(event, yaml.AliasEvent):
+            self.anchors.pop(anchor, None)  # PyYAML refuses a second &a; go-yaml (and so Compose) rebinds it
+        return super().compose_node(parent, index)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A value that cannot be built (`!!int abc`, `!!timestamp 2024-13-45`) is an error at its node."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            raise _UnbuildableValue(f"cannot read this value as its tag says ({exc})", node.start_mark) from None
+
+
+class _UnbuildableValue(yaml.MarkedYAMLError):
+    """A value whose explicit tag does not fit it, at its node."""
+
+    def __init__(self, problem: str, problem_mark: Any) -> None:
+        super().__init__(problem=problem, problem_mark=problem_mark)
+
+
+_NUMBER_TAG = "tag:deadair,2026:go-number"  # resolved here, constructed as go-yaml would: int, float or text
+_GO_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")  # go-yaml's yamlStyleFloat
+_GO_INT = re.compile(r"^[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$")  # ParseInt, base 0
+_INT_RANGE = (-(2**63), 2**64 - 1)  # int64, then uint64: beyond both, go-yaml tries a float, then text
 
 Compose12Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag == "tag:yaml.org,2002:merge"]
@@ -57,27 +88,49 @@ Compose12Loader.yaml_implicit_resolvers = {
 Compose12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
-Compose12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
-)
-Compose12Loader.add_implicit_resolver(
+Compose12Loader.add_implicit_resolver(  # go-yaml's table (.inf, -.inf, .nan) first, and `.5`
     "tag:yaml.org,2002:float",
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
+    re.compile(r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|\.[0-9]+(?:[eE][-+]?[0-9]+)?)$"),
+    list("-+."),
+)
+Compose12Loader.add_implicit_resolver(  # what starts with a digit or a sign is tried as a number
+    _NUMBER_TAG, re.compile(r"^[-+]?[0-9._][0-9A-Za-z_.+-]*$"), list("-+0123456789")
 )
 Compose12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
 )
 
 
-def _int12(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = str(loader.construct_scalar(node))
-    return int(text, 0) if text.startswith(("0o", "0x")) else int(text, 10)
+def go_number(text: str) -> int | float | str:
+    """A plain scalar that starts with a digit or a sign, as go-yaml v3 resolves it: underscores
+    dropped, then Go's ParseInt (base from the prefix, a leading 0 octal) within int64 or uint64,
+    then a YAML-style float, else the text itself."""
+    plain = text.replace("_", "")
+    if _GO_INT.match(plain):
+        sign = -1 if plain[0] == "-" else 1
+        digits = plain.lstrip("+-")
+        base = {"x": 16, "o": 8, "b": 2}.get(digits[1:2].lower(), 8) if len(digits) > 1 and digits[0] == "0" else 10
+        body = digits[2:] if base != 10 and digits[1:2].isalpha() else digits
+        if base != 10 and len(body) > 64 or base == 10 and len(body) > 20:
+            value = None  # far beyond uint64: no need to convert it to know
+        else:
+            value = sign * int(body or "0", base)
+        if value is not None and _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+            return value
+    if _GO_FLOAT.match(plain):
+        f = float(plain)
+        if f not in (float("inf"), float("-inf")):  # Go's ParseFloat reports out of range: then text
+            return f
+    return text
 
 
-Compose12Loader.add_constructor("tag:yaml.org,2002:int", _int12)
+def plain_reads_as_text(value: str) -> bool:
+    """Whether Compose v2 reads this string, written as a plain scalar, back as the same string."""
+    tag = Compose12Loader.resolve(Compose12Loader, yaml.ScalarNode, value, (True, False))  # type: ignore[arg-type]
+    return tag == "tag:yaml.org,2002:str" or (tag == _NUMBER_TAG and isinstance(go_number(value), str))
+
+
+Compose12Loader.add_constructor(_NUMBER_TAG, lambda loader, node: go_number(str(node.value)))
 Compose12Loader.add_constructor("tag:yaml.org,2002:bool", lambda loader, node: node.value.lower() == "true")
 
 
@@ -88,6 +141,7 @@ class ComposeFile:
     path: Path
     doc: dict[str, Any]
     node: yaml.Node
+    lines: EditorLines  # a node's mark as an editor's line and column: lines.of(node.start_mark)
 
 
 def read_compose_file(path: Path) -> ComposeFile:
@@ -101,19 +155,22 @@ def read_compose_file(path: Path) -> ComposeFile:
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ComposeFileError(path, 0, 0, f"cannot read the compose file: {exc}") from None
-    loader = Compose12Loader(text)
+    lines = EditorLines(text)
+    try:
+        loader = Compose12Loader(text)  # its reader checks every character first
+    except yaml.reader.ReaderError as exc:
+        raise _bad_character(path, lines, exc) from None
     try:
         node = loader.get_single_node()
         doc = loader.construct_document(node) if node is not None else None
-    except LimitExceeded as exc:
-        at = exc.problem_mark
-        line, col = (at.line + 1, at.column + 1) if at is not None else (1, 1)
-        raise ComposeFileError(path, line, col, str(exc.problem)) from None
+    except (LimitExceeded, _UnbuildableValue) as exc:
+        raise ComposeFileError(path, *lines.of(exc.problem_mark), str(exc.problem)) from None
     except yaml.MarkedYAMLError as exc:  # one located line, not PyYAML's several
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        line, col = lines.of(exc.problem_mark or exc.context_mark)
         raise ComposeFileError(path, line, col, f"YAML syntax: {exc.problem or exc}; expected a compose file") from None
-    except yaml.YAMLError as exc:  # the reader's: a character YAML does not allow
+    except yaml.reader.ReaderError as exc:
+        raise _bad_character(path, lines, exc) from None
+    except yaml.YAMLError as exc:
         raise ComposeFileError(path, 0, 0, f"YAML: {exc}; expected a compose file") from None
     except RecursionError:  # not reached within MAX_DEPTH; kept so that no traceback can escape
         raise ComposeFileError(
@@ -121,6 +178,18 @@ def read_compose_file(path: Path) -> ComposeFile:
         ) from None
     finally:
         loader.dispose()
-    if not isinstance(doc, dict) or node is None:
-        raise ComposeFileError(path, 1, 1, f"is {type(doc).__name__}, not a compose file (a mapping with services)")
-    return ComposeFile(path, doc, node)
+    if doc is None or node is None:
+        raise ComposeFileError(path, 1, 1, "is empty; expected a compose file (a mapping with services)")
+    if not isinstance(doc, dict):
+        raise ComposeFileError(path, 1, 1, f"is a {type(doc).__name__}, not a compose file (a mapping with services)")
+    return ComposeFile(path, doc, node, lines)
+
+
+def _bad_character(path: Path, lines: EditorLines, exc: yaml.reader.ReaderError) -> ComposeFileError:
+    """A character YAML does not allow (a control character), at its place."""
+    char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+    return ComposeFileError(
+        path,
+        *lines.at(exc.position),
+        f"the character U+{ord(char):04X} is not allowed in YAML; expected printable text",
+    )

@@ -34,13 +34,8 @@ MAX_BYTES = 64 * 1024 * 1024  # per file; a larger one is hashed by its size and
 def fingerprint(definition: StackDefinition, image_ids: dict[str, str]) -> dict[str, Any]:
     """The stack's fingerprint from its definition and the image id each service ran."""
     base = definition.compose_file.resolve().parent
-    files: dict[str, str] = {}
-    truncated = False
-    for path in sorted(_inputs(definition)):
-        if len(files) >= MAX_FILES:
-            truncated = True
-            break
-        files[_relative(path, base)] = _file_hash(path)
+    paths, truncated = _input_files(definition)
+    files = {_relative(path, base): _file_hash(path) for path in paths}
     out: dict[str, Any] = {
         "images": dict(sorted(image_ids.items())),
         "compose_file": _file_hash(definition.compose_file),
@@ -92,31 +87,47 @@ def differences(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]
     return out or ["fingerprint"]
 
 
+def _input_files(definition: StackDefinition) -> tuple[list[Path], bool]:
+    """The first MAX_FILES files the compose file mounts or builds, in order, and whether there
+    were more: a folder is walked only as far as the budget (a mount of `/`, as node-exporter's,
+    would list the whole disk)."""
+    files: set[Path] = set()
+    for declared in sorted(_inputs(definition)):
+        found, more = _files_under(declared, MAX_FILES + 1 - len(files))
+        files |= found
+        if more or len(files) > MAX_FILES:
+            return sorted(files)[:MAX_FILES], True
+    return sorted(files), False
+
+
 def _inputs(definition: StackDefinition) -> set[Path]:
-    """Every file the compose file mounts or builds (see the module's docstring)."""
+    """Every path (file or folder) the compose file mounts or builds (see the module's docstring).
+    A malformed entry (Compose would refuse the file) is skipped: the fingerprint describes, it
+    does not validate."""
     base = definition.compose_file.resolve().parent
-    doc_paths: set[Path] = set()
+    doc_paths: set[Path | None] = set()
     for spec in definition.services.values():
-        for vol in spec.get("volumes") or []:
+        for vol in _listed(spec.get("volumes")):
             src = _bind_source(vol)
             if src:
                 doc_paths.add(_under(base, src))
         env_files = spec.get("env_file") or []
-        for item in [env_files] if isinstance(env_files, str | dict) else env_files:
+        for item in [env_files] if isinstance(env_files, str | dict) else _listed(env_files):
             path = item.get("path") if isinstance(item, dict) else item
-            if path:
-                doc_paths.add(_under(base, str(path)))
+            if isinstance(path, str) and path:
+                doc_paths.add(_under(base, path))
         build = spec.get("build")
-        if build:
+        if isinstance(build, str | dict) and build:
             doc_paths |= _build_inputs(base, build)
     for section in ("configs", "secrets"):
         for item in (_top_level(definition, section) or {}).values():
-            if isinstance(item, dict) and item.get("file"):
-                doc_paths.add(_under(base, str(item["file"])))
-    files: set[Path] = set()
-    for p in doc_paths:
-        files |= _files_under(p)
-    return files
+            if isinstance(item, dict) and isinstance(item.get("file"), str) and item["file"]:
+                doc_paths.add(_under(base, item["file"]))
+    return {p for p in doc_paths if p is not None}
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _top_level(definition: StackDefinition, section: str) -> dict[str, Any] | None:
@@ -129,18 +140,24 @@ def _bind_source(vol: Any) -> str | None:
     """The host path of a bind volume (short `./src:/dst[:ro]` or long `{type: bind, source}`)."""
     if isinstance(vol, dict):
         return str(vol["source"]) if vol.get("type") == "bind" and vol.get("source") else None
-    src = str(vol).split(":", 1)[0]
-    return src if src.startswith((".", "/", "~")) and ":" in str(vol) else None
+    if not isinstance(vol, str):
+        return None
+    src = vol.split(":", 1)[0]
+    return src if src.startswith((".", "/", "~")) and ":" in vol else None
 
 
-def _build_inputs(base: Path, build: Any) -> set[Path]:
+def _build_inputs(base: Path, build: str | dict[str, Any]) -> set[Path | None]:
     if isinstance(build, str):
         context, dockerfile = _under(base, build), "Dockerfile"
     else:
         context = _under(base, str(build.get("context", ".")))
         dockerfile = str(build.get("dockerfile", "Dockerfile"))
+    if context is None:
+        return set()
     df = _under(context, dockerfile)
-    out = {df}
+    if df is None:
+        return set()
+    out: set[Path | None] = {df}
     try:
         text = df.read_text()
     except OSError:
@@ -185,17 +202,31 @@ def _copy_sources(dockerfile: str) -> list[list[str]]:
     return out
 
 
-def _under(base: Path, path: str) -> Path:
-    p = Path(os.path.expanduser(path))
-    return (p if p.is_absolute() else base / p).resolve()
+def _under(base: Path, path: str) -> Path | None:
+    """path from base, resolved; None for a path no file can have (a NUL byte)."""
+    try:
+        p = Path(os.path.expanduser(path))
+        return (p if p.is_absolute() else base / p).resolve()
+    except (ValueError, OSError, RuntimeError):
+        return None
 
 
-def _files_under(path: Path) -> set[Path]:
-    if path.is_file():
-        return {path}
-    if path.is_dir():
-        return {p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
-    return {path}  # missing: hashed as missing, so that it appearing later is a change
+def _files_under(path: Path, budget: int) -> tuple[set[Path], bool]:
+    """The files at path (itself, or a folder's, in a fixed order), at most budget of them, and
+    whether there were more. A missing path is kept, hashed as missing, so that it appearing
+    later is a change."""
+    if path.is_file() or not path.is_dir():
+        return {path}, False
+    out: set[Path] = set()
+    for root, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(names):
+            f = Path(root) / name
+            if f.is_file():
+                out.add(f)
+                if len(out) >= budget:
+                    return out, True
+    return out, False
 
 
 def _file_hash(path: Path) -> str:

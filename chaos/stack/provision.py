@@ -296,14 +296,22 @@ def stack_builds(compose_dir: Path) -> list[tuple[str, str, str]]:
             doc = read_compose_file(compose_file).doc
         except ComposeFileError as exc:
             raise EnvironmentNotReady(str(exc)) from None
-        for svc in (doc.get("services") or {}).values():
+        services = doc.get("services")
+        for name, svc in (services if isinstance(services, dict) else {}).items():
             build = svc.get("build") if isinstance(svc, dict) else None
             if not build or not svc.get("image"):
                 continue
             if isinstance(build, str):
                 build = {"context": build}
-            context = (compose_file.parent / build.get("context", ".")).resolve()
-            seen.setdefault(svc["image"], (str(context), build.get("dockerfile", "Dockerfile"), svc["image"]))
+            context = build.get("context", ".") if isinstance(build, dict) else None
+            dockerfile = build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else None
+            image = svc["image"]
+            if not (isinstance(context, str) and isinstance(dockerfile, str) and isinstance(image, str)):
+                raise EnvironmentNotReady(
+                    f"{compose_file}: service {name}: expected build as a context path or "
+                    "{context: PATH, dockerfile: FILE}, and image as a name"
+                )
+            seen.setdefault(image, (str((compose_file.parent / context).resolve()), dockerfile, image))
     return list(seen.values())
 
 

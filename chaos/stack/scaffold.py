@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from chaos.errors import ExperimentError, Problem
-from chaos.stack.composefile import Compose12Loader, ComposeFileError, read_compose_file
+from chaos.stack.composefile import ComposeFile, ComposeFileError, plain_reads_as_text, read_compose_file
 from chaos.stack.definition import labels_of, port_env
 
 TOXIPROXY_IMAGE = "deadair/toxiproxy:2.12.0"
@@ -132,8 +132,7 @@ class _BothDumper(yaml.SafeDumper):
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     node = dumper.represent_str(value)
-    tag12 = Compose12Loader.resolve(Compose12Loader, yaml.ScalarNode, value, (True, False))  # type: ignore[arg-type]
-    if tag12 != "tag:yaml.org,2002:str" and isinstance(node, yaml.ScalarNode) and node.style is None:
+    if not plain_reads_as_text(value) and isinstance(node, yaml.ScalarNode) and node.style is None:
         node.style = '"'
     return node
 
@@ -141,7 +140,7 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _BothDumper.add_representer(str, _represent_str)
 
 
-def read_compose(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+def read_compose(path: Path) -> ComposeFile:
     """The user's compose file read as Compose reads it (chaos.stack.composefile: YAML 1.2 scalars,
     libyaml's tabs, bounded), and its node tree (for the line and column of what is wrong); it
     must have services, at most MAX_SERVICES."""
@@ -149,25 +148,26 @@ def read_compose(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
         compose = read_compose_file(path)
     except ComposeFileError as exc:
         raise ScaffoldError([Problem(str(path), exc.line, exc.column, exc.message)]) from None
-    doc, node = compose.doc, compose.node
+    doc = compose.doc
     services = doc.get("services")
     if not isinstance(services, dict) or not services or not all(isinstance(s, dict) for s in services.values()):
         raise ScaffoldError([Problem(str(path), 1, 1, "no services; expected a compose file with a services mapping")])
     if len(services) > MAX_SERVICES:
         raise ScaffoldError([Problem(str(path), 1, 1, f"{len(services)} services; expected at most {MAX_SERVICES}")])
     doc["services"] = {str(k): v for k, v in services.items()}  # `123:` is a service named "123"
-    return doc, node
+    return compose
 
 
-def _where(node: yaml.Node | None, *keys: str) -> tuple[int, int]:
+def _where(compose: ComposeFile, *keys: str) -> tuple[int, int]:
     """Line and column of services.KEY... in the compose file (1, 1 when not found)."""
     found = (1, 1)
+    node: yaml.Node = compose.node
     for key in keys:
         if not isinstance(node, yaml.MappingNode):
             break
         for k, v in node.value:
             if k.value == key:
-                found, node = (k.start_mark.line + 1, k.start_mark.column + 1), v
+                found, node = compose.lines.of(k.start_mark), v
                 break
         else:
             break
@@ -258,7 +258,8 @@ def plan(
     name: str | None = None,
 ) -> Scaffold:
     """Everything `deadair init` writes, or a ScaffoldError naming every bad input."""
-    doc, node = read_compose(compose_file)
+    compose = read_compose(compose_file)
+    doc = compose.doc
     services: dict[str, dict[str, Any]] = doc["services"]
     src = str(compose_file)
     problems: list[Problem] = []
@@ -267,7 +268,7 @@ def plan(
         problems.append(
             Problem(
                 src,
-                *_where(node, "services", tox_labelled[0], "labels"),
+                *_where(compose, "services", tox_labelled[0], "labels"),
                 f"service {tox_labelled[0]} already carries deadair.toxiproxy: this file is a deadair stack "
                 "already; expected a compose file with no deadair labels",
             )
@@ -311,7 +312,7 @@ def plan(
             problems.append(
                 Problem(
                     src,
-                    *_where(node, "services", t.service, "network_mode"),
+                    *_where(compose, "services", t.service, "network_mode"),
                     f"{t.given}: service {t.service} has network_mode {mode}, so Toxiproxy cannot reach it by "
                     f"name; expected a service on the stack's network (remove network_mode, or choose another)",
                 )

@@ -225,12 +225,14 @@ def _init(d: Path, *argv: str) -> int:
 
 def test_values_are_written_as_compose_reads_them(tmp_path):
     """Compose reads YAML 1.2: `22:22` is text (not 1342), `yes` is text, `true` a boolean, an
-    empty value null (taken from the shell). The generated file keeps each value, read either way."""
+    empty value null (taken from the shell); numbers as go-yaml reads them (`017` is octal 15, as
+    YAML 1.1 says too; `0b101` is 5, `1_000` is 1000). The generated file keeps each value, read
+    either way."""
     (tmp_path / "docker-compose.yml").write_text(
         "services:\n"
         "  web:\n"
         "    image: w\n"
-        "    command: [serve, 22:22, 0o17, 017, 1e3, 2024-01-01]\n"
+        "    command: [serve, 22:22, 0o17, 017, 1e3, 2024-01-01, 0b101, 1_000]\n"
         "    ports: ['8080:8080']\n"
         "    environment:\n"
         "      DB: db:5432\n"
@@ -248,7 +250,7 @@ def test_values_are_written_as_compose_reads_them(tmp_path):
     for loader in (yaml.SafeLoader, Compose12Loader):  # compose v1 (YAML 1.1) and v2 (1.2)
         doc = yaml.load(text, Loader=loader)
         web, other = doc["services"]["web"], doc["services"]["other"]
-        assert web["command"] == ["serve", "22:22", 15, 17, 1000.0, "2024-01-01"], loader
+        assert web["command"] == ["serve", "22:22", 15, 15, 1000.0, "2024-01-01", 5, 1000], loader
         assert web["environment"] == {
             "DB": "toxiproxy:8001",
             "ENABLED": True,
@@ -442,12 +444,17 @@ def test_a_rewritten_multi_line_value_keeps_the_header_a_comment(tmp_path):
 def test_quoted_strings_either_yaml_reads_as_numbers_stay_strings(tmp_path):
     (tmp_path / "docker-compose.yml").write_text(
         "services:\n  web:\n    image: w\n    ports: ['80:80']\n    environment:\n      DB: db:5432\n"
-        '      A: "1e3"\n      B: "7E10"\n      C: "0o17"\n      D: "1.5e3"\n      E: "yes"\n  db: {image: d}\n'
+        '      A: "1e3"\n      B: "7E10"\n      C: "0o17"\n      D: "1.5e3"\n      E: "yes"\n'
+        '      F: "1_000"\n      G: "0b101"\n      H: "+0X1F"\n      I: "017"\n  db: {image: d}\n'
     )
     sc = scaffold.plan(tmp_path / "docker-compose.yml", tmp_path, targets("db:5432"), None)
     for loader in (yaml.SafeLoader, Compose12Loader):
         env = yaml.load(sc.files[sc.compose_out], Loader=loader)["services"]["web"]["environment"]
-        assert env == {"DB": "toxiproxy:8001", "A": "1e3", "B": "7E10", "C": "0o17", "D": "1.5e3", "E": "yes"}
+        assert env == {
+            "DB": "toxiproxy:8001",
+            **{"A": "1e3", "B": "7E10", "C": "0o17", "D": "1.5e3", "E": "yes"},
+            **{"F": "1_000", "G": "0b101", "H": "+0X1F", "I": "017"},
+        }
 
 
 def test_a_service_off_the_stacks_network_is_no_link_and_keeps_its_addresses(tmp_path, capsys):
