@@ -87,7 +87,7 @@ def flood_pids(flood_id: str) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if any(m.encode() in cmd for m in MARKERS) and flood_id.encode() in cmd:
+        if any(m.encode() in cmd for m in MARKERS) and _carries(cmd, flood_id):
             if state == "Z":  # a finished child of ours: reap it
                 try:
                     os.waitpid(int(entry.name), os.WNOHANG)
@@ -96,6 +96,14 @@ def flood_pids(flood_id: str) -> list[int]:
                 continue
             out.append(int(entry.name))
     return out
+
+
+def _carries(cmdline: bytes, flood_id: str) -> bool:
+    """Whether a command line carries exactly this id, as a whole JSON value: the id of a step's
+    first occurrence (`..._3_1`) is a prefix of its tenth (`..._3_10`), and stopping the first
+    must not stop the tenth."""
+    quoted = json.dumps(flood_id).encode()
+    return any(arg == flood_id.encode() or quoted + b"," in arg or quoted + b"}" in arg for arg in cmdline.split(b"\0"))
 
 
 def stop_floods(flood_id: str, grace: float = 3.0) -> None:

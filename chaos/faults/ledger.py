@@ -13,6 +13,7 @@ went away with its stack: nothing left to revert), revert_failed (kept for sweep
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -27,6 +28,7 @@ from typing import Any
 
 from chaos.errors import FaultError
 from chaos.faults import undo
+from chaos.faults.composition import link_key
 
 ACTIVE = ("applying", "applied", "revert_failed")  # the fault may be in effect
 SETTLED = ("reverted", "gone")
@@ -67,6 +69,7 @@ class Ledger:
         self.entries: list[dict[str, Any]] = []
         self._lock = threading.RLock()  # entries and the file
         self._rolling = threading.Lock()  # one rollback at a time (a guardrail's thread and a signal's)
+        self._targets: dict[tuple[str, ...], threading.Lock] = {}  # one revert at a time per link or node
         self._lockfile: Any = None  # held (flock) while this process owns the ledger
         self.on_event: Callable[[dict[str, Any]], None] | None = None  # e.g. a Toxiproxy restart, for the timeline
 
@@ -161,7 +164,27 @@ class Ledger:
     def revert_entry(self, entry: dict[str, Any]) -> str | None:
         """Revert one entry given the faults still active beside it; returns an error message, or
         None when it is reverted and verified (or its target is gone with its stack). Never raises
-        for a failure of the stack, the engine or Toxiproxy, nor for a bug in an undo action."""
+        for a failure of the stack, the engine or Toxiproxy, nor for a bug in an undo action.
+
+        Reverts of one target take turns: two faults holding a link down that end together (both
+        last to the method's end) each saw the other still active, both left the link down as
+        "held", and both were marked reverted, verified, with the link down."""
+        with contextlib.ExitStack() as held:
+            for lock in self._target_locks(entry["undo"]):
+                held.enter_context(lock)
+            return self._revert_entry(entry)
+
+    def _target_locks(self, action: dict[str, Any]) -> list[threading.Lock]:
+        """The locks of what this action restores (its link, its container), in one order."""
+        keys: list[tuple[str, ...]] = []
+        if (link := link_key(action)) is not None:
+            keys.append(("link", *link))
+        if action.get("container"):
+            keys.append(("node", str(action["container"])))
+        with self._lock:
+            return [self._targets.setdefault(k, threading.Lock()) for k in sorted(keys)]
+
+    def _revert_entry(self, entry: dict[str, Any]) -> str | None:
         try:
             outcome = undo.revert(
                 entry["undo"],

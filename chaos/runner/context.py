@@ -135,6 +135,21 @@ class RunContext:
             if task is not None:
                 task.cancel()
 
+    def note_signals(self) -> None:
+        """From the live phases' end to the end of the run, SIGINT and SIGTERM are noted, not
+        raised: a second Ctrl-C or a CI's SIGTERM while the swarm's engine closed escaped before
+        rollback, and left every fault in place. (The main thread only: signals go nowhere else.)"""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def noted(signum: int, _frame: Any) -> None:
+            if self.interrupted is None:
+                self.interrupted = signum
+            self.say(f"\n  {signal.Signals(signum).name}: closing and rolling back first; it will finish")
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, noted)
+
     def on_key(self, ch: str) -> None:
         """A key from the operator's terminal (the key reader's thread): k stops the run, anything
         else answers a step-mode question if one is asked."""

@@ -64,7 +64,8 @@ async def live_phases(ctx: RunContext, stack: Stack, faults: dict[str, Fault]) -
         tl.record("run.end", "runner")
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
+                loop.remove_signal_handler(signum)  # back to the defaults: SIGTERM would end the process
+            ctx.note_signals()  # while the loop closes, and until rollback is done
 
 
 async def gate(ctx: RunContext) -> bool:

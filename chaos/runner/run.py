@@ -104,10 +104,7 @@ def _run(ctx: RunContext) -> RunResult:
         stack, faults = bring_up_stack(ctx)
         result.versions = versions(stack)
         result.fingerprint = stack_fingerprint(stack)  # what ran: compared across runs (chaos.results)
-        try:
-            run_loop(live_phases(ctx, stack, faults))
-        finally:
-            _signals_raise()  # closing the loop reset them to the defaults
+        run_loop(live_phases(ctx, stack, faults))
     except asyncio.CancelledError:
         pass  # a signal or the kill switch cancelled the run; handled below
     except Stopped:
@@ -130,6 +127,7 @@ def _run(ctx: RunContext) -> RunResult:
         ctx.crash = traceback.format_exc()
     finally:
         ctx.stage = "closing"  # the kill switch has nothing left to stop: rollback comes next
+        ctx.note_signals()  # a signal from here on is noted: closing, rollback and the outputs finish
         ctx.live.close()
         ctx.pool.shutdown(wait=False, cancel_futures=True)
         _close_engines(ctx)

@@ -287,3 +287,37 @@ def test_a_stopped_flood_writes_its_numbers_before_it_goes(tmp_path):
         assert numbers["stopped"] == "SIGTERM" and numbers["sent"] == 50, numbers  # the launcher waits for a slot
     finally:
         proc.kill()
+
+
+def test_stopping_a_flood_does_not_stop_one_whose_id_it_prefixes():
+    """A repeated flood step's first occurrence (`..._3_1`) is a prefix of its tenth (`..._3_10`):
+    matched as a substring, reverting the first SIGTERMed the tenth as well."""
+    import json
+    import subprocess
+    import sys
+
+    base = f"deadair-flood-prefix-{os.getpid()}_3_"
+    procs = {
+        n: subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import time; time.sleep(30)",
+                floods.MARKER,
+                json.dumps({"id": base + n, "rate": 1}),
+            ]
+        )
+        for n in ("1", "10")
+    }
+    try:
+        deadline = time.monotonic() + 5
+        while not (floods.flood_pids(base + "1") and floods.flood_pids(base + "10")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert floods.flood_pids(base + "1") == [procs["1"].pid]
+        assert floods.flood_pids(base + "10") == [procs["10"].pid]
+        floods.stop_floods(base + "1", grace=2.0)
+        assert procs["1"].wait(timeout=5) is not None
+        assert procs["10"].poll() is None and floods.flood_pids(base + "10") == [procs["10"].pid]
+    finally:
+        for p in procs.values():
+            p.kill()

@@ -10,6 +10,7 @@ began: `link.down` then `link.latency` ended with the link down and "verified".
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import time
 from pathlib import Path
@@ -313,3 +314,26 @@ def test_two_flaps_on_one_link_still_flap_and_are_down_while_either_is(fake):
     run.end("a")
     run.end("b")
     assert link_state(fake) == (True, set())
+
+
+@pytest.mark.parametrize(
+    "first,second", [("link.down", "link.down"), ("link.down", "link.flap"), ("link.flap", "link.flap")]
+)
+def test_two_down_faults_ended_together_bring_the_link_up(fake, first, second):
+    """Faults that last to the method's end are reverted together, each in a worker thread. Each
+    revert saw the other still active, left the link down as "held", and was marked reverted and
+    verified: the run ended with the link down and nothing pending (40 of 40 tries before the
+    per-target lock). Reverts of one target now take turns."""
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    try:
+        for i in range(10):
+            run = Run(fake)
+            run.start(f"a{i}", first)
+            run.start(f"b{i}", second)
+            ends = [pool.submit(run.ledger.revert_entry, run.ledger.entries[run.ids[k]]) for k in (f"a{i}", f"b{i}")]
+            assert [f.result(timeout=60) for f in ends] == [None, None]
+            assert link_state(fake) == (True, set()), f"try {i}: the link is left down"
+            assert not run.ledger.pending()
+            run.ledger.close()
+    finally:
+        pool.shutdown()
