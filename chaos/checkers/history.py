@@ -123,6 +123,15 @@ class FaultSpan:
     skipped: str = ""
 
 
+def _moved(spans: list[tuple[float, float]], delta: float, early: float) -> list[tuple[float, float]]:
+    """Spans grown (delta > 0: start |delta| earlier, end `early` later) or shrunk (start `early`
+    later, end |delta| earlier; a span that vanishes is dropped): History.adjusted."""
+    lag = abs(delta)
+    if delta > 0:
+        return [(s - lag, e + early) for s, e in spans]
+    return [(s + early, e - lag) for s, e in spans if e - s > lag + early]
+
+
 class History:
     """The timeline, indexed for measures: per-listener events, faults, probe samples, phases.
 
@@ -211,23 +220,22 @@ class History:
             str(e.data["occurrence"]): e for e in self.events if e.kind == "step.join_cancelled"
         }
         self._spans: dict[str, list[tuple[float, float]]] | None = None
-        self.widen = 0.0  # > 0: every dead-air span grown by this at both ends; < 0: shrunk
+        self._shift: tuple[float, float] = (0.0, 0.0)  # adjusted(): (delta, early) applied to silence spans
 
-    def adjusted(self, delta: float) -> History:
-        """The same history with every dead-air span grown (delta > 0) or shrunk by |delta| in all:
-        what could have happened for listeners whose clock is late by up to |delta|. A late clock
-        never records early: what it recorded at t happened between t - |delta| and t, so each end
-        of a span truly lies up to |delta| before where it was recorded. Grown, a span starts
-        |delta| earlier; shrunk, it ends |delta| earlier. (Moving an end later would invent dead
-        air, e.g. at the start of a window that opens as the last listener's audio arrives.)"""
+    def adjusted(self, delta: float, early: float = 0.0) -> History:
+        """The same history with every dead-air span (digital silence included) grown (delta > 0)
+        or shrunk by |delta| in all: what could have happened for listeners whose clock is late by
+        up to |delta|. A late clock never records early: what it recorded at t happened between
+        t - |delta| and t, so each end of a span truly lies up to |delta| before where it was
+        recorded. Grown, a span starts |delta| earlier; shrunk, it ends |delta| earlier. (Moving an
+        end later for lag would invent dead air, e.g. at the start of a window that opens as the
+        last listener's audio arrives.) `early`: a shard's clock may also be ahead of the run's by
+        its uncertainty, so each end may lie that much later too: grown, a span also ends `early`
+        later; shrunk, it also starts `early` later."""
         other = History.__new__(History)
         other.__dict__.update(self.__dict__)
-        lag = abs(delta)
-
-        def moved(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-            return [(s - lag, e) for s, e in spans] if delta > 0 else [(s, e - lag) for s, e in spans if e - s > lag]
-
-        other._spans = {lid: merge_spans(moved(spans)) for lid, spans in self.dead_air_spans().items()}
+        other._shift = (delta, early)
+        other._spans = {lid: merge_spans(_moved(spans, delta, early)) for lid, spans in self.dead_air_spans().items()}
         return other
 
     def without(self, lids: set[str]) -> History:
@@ -329,7 +337,18 @@ class History:
                 start = None
         if start is not None:
             out.append((start, self.end))
-        return out
+        return _moved(out, *self._shift) if self._shift != (0.0, 0.0) else out
+
+    def clock_uncertainty(self, w: Window) -> float:
+        """The largest clock uncertainty of a shard over a window (0 for one process)."""
+        return max(
+            (
+                float(e.data.get("clock_uncertainty", 0.0))
+                for e in self.health
+                if e.t >= w.start and float(e.data.get("since", e.t - 1.0)) <= w.end
+            ),
+            default=0.0,
+        )
 
     def prejoin(self) -> dict[str, tuple[float, float]]:
         """Per listener, [first join, first audio): not dead air, but not listening either."""

@@ -248,13 +248,25 @@ def _per_ear(field_name: str) -> Callable[[History, Window, FaultSpan | None], D
 
 
 def _silence(h: History, w: Window, _f: FaultSpan | None) -> Distribution:
+    """Per golden ear that joined by the window's end: its longest played silence overlapping the
+    window; 0 if it played audio by then and none of it was silence; missing (named) if it played
+    no audio by the window's end: an ear that heard nothing heard no silence either, and 0 would
+    pass on no data."""
     d = Distribution(basis="ears")
     for lid in sorted(h.ears):
+        if not any(e.kind == "listener.join" and e.t <= w.end for e in h.by_listener.get(lid, ())):
+            continue  # not listening yet
+        first = h.first_audio(lid)
+        if first is None or first > w.end:
+            d.miss(lid)
+            continue
         spans = [sp for sp in h.silence_spans(lid) if overlaps(sp, w)]
         d.add(lid, max((e - s for s, e in spans), default=0.0))
     d.spans = sum(1 for lid in h.ears for sp in h.silence_spans(lid) if overlaps(sp, w))
     if not h.ears:
         d.no_data = "no golden ears (listeners.ears)"
+    elif not d.count:
+        d.no_data = "no ear was listening in the window"
     return d
 
 
@@ -384,10 +396,11 @@ BUILTIN: dict[str, Measure] = {
             "lower",
             "window",
             _time_to_first_audio,
-            "per listener joining in the window: join sent -> first audio page",
+            "per listener joining in the window: join sent -> first audio heard",
             "Per listener whose first join was sent in the window (under a join step, its crowd's "
-            "listeners only): seconds to its first audio page; one that never heard any is missing "
-            "(infinite) and named.",
+            "listeners only): seconds to the first audio it hears: its first audio page, or with "
+            "`listeners.prebuffer`, the page that fills the prebuffer and starts playback; one that never "
+            "heard any is missing (infinite) and named.",
             "no listener joined in the window",
         ),
         Measure(
@@ -478,9 +491,11 @@ BUILTIN: dict[str, Measure] = {
             "window",
             _silence,
             "per golden ear: its longest digital silence (< -50 dBFS) overlapping the window",
-            "Per golden ear, its longest span of played digital silence overlapping the window, full "
-            "length; 0 for an ear with none. Silence is dead air too.",
-            "no golden ears",
+            "Per golden ear that joined by the window's end, its longest span of played digital silence "
+            "overlapping the window, full length; 0 for an ear that played audio by then and no silence; "
+            "an ear that played no audio by the window's end is missing (infinite) and named. Silence is "
+            "dead air too.",
+            "no golden ears, or none listening",
             ears=True,
         ),
         Measure(

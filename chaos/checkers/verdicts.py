@@ -89,6 +89,7 @@ _NEVER = {
     "reconnect_time": "never reconnected",
     "time_to_first_audio": "never heard any audio",
     "e2e_latency": "played no beep",
+    "silence": "played no audio",
     "delivery_latency": "received no beep",
 }
 
@@ -143,7 +144,8 @@ def check(
     # Listeners the load generator lost before a window ended are not judged: what they heard
     # from their loss on is not known (it is neither the system's dead air nor silence)
     ends = max(w.end for _, w in occurrences)
-    lost = {lid for lid, t in h.lost.items() if t < ends}
+    floors = lost_for(h, ends, measure.name, [w for _, w in occurrences])
+    lost = set(floors)
     if lost:
         h = h.without(lost)
 
@@ -205,7 +207,7 @@ def check(
         missing_ids=list(dict.fromkeys(dist.missing_ids)),
     )
     if lost:
-        _say_lost(v, h, lost, dist, stat, exp, decide=lag_rule)
+        _say_lost(v, h, floors, dist, stat, exp, decide=lag_rule)
     over = [
         e for e in h.limits if any(float(e.data.get("since", e.t)) < w.end and e.t > w.start for _, w in occurrences)
     ]
@@ -232,7 +234,8 @@ def check(
     if lag <= 0:
         return v
     if measure.name in SPAN_MEASURES:
-        flips = {exp.holds(judge_on(h.adjusted(d))[0].stat(stat)) for d in (-lag, lag)} != {passed}
+        early = h.clock_uncertainty(_lag_window(h, measure, [w for _, w in occurrences]))
+        flips = {exp.holds(judge_on(h.adjusted(d, early))[0].stat(stat)) for d in (-lag, lag)} != {passed}
         margin = None
     else:
         margin = _margin(exp, value)
@@ -251,7 +254,7 @@ def check(
 
 
 def _say_lost(
-    v: Verdict, h: History, lost: set[str], dist: Distribution, stat: str, exp: Expectation, decide: bool
+    v: Verdict, h: History, lost: dict[str, float], dist: Distribution, stat: str, exp: Expectation, decide: bool
 ) -> None:
     """Name the listeners the load generator lost. A verdict they could have changed is unknown:
     judged again with each of them at its best (the lowest value seen, or 0) and at its worst
@@ -271,19 +274,75 @@ def _say_lost(
         f"(not the system's dead air){': ' + '; '.join(shards) if shards else ''}: {named}"
     )
     v.summary["lost_by_load_generator"] = len(ids)
-    if decide and (dist.no_data or _lost_could_flip(dist, stat, exp, len(ids))):
+    outcomes, known = _lost_outcomes(dist, stat, exp, list(lost.values()))
+    if decide and (dist.no_data or len(outcomes) > 1):
         v.make_unknown(f"unknown: {text}")
-    else:
-        v.note = f"{v.note}; {text}" if v.note else text
+        return
+    v.note = f"{v.note}; {text}" if v.note else text
+    if decide and outcomes != {v.passed}:  # whatever the lost heard beyond what is known, it decides
+        v.passed, v.value = outcomes.pop(), known
+        v.outcome = "pass" if v.passed else "fail"
+        v.note += f"; judged with each at what is known of it (its dead air up to the loss): {stat}={known:.4g}"
 
 
-def _lost_could_flip(dist: Distribution, stat: str, exp: Expectation, k: int) -> bool:
-    if dist.basis not in ("listeners", "ears"):
-        return True
+KNOWN_BEFORE_LOSS = 0.3
+"""s: how long before its last batch a lost listener's events may still be incomplete: a stall
+begun there is recorded when the swarm's watchdog (every 0.25 s) sees it one Opus frame (20 ms)
+dry; the event loop's lag adds to it."""
+
+
+def lost_for(h: History, ends: float, measure: str = "", windows: list[Window] | None = None) -> dict[str, float]:
+    """The lost listeners a window ending at `ends` cannot judge, each with its floor (what is
+    known of its value: see _lost_could_flip). Lost before the window ended, or within
+    KNOWN_BEFORE_LOSS plus the swarm's lag after it (floor 0); and, for the measures that count a
+    span at its full length (dead_air, silence), lost later while in a dead-air span that began
+    before the window ended: that span is known only up to the loss, so its length so far is the
+    floor (a `max` over a span cut short would pass on a lower bound; one already over its bound
+    stays failed)."""
+    if not h.lost:
+        return {}
+    margin = KNOWN_BEFORE_LOSS + h.lag(Window(max(0.0, ends - 1.0), ends))
+    spans = h.dead_air_spans() if measure in FULL_LENGTH else {}
+    out: dict[str, float] = {}
+    for lid, t in h.lost.items():
+        if t - margin < ends:
+            out[lid] = 0.0
+            continue
+        cut = [
+            (start, end)
+            for start, end in spans.get(lid, ())
+            if end >= t and start < ends and any(overlaps((start, end), w) for w in windows or [])
+        ]
+        if cut:
+            out[lid] = max(end - start for start, end in cut)
+    return out
+
+
+FULL_LENGTH = ("dead_air", "silence")  # measures whose span is counted at its full length, past the window
+
+
+def _lost_outcomes(dist: Distribution, stat: str, exp: Expectation, floors: list[float]) -> tuple[set[bool], float]:
+    """The outcomes the lost listeners could give, each at any value from its floor up, and the
+    statistic with each at its floor. A floor is what is known of the listener (the length of a
+    dead-air span cut short by its loss, else 0: with the lowest value seen, or 0). For a
+    one-sided bound the extremes decide (each at its floor; each missing); for `between` a value
+    inside the range may pass where both extremes fail, so the range's ends and middle are tried
+    too, and for a mean the value that puts the mean mid-range. Measures whose samples are not one
+    per listener cannot be bounded so: both outcomes."""
+    k = len(floors)
     best = min([0.0, *dist.samples])
-    low = Distribution(dist.samples + [best] * k, dist.missing)
-    high = Distribution(list(dist.samples), dist.missing + k)
-    return exp.holds(low.stat(stat)) != exp.holds(high.stat(stat))
+    lows = [max(best, f) for f in floors]
+    low = Distribution(dist.samples + lows, dist.missing)
+    if dist.basis not in ("listeners", "ears"):
+        return {True, False}, low.stat(stat)
+    tries = [low, Distribution(list(dist.samples), dist.missing + k)]
+    if exp.op == "between":
+        middle = (exp.low + exp.high) / 2
+        values = [exp.low, exp.high, middle]
+        if stat == "mean" and k:
+            values.append((middle * (len(dist.samples) + k) - sum(dist.samples)) / k)
+        tries += [Distribution(dist.samples + [max(v, f) for f in lows], dist.missing) for v in values]
+    return {exp.holds(d.stat(stat)) for d in tries}, low.stat(stat)
 
 
 def check_probe(h: History, name: str, tolerance, window: Window, phase: str) -> Verdict:

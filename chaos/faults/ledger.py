@@ -172,6 +172,8 @@ class Ledger:
         with contextlib.ExitStack() as held:
             for lock in self._target_locks(entry["undo"]):
                 held.enter_context(lock)
+            if self.entries[entry["id"]]["status"] in SETTLED:
+                return None  # reverted by the thread this one waited for (the method's, or rollback's)
             return self._revert_entry(entry)
 
     def _target_locks(self, action: dict[str, Any]) -> list[threading.Lock]:

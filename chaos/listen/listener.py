@@ -14,7 +14,10 @@ Events (kind, fields):
     listener.connect       attempt                    a stream connection attempt starts
     listener.connected     attempt, status, server    HTTP response headers received (server: the
                                                       load balancer's X-Served-By, if any)
-    listener.first_audio   attempt, title             first audio page of a connection
+    listener.first_audio   attempt, title             first audio a connection plays: on the first
+                                                      connection, when playback starts (the page that
+                                                      fills `prebuffer`); on a later one, its first
+                                                      new audio page
     listener.stream        title, serial, played_at   first audio page of a logical stream (t: its
                                                       arrival; played_at: when the player reaches it,
                                                       after the audio still buffered ahead of it)
@@ -235,6 +238,15 @@ class Listener(asyncio.Protocol):
             "Icy-MetaData: 0\r\n\r\n".encode()
         )
 
+    def _heard(self, now: float) -> None:
+        """`listener.first_audio`: the first audio this connection plays. On the first connection
+        that is when playback starts (with `prebuffer`, the page that fills it: a listener that got
+        a page and never enough to play heard nothing, and stays joining); on a later one, its first
+        new audio, the player already running."""
+        self.audio_on_connection = True
+        self.timeline.record("listener.first_audio", self.lid, now, attempt=self.attempt, title=self.ogg.title)
+        self.attempt = 0
+
     def data_received(self, data: bytes) -> None:
         now = _monotonic() - self._origin
         self.swarm.rx_bytes += len(data)
@@ -252,17 +264,17 @@ class Listener(asyncio.Protocol):
         if ogg.switches:
             self._on_streams(now)
         if seconds > 0.0:
-            if not self.audio_on_connection:
-                self.audio_on_connection = True
-                self.timeline.record("listener.first_audio", self.lid, now, attempt=self.attempt, title=ogg.title)
-                self.attempt = 0
             p = self.playout
+            if not self.audio_on_connection and p.started:  # a later connection: the player is running
+                self._heard(now)
             if p.started and p.stall_open_at is None:
                 dry = p.dry_at()
                 if now - dry >= p.min_stall:
                     p.stall_open_at = dry  # once, even while a prebuffer refills
                     self.timeline.record("listener.stall_start", self.lid, dry)
             span = p.add(seconds, now)
+            if not self.audio_on_connection and p.started:  # the first: heard once the prebuffer is in
+                self._heard(now)
             if span is not None:
                 gap = round(span[1] - span[0], 6)
                 if gap >= p.min_stall:
