@@ -249,6 +249,15 @@ class History:
             other._spans = {k: v for k, v in self._spans.items() if k not in lids}
         return other
 
+    def unlost(self, lids: set[str]) -> History:
+        """The same history as if these listeners had not been lost: a span open at their loss runs
+        to the end of the run (the longest it could have been, as far as the run can tell)."""
+        other = History.__new__(History)
+        other.__dict__.update(self.__dict__)
+        other.lost = {k: t for k, t in self.lost.items() if k not in lids}
+        other._spans = None
+        return other
+
     def spans_of_step(self, step: int) -> list[FaultSpan]:
         return sorted((f for f in self.faults.values() if f.step == step), key=lambda f: f.start)
 
@@ -335,8 +344,8 @@ class History:
             elif e.kind == "ear.silence_end":
                 out.append((e.t - float(e.data.get("duration", 0.0)), e.t))
                 start = None
-        if start is not None:
-            out.append((start, self.end))
+        if start is not None:  # still silent at the end, or when the load generator lost the ear
+            out.append((start, min(self.end, self.lost.get(lid, self.end))))
         return _moved(out, *self._shift) if self._shift != (0.0, 0.0) else out
 
     def clock_uncertainty(self, w: Window) -> float:

@@ -7,6 +7,7 @@ this" are said; neither ever passes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,10 +145,10 @@ def check(
     # Listeners the load generator lost before a window ended are not judged: what they heard
     # from their loss on is not known (it is neither the system's dead air nor silence)
     ends = max(w.end for _, w in occurrences)
-    floors = lost_for(h, ends, measure.name, [w for _, w in occurrences])
-    lost = set(floors)
+    lost = lost_for(h, ends)
     if lost:
         h = h.without(lost)
+    cut_short = open_at_loss(h, measure.name, [w for _, w in occurrences])
 
     def judge_on(hist: History, compute=measure.compute) -> tuple[Distribution, list[str]]:
         dist, empty = None, []
@@ -207,7 +208,9 @@ def check(
         missing_ids=list(dict.fromkeys(dist.missing_ids)),
     )
     if lost:
-        _say_lost(v, h, floors, dist, stat, exp, decide=lag_rule)
+        _say_lost(v, h, lost, dist, stat, exp, decide=lag_rule)
+    if cut_short and lag_rule and v.outcome != "unknown":
+        _say_cut_short(v, h, cut_short, judge_on, stat, exp)
     over = [
         e for e in h.limits if any(float(e.data.get("since", e.t)) < w.end and e.t > w.start for _, w in occurrences)
     ]
@@ -254,13 +257,14 @@ def check(
 
 
 def _say_lost(
-    v: Verdict, h: History, lost: dict[str, float], dist: Distribution, stat: str, exp: Expectation, decide: bool
+    v: Verdict, h: History, lost: set[str], dist: Distribution, stat: str, exp: Expectation, decide: bool
 ) -> None:
     """Name the listeners the load generator lost. A verdict they could have changed is unknown:
     judged again with each of them at its best (the lowest value seen, or 0) and at its worst
-    (missing: infinity), it must come out the same (a `max` that fails stays failed, a p50 that
-    fails may not). Measures whose samples are not one per listener cannot be bounded so. Without
-    `decide` (guardrails: they act on what they see), only named."""
+    (missing: infinity), and for `between` at values inside the range, it must come out the same
+    (a `max` that fails stays failed, a p50 that fails may not). Measures whose samples are not one
+    per listener cannot be bounded so. Without `decide` (guardrails: they act on what they see),
+    only named."""
     shards = sorted(
         {
             f"shard {k} ({e.data.get('node') or e.data.get('host') or '?'}: {e.data.get('why', 'lost')})"
@@ -274,15 +278,48 @@ def _say_lost(
         f"(not the system's dead air){': ' + '; '.join(shards) if shards else ''}: {named}"
     )
     v.summary["lost_by_load_generator"] = len(ids)
-    outcomes, known = _lost_outcomes(dist, stat, exp, list(lost.values()))
-    if decide and (dist.no_data or len(outcomes) > 1):
+    if decide and (dist.no_data or _lost_could_flip(dist, stat, exp, len(ids))):
         v.make_unknown(f"unknown: {text}")
+    else:
+        v.note = f"{v.note}; {text}" if v.note else text
+
+
+def _lost_could_flip(dist: Distribution, stat: str, exp: Expectation, k: int) -> bool:
+    if dist.basis not in ("listeners", "ears"):
+        return True
+    best = min([0.0, *dist.samples])
+    tries = [Distribution(dist.samples + [best] * k, dist.missing), Distribution(list(dist.samples), dist.missing + k)]
+    if exp.op == "between":  # a value inside the range may pass where both extremes fail
+        middle = (exp.low + exp.high) / 2
+        values = [exp.low, exp.high, middle]
+        if stat == "mean" and k:  # the value that puts the mean mid-range
+            values.append((middle * (len(dist.samples) + k) - sum(dist.samples)) / k)
+        tries += [Distribution(dist.samples + [max(best, x)] * k, dist.missing) for x in values]
+    return len({exp.holds(d.stat(stat)) for d in tries}) > 1
+
+
+def _say_cut_short(
+    v: Verdict,
+    h: History,
+    cut: dict[str, float],
+    judge_on: Callable[[History], tuple[Distribution, list[str]]],
+    stat: str,
+    exp: Expectation,
+) -> None:
+    """Listeners lost later, in a span (dead air, or an ear's silence) that began in the window and
+    was still open at the loss, are judged with the span known up to the loss (a lower bound of its
+    full length); judged again with it running to the end of the run, the verdict must come out the
+    same (and a range bound cannot be decided on a lower bound), else it is unknown."""
+    worst, _ = judge_on(h.unlost(set(cut)))
+    if exp.op != "between" and exp.holds(worst.stat(stat)) == v.passed:
         return
-    v.note = f"{v.note}; {text}" if v.note else text
-    if decide and outcomes != {v.passed}:  # whatever the lost heard beyond what is known, it decides
-        v.passed, v.value = outcomes.pop(), known
-        v.outcome = "pass" if v.passed else "fail"
-        v.note += f"; judged with each at what is known of it (its dead air up to the loss): {stat}={known:.4g}"
+    ids = sorted(cut)
+    named = ", ".join(f"{lid} (lost at {method_time(cut[lid], h.method_start)})" for lid in ids[:10])
+    more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+    v.make_unknown(
+        f"unknown: {len(ids)} listener(s) were in dead air begun in this window when the load generator "
+        f"lost them, known only up to the loss: {named}{more}"
+    )
 
 
 KNOWN_BEFORE_LOSS = 0.3
@@ -291,58 +328,31 @@ begun there is recorded when the swarm's watchdog (every 0.25 s) sees it one Opu
 dry; the event loop's lag adds to it."""
 
 
-def lost_for(h: History, ends: float, measure: str = "", windows: list[Window] | None = None) -> dict[str, float]:
-    """The lost listeners a window ending at `ends` cannot judge, each with its floor (what is
-    known of its value: see _lost_could_flip). Lost before the window ended, or within
-    KNOWN_BEFORE_LOSS plus the swarm's lag after it (floor 0); and, for the measures that count a
-    span at its full length (dead_air, silence), lost later while in a dead-air span that began
-    before the window ended: that span is known only up to the loss, so its length so far is the
-    floor (a `max` over a span cut short would pass on a lower bound; one already over its bound
-    stays failed)."""
+def lost_for(h: History, ends: float) -> set[str]:
+    """The lost listeners a window ending at `ends` cannot judge: lost before it ended, or within
+    KNOWN_BEFORE_LOSS plus the swarm's lag after it (what happened just before a loss may not have
+    reached the last batch)."""
     if not h.lost:
-        return {}
+        return set()
     margin = KNOWN_BEFORE_LOSS + h.lag(Window(max(0.0, ends - 1.0), ends))
-    spans = h.dead_air_spans() if measure in FULL_LENGTH else {}
-    out: dict[str, float] = {}
-    for lid, t in h.lost.items():
-        if t - margin < ends:
-            out[lid] = 0.0
-            continue
-        cut = [
-            (start, end)
-            for start, end in spans.get(lid, ())
-            if end >= t and start < ends and any(overlaps((start, end), w) for w in windows or [])
-        ]
-        if cut:
-            out[lid] = max(end - start for start, end in cut)
-    return out
+    return {lid for lid, t in h.lost.items() if t - margin < ends}
 
 
 FULL_LENGTH = ("dead_air", "silence")  # measures whose span is counted at its full length, past the window
 
 
-def _lost_outcomes(dist: Distribution, stat: str, exp: Expectation, floors: list[float]) -> tuple[set[bool], float]:
-    """The outcomes the lost listeners could give, each at any value from its floor up, and the
-    statistic with each at its floor. A floor is what is known of the listener (the length of a
-    dead-air span cut short by its loss, else 0: with the lowest value seen, or 0). For a
-    one-sided bound the extremes decide (each at its floor; each missing); for `between` a value
-    inside the range may pass where both extremes fail, so the range's ends and middle are tried
-    too, and for a mean the value that puts the mean mid-range. Measures whose samples are not one
-    per listener cannot be bounded so: both outcomes."""
-    k = len(floors)
-    best = min([0.0, *dist.samples])
-    lows = [max(best, f) for f in floors]
-    low = Distribution(dist.samples + lows, dist.missing)
-    if dist.basis not in ("listeners", "ears"):
-        return {True, False}, low.stat(stat)
-    tries = [low, Distribution(list(dist.samples), dist.missing + k)]
-    if exp.op == "between":
-        middle = (exp.low + exp.high) / 2
-        values = [exp.low, exp.high, middle]
-        if stat == "mean" and k:
-            values.append((middle * (len(dist.samples) + k) - sum(dist.samples)) / k)
-        tries += [Distribution(dist.samples + [max(v, f) for f in lows], dist.missing) for v in values]
-    return {exp.holds(d.stat(stat)) for d in tries}, low.stat(stat)
+def open_at_loss(h: History, measure: str, windows: list[Window]) -> dict[str, float]:
+    """For the measures that count a span at its full length (dead_air, silence): the listeners
+    lost later while in such a span overlapping one of the windows, with when. History ends their
+    span at the loss: its length so far is a lower bound."""
+    if measure not in FULL_LENGTH or not h.lost:
+        return {}
+    out = {}
+    for lid, t in h.lost.items():
+        spans = h.silence_spans(lid) if measure == "silence" else h.dead_air_spans().get(lid, [])
+        if any(end >= t and any(overlaps((start, end), w) for w in windows) for start, end in spans):
+            out[lid] = t
+    return out
 
 
 def check_probe(h: History, name: str, tolerance, window: Window, phase: str) -> Verdict:

@@ -43,7 +43,7 @@ def test_a_listener_lost_just_after_the_window_in_a_stall_that_began_in_it_is_no
 def test_a_span_still_open_at_a_later_loss_is_known_only_as_far_as_the_loss():
     """Stall from 9.4 s, lost at 11 s (beyond the watchdog's reach): at least 1.6 s, perhaps more.
     Under 2 s it may or may not be: unknown; over 1 s it is already: fail, at what is known.
-    Before, the listener was judged on the cut span: 1.6 s passed `max < 2s`."""
+    Before, the listener was judged on the cut span alone: 1.6 s passed `max < 2s`."""
     ev = _room() + [E(9.4, "listener.stall_start", "L3", {})] + _lost("L3", 11.0)
     assert _verdict(ev, "dead_air", "max < 2s", Window(0.0, 10.0)).outcome == "unknown"
     v = _verdict(ev, "dead_air", "max < 1s", Window(0.0, 10.0))
@@ -62,6 +62,19 @@ def test_a_listener_lost_long_after_a_failing_span_still_fails_the_verdict():
     ev = _room() + [E(0.1, "listener.join", "L9", {})] + _lost("L9", 25.0)  # never heard anything
     assert _verdict(ev, "time_to_first_audio", "max < 3s", Window(0.0, 20.0)).outcome == "fail"
     assert _verdict(ev, "dead_air", "max < 3s", Window(0.0, 20.0)).outcome == "fail"
+
+
+def test_an_ears_silence_open_at_its_loss_ends_there_and_a_stall_is_not_silence():
+    """An ear silent from 9.4 s and lost at 11 s: its silence ran to the end of the run (20.6 s,
+    a sure fail); it is 1.6 s known, perhaps more: unknown under 5 s. A plain listener's stall
+    open at a loss says nothing of `silence`."""
+    ev = _room(2) + _ear("E0", 0.1, 0.2) + _ear("E1", 0.1, 0.2)
+    ev += [E(9.4, "ear.silence_start", "E0", {})] + _lost("E0", 11.0)
+    v = _verdict(ev, "silence", "max < 5s", Window(0.0, 10.0))
+    assert v.outcome == "unknown" and "E0" in v.note, (v.outcome, v.value, v.note)
+    ev = _room() + _ear("E1", 0.1, 0.2) + [E(9.4, "listener.stall_start", "L3", {})] + _lost("L3", 11.0)
+    v = _verdict(ev, "silence", "max < 1s", Window(0.0, 10.0))
+    assert (v.outcome, v.value) == ("pass", 0.0), (v.outcome, v.value, v.note)
 
 
 def test_a_listener_lost_within_the_watchdogs_reach_of_the_window_end_is_not_judged():
