@@ -303,7 +303,14 @@ def test_mic_stall_is_dead_air_for_about_the_source_timeout(stack: Stack, tmp_pa
     )
     burst = BURST / stream_rate(stack)
     assert SOURCE_TIMEOUT - burst - PAGE <= mine <= SOURCE_TIMEOUT + 1.0 + PAGE, mine
-    assert abs(end_diff) <= AGREE + lag and abs(mine - theirs) <= AGREE + PAGE + lag, (mine, theirs, end_diff, lag)
+    assert SOURCE_TIMEOUT - burst - PAGE <= theirs <= SOURCE_TIMEOUT + 1.0 + PAGE, theirs
+    # The ends agree (hold music reaches both at once); the starts are where each one's buffer ran
+    # out, and a buffer is the connect burst, which Icecast sends only as far as its queue holds:
+    # anything from nothing to burst-size (a CI run: the swarm's first page came 200 ms after its
+    # headers, no burst, and its dead air began 0.28 s before the reference's). So the durations
+    # agree within a burst and a page, not a page.
+    assert abs(end_diff) <= AGREE + lag, (end_diff, lag)
+    assert abs(mine - theirs) <= burst + PAGE + lag, (mine, theirs, burst, lag)
 
 
 def stream_rate(stack: Stack, seconds: float = 4.0, link: str = "entry-lb") -> float:
